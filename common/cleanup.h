@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Scope-bound cleanup, in the style of systemd's _cleanup_. A variable
+ * declared with one of these attributes is released when it goes out of
+ * scope; TAKE_PTR()/TAKE_FD() hand ownership over and leave NULL/-1 behind.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+
+#define TAKE_PTR(p)                          \
+        ({                                   \
+                __typeof__(p) _tp_ = (p);    \
+                (p) = NULL;                  \
+                _tp_;                        \
+        })
+
+#define TAKE_FD(fd)                          \
+        ({                                   \
+                int _tf_ = (fd);             \
+                (fd) = -1;                   \
+                _tf_;                        \
+        })
+
+/* Define a cleanup helper "name##p" that calls func(*p) when *p is not NULL. */
+#define DEFINE_POINTER_CLEANUP(type, func)              \
+        static inline void func##p(type **p) {          \
+                if (*p)                                 \
+                        func(*p);                       \
+        }
+
+static inline void freep(void *p) {
+        free(*(void **) p);
+}
+#define _cleanup_free_ _cleanup_(freep)
+
+static inline void closep(int *fd) {
+        if (*fd >= 0)
+                close(*fd);
+}
+#define _cleanup_close_ _cleanup_(closep)
+
+static inline void fclosep(FILE **f) {
+        if (*f)
+                fclose(*f);
+}
+#define _cleanup_fclose_ _cleanup_(fclosep)
+
+/* Close fd if open and set it to -1; returns -1 for use in assignments. */
+static inline int safe_close(int fd) {
+        if (fd >= 0)
+                close(fd);
+        return -1;
+}
+
+#define streq(a, b) (strcmp((a), (b)) == 0)
