@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * A snapshot is what a source saw at one moment: the trust config map's
+ * entries (key -> raw bytes, exactly as stored) and the pull secret's raw
+ * bytes. It is plain data: sources build it, trust/pullsecret consume it.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct SnapshotEntry {
+        char *key;
+        unsigned char *value;
+        size_t size;
+} SnapshotEntry;
+
+typedef struct Snapshot {
+        /* false when the source has no trust config map at all (e.g. the
+         * image.config names none); the trust set is then empty. */
+        bool have_trust;
+        SnapshotEntry *entries;
+        size_t n_entries;
+
+        bool have_pull_secret;
+        unsigned char *pull_secret;
+        size_t pull_secret_size;
+
+        /* A short, secret-free description of where this came from, e.g.
+         * "/etc/nodetrust/trust/..2026_11_21_16_00_00.1" or
+         * "configmap openshift-config/registry-cas rv=1234". */
+        char *origin;
+} Snapshot;
+
+Snapshot *snapshot_new(void);
+Snapshot *snapshot_free(Snapshot *s);
+static inline void snapshot_freep(Snapshot **s) {
+        if (*s)
+                snapshot_free(*s);
+}
+
+/* Add a copy of (key, value) to the trust entries; -ENOMEM on failure. */
+int snapshot_add_entry(Snapshot *s, const char *key, const void *value, size_t size);
+
+/* Replace the pull secret with a copy of data. */
+int snapshot_set_pull_secret(Snapshot *s, const void *data, size_t size);
+
+/* Sort entries by key so that hashing and planning are deterministic. */
+void snapshot_sort(Snapshot *s);
+
+/* sha256 (hex, 64 chars + NUL) over the sorted trust entries only. */
+void snapshot_trust_hash(const Snapshot *s, char ret[65]);
