@@ -15,6 +15,7 @@
  */
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <syslog.h>
 
 #include "cleanup.h"

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <systemd/sd-journal.h>
+#include <time.h>
+
+#include "log.h"
+
+static const char *log_ident = "nodetrust";
+static int log_max_level = LOG_INFO;
+static int log_to_journal = -1;
+
+static const char *const level_names[] = {
+        [LOG_EMERG] = "EMERG", [LOG_ALERT] = "ALERT", [LOG_CRIT] = "CRIT",
+        [LOG_ERR] = "ERROR",   [LOG_WARNING] = "WARN", [LOG_NOTICE] = "NOTICE",
+        [LOG_INFO] = "INFO",   [LOG_DEBUG] = "DEBUG",
+};
+
+/*
+ * systemd sets JOURNAL_STREAM to "DEV:INO" of the stream connected to our
+ * stderr. Only when stderr still is that stream do we talk to the journal
+ * directly; a redirected stderr (tests, pods) gets plain lines.
+ */
+static bool stderr_is_journal(void) {
+        const char *e = getenv("JOURNAL_STREAM");
+        unsigned long long dev, ino;
+        struct stat st;
+
+        if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2)
+                return false;
+        if (fstat(STDERR_FILENO, &st) < 0)
+                return false;
+        return (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino;
+}
+
+void log_setup(const char *ident, int max_level) {
+        log_ident = ident;
+        log_max_level = max_level;
+        log_to_journal = stderr_is_journal();
+}
+
+int log_get_max_level(void) {
+        return log_max_level;
+}
+
+static void log_emit(int level, const char *msg, char **fields, size_t n_fields) {
+        if (log_to_journal < 0)
+                log_to_journal = stderr_is_journal();
+
+        if (log_to_journal) {
+                /* MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, then the fields. */
+                struct iovec iov[3 + 16];
+                char prio[16], ident[64];
+                _cleanup_free_ char *m = NULL;
+                size_t n = 0;
+
+                if (asprintf(&m, "MESSAGE=%s", msg) < 0)
+                        return;
+                snprintf(prio, sizeof prio, "PRIORITY=%d", level);
+                snprintf(ident, sizeof ident, "SYSLOG_IDENTIFIER=%s", log_ident);
+                iov[n++] = (struct iovec){ m, strlen(m) };
+                iov[n++] = (struct iovec){ prio, strlen(prio) };
+                iov[n++] = (struct iovec){ ident, strlen(ident) };
+                for (size_t i = 0; i < n_fields && n < ELEMENTSOF(iov); i++)
+                        iov[n++] = (struct iovec){ fields[i], strlen(fields[i]) };
+                sd_journal_sendv(iov, (int) n);
+                return;
+        }
+
+        /* One line per event; fields follow the message as KEY=value. */
+        struct timespec ts;
+        struct tm tm;
+        char when[32];
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+
+        flockfile(stderr);
+        fprintf(stderr, "%s.%03ldZ %s %s: %s", when, ts.tv_nsec / 1000000,
+                level_names[level & 7], log_ident, msg);
+        for (size_t i = 0; i < n_fields; i++)
+                fprintf(stderr, " %s", fields[i]);
+        fputc('\n', stderr);
+        funlockfile(stderr);
+}
+
+void log_full(int level, const char *msg, ...) {
+        char *fields[16];
+        size_t n = 0;
+        va_list ap;
+
+        if (level > log_max_level)
+                return;
+
+        va_start(ap, msg);
+        for (const char *fmt; (fmt = va_arg(ap, const char *));) {
+                /* Each field format consumes exactly one argument. */
+                char *f = NULL;
+                const char *conv = strchr(fmt, '%');
+                if (!conv) {
+                        f = strdup(fmt);
+                } else if (strstr(fmt, "%s")) {
+                        const char *v = va_arg(ap, const char *);
+                        if (asprintf(&f, fmt, v ? v : "(null)") < 0)
+                                f = NULL;
+                } else if (strstr(fmt, "%ll") || strstr(fmt, "%" "j")) {
+                        long long v = va_arg(ap, long long);
+                        if (asprintf(&f, fmt, v) < 0)
+                                f = NULL;
+                } else {
+                        int v = va_arg(ap, int);
+                        if (asprintf(&f, fmt, v) < 0)
+                                f = NULL;
+                }
+                if (f && n < ELEMENTSOF(fields))
+                        fields[n++] = f;
+                else
+                        free(f);
+        }
+        va_end(ap);
+
+        log_emit(level, msg, fields, n);
+        for (size_t i = 0; i < n; i++)
+                free(fields[i]);
+}
+
+void log_fmt(int level, const char *fmt, ...) {
+        _cleanup_free_ char *m = NULL;
+        va_list ap;
+
+        if (level > log_max_level)
+                return;
+        va_start(ap, fmt);
+        if (vasprintf(&m, fmt, ap) < 0)
+                m = NULL;
+        va_end(ap);
+        if (m)
+                log_emit(level, m, NULL, 0);
+}
+
+int log_errno(int level, int error, const char *fmt, ...) {
+        _cleanup_free_ char *m = NULL;
+        va_list ap;
+
+        if (level > log_max_level)
+                return error;
+        va_start(ap, fmt);
+        if (vasprintf(&m, fmt, ap) < 0)
+                m = NULL;
+        va_end(ap);
+        if (m) {
+                _cleanup_free_ char *full = NULL;
+                if (asprintf(&full, "%s: %s", m, strerror(error < 0 ? -error : error)) >= 0)
+                        log_emit(level, full, NULL, 0);
+        }
+        return error;
+}
