@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "fs.h"
+
+int open_dir_beneath(int dirfd, const char *relpath, mode_t mode, int *ret_fd, bool *ret_created) {
+        _cleanup_free_ char *copy = strdup(relpath);
+        _cleanup_close_ int fd = -1;
+        bool created = false;
+        char *save = NULL;
+
+        if (!copy)
+                return -ENOMEM;
+
+        fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+
+        for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+                int next;
+
+                if (streq(c, "."))
+                        continue;
+                if (streq(c, ".."))
+                        return -EINVAL;
+
+                created = false;
+                next = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (next < 0 && errno == ENOENT && mode != 0) {
+                        if (mkdirat(fd, c, mode) == 0)
+                                created = true;
+                        else if (errno != EEXIST)
+                                return -errno;
+                        next = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        /* mkdirat honours the umask; the mode we promise does not. */
+                        if (next >= 0 && created && fchmod(next, mode) < 0) {
+                                int r = -errno;
+                                close(next);
+                                return r;
+                        }
+                }
+                if (next < 0) {
+                        /* O_NOFOLLOW on a symlink gives ELOOP, or ENOTDIR
+                         * with O_DIRECTORY on some kernels; say which. */
+                        int r = -errno;
+                        struct stat st;
+                        if (fstatat(fd, c, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+                                return -ELOOP;
+                        return r;
+                }
+                close(fd);
+                fd = next;
+        }
+
+        if (ret_created)
+                *ret_created = created;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+int read_file_at(int dirfd, const char *name, bool follow, size_t max, char **ret, size_t *ret_size) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0, alloc = 0;
+        struct stat st;
+
+        fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | (follow ? 0 : O_NOFOLLOW));
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return S_ISDIR(st.st_mode) ? -EISDIR : -EBADFD;
+        if ((size_t) st.st_size > max)
+                return -EFBIG;
+
+        for (;;) {
+                ssize_t n;
+
+                if (size + 1 >= alloc) {
+                        size_t want = alloc ? alloc * 2 : (size_t) st.st_size + 4096;
+                        char *p = realloc(buf, want);
+                        if (!p)
+                                return -ENOMEM;
+                        buf = p;
+                        alloc = want;
+                }
+                n = read(fd, buf + size, alloc - size - 1);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                size += (size_t) n;
+                if (size > max)
+                        return -EFBIG;
+        }
+        buf[size] = 0;
+        *ret = TAKE_PTR(buf);
+        if (ret_size)
+                *ret_size = size;
+        return 0;
+}
+
+static int write_all(int fd, const void *data, size_t size) {
+        const char *p = data;
+
+        while (size > 0) {
+                ssize_t n = write(fd, p, size);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += n;
+                size -= (size_t) n;
+        }
+        return 0;
+}
+
+int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t size, mode_t mode,
+                         uid_t uid, gid_t gid) {
+        _cleanup_close_ int fd = -1;
+        char tmp[NAME_MAX + 1];
+        uint64_t rnd;
+        int r;
+
+        if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
+                rnd = (uint64_t) getpid() ^ (uint64_t) (uintptr_t) &rnd;
+        /* The temp name starts with '.' so readers globbing *.crt skip it. */
+        if (snprintf(tmp, sizeof tmp, ".#%.200s.%016llx", name, (unsigned long long) rnd) >= (int) sizeof tmp)
+                return -ENAMETOOLONG;
+
+        fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return -errno;
+
+        r = write_all(fd, data, size);
+        if (r >= 0 && (uid != (uid_t) -1 || gid != (gid_t) -1) && fchown(fd, uid, gid) < 0)
+                r = -errno;
+        if (r >= 0 && fchmod(fd, mode) < 0)
+                r = -errno;
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r >= 0 && renameat(dirfd, tmp, dirfd, name) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void) unlinkat(dirfd, tmp, 0);
+                return r;
+        }
+        if (fsync(dirfd) < 0)
+                return -errno;
+        return 0;
+}
+
+int unlink_file_at(int dirfd, const char *name) {
+        if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+                return -errno;
+        if (fsync(dirfd) < 0)
+                return -errno;
+        return 0;
+}
+
+int dir_is_empty_at(int dirfd, const char *name) {
+        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        struct dirent *de;
+        DIR *d;
+        int r = 1;
+
+        if (fd < 0)
+                return -errno;
+        d = fdopendir(fd);
+        if (!d) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        while ((de = readdir(d)))
+                if (!streq(de->d_name, ".") && !streq(de->d_name, "..")) {
+                        r = 0;
+                        break;
+                }
+        closedir(d);
+        return r;
+}
+
+char *path_join(const char *a, const char *b) {
+        char *p;
+        size_t la = strlen(a);
+
+        while (la > 1 && a[la - 1] == '/')
+                la--;
+        while (*b == '/')
+                b++;
+        if (asprintf(&p, "%.*s/%s", (int) la, a, b) < 0)
+                return NULL;
+        return p;
+}

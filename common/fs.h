@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * File helpers that never follow a symlink they were not asked to follow.
+ * Paths passed as "relpath" are relative to a directory fd and are walked
+ * one component at a time with O_NOFOLLOW, so a symlink planted anywhere
+ * below that fd cannot redirect a write. All return negative errno.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Open the directory relpath below dirfd, component by component, refusing
+ * symlinks (-ELOOP) and non-directories (-ENOTDIR). With mode != 0, missing
+ * components are created with that mode; *ret_created (if not NULL) is set
+ * when the last component was created by this call. "" or "." is dirfd. */
+int open_dir_beneath(int dirfd, const char *relpath, mode_t mode, int *ret_fd, bool *ret_created);
+
+/* Read the regular file name in dirfd (no symlink follow unless follow is
+ * true) into a NUL-terminated buffer of at most max bytes (-EFBIG beyond). */
+int read_file_at(int dirfd, const char *name, bool follow, size_t max, char **ret, size_t *ret_size);
+
+/* Replace name in dirfd atomically and durably: write a temp file in dirfd,
+ * fchmod, fsync, rename over name, fsync dirfd. uid/gid (uid_t)-1 = keep. */
+int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t size, mode_t mode,
+                         uid_t uid, gid_t gid);
+
+/* Remove file name from dirfd (no error when it is already gone) and fsync dirfd. */
+int unlink_file_at(int dirfd, const char *name);
+
+/* true when the directory fd holds no entries besides . and .. */
+int dir_is_empty_at(int dirfd, const char *name);
+
+/* Join a and b with exactly one '/'; NULL on allocation failure. */
+char *path_join(const char *a, const char *b);

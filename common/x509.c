@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "hash.h"
+#include "x509.h"
+
+DEFINE_POINTER_CLEANUP(X509, X509_free)
+DEFINE_POINTER_CLEANUP(BIO, BIO_free_all)
+
+/* Parsing stops here; a config map value is at most 1 MiB anyway. */
+#define MAX_CERTS 512
+
+static bool contains(const void *data, size_t size, const char *needle) {
+        return memmem(data, size, needle, strlen(needle)) != NULL;
+}
+
+static time_t asn1_to_time(const ASN1_TIME *t) {
+        struct tm tm = {};
+
+        if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
+                return 0;
+        return timegm(&tm);
+}
+
+CertBundle *cert_bundle_free(CertBundle *b) {
+        if (!b)
+                return NULL;
+        for (size_t i = 0; i < b->n_certs; i++)
+                free(b->certs[i].subject);
+        free(b->certs);
+        free(b->pem);
+        free(b);
+        return NULL;
+}
+
+/* Append x to the bundle unless a certificate with the same DER is there. */
+static int bundle_add(CertBundle *b, BIO *out, X509 *x) {
+        _cleanup_free_ unsigned char *der = NULL;
+        char fp[65];
+        int len;
+
+        len = i2d_X509(x, &der);
+        if (len <= 0)
+                return -EBADMSG;
+        sha256_hex(der, (size_t) len, fp);
+        for (size_t i = 0; i < b->n_certs; i++)
+                if (streq(b->certs[i].fingerprint, fp))
+                        return 0;
+        if (b->n_certs >= MAX_CERTS)
+                return -E2BIG;
+
+        CertInfo *n = realloc(b->certs, (b->n_certs + 1) * sizeof *n);
+        if (!n)
+                return -ENOMEM;
+        b->certs = n;
+
+        CertInfo *ci = &b->certs[b->n_certs];
+        *ci = (CertInfo){};
+        memcpy(ci->fingerprint, fp, sizeof fp);
+        ci->not_before = asn1_to_time(X509_get0_notBefore(x));
+        ci->not_after = asn1_to_time(X509_get0_notAfter(x));
+        ci->is_ca = X509_check_ca(x) > 0;
+        {
+                _cleanup_(BIO_free_allp) BIO *sb = BIO_new(BIO_s_mem());
+                char *p;
+                long l;
+                if (!sb)
+                        return -ENOMEM;
+                X509_NAME_print_ex(sb, X509_get_subject_name(x), 0, XN_FLAG_RFC2253);
+                l = BIO_get_mem_data(sb, &p);
+                ci->subject = strndup(p, (size_t) l);
+                if (!ci->subject)
+                        return -ENOMEM;
+        }
+        b->n_certs++;
+
+        if (PEM_write_bio_X509(out, x) != 1)
+                return -ENOMEM;
+        return 0;
+}
+
+static int parse_pem(CertBundle *b, BIO *out, const void *data, size_t size) {
+        _cleanup_(BIO_free_allp) BIO *in = BIO_new_mem_buf(data, (int) size);
+        int r;
+
+        if (!in)
+                return -ENOMEM;
+        for (;;) {
+                _cleanup_(X509_freep) X509 *x = PEM_read_bio_X509(in, NULL, NULL, NULL);
+                if (!x)
+                        break;
+                r = bundle_add(b, out, x);
+                if (r < 0)
+                        return r;
+        }
+        ERR_clear_error();
+        return 0;
+}
+
+static int parse_der(CertBundle *b, BIO *out, const void *data, size_t size) {
+        const unsigned char *p = data, *end = p + size;
+        int r;
+
+        /* Concatenated DER certificates; every byte must belong to one. */
+        while (p < end) {
+                _cleanup_(X509_freep) X509 *x = d2i_X509(NULL, &p, end - p);
+                if (!x) {
+                        ERR_clear_error();
+                        return -EBADMSG;
+                }
+                r = bundle_add(b, out, x);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Decode base64 ignoring whitespace; -EBADMSG when it is not base64. */
+static int base64_decode(const void *data, size_t size, unsigned char **ret, size_t *ret_size) {
+        _cleanup_free_ char *clean = malloc(size + 1);
+        _cleanup_free_ unsigned char *out = NULL;
+        size_t n = 0;
+        int len, pad = 0;
+
+        if (!clean)
+                return -ENOMEM;
+        for (size_t i = 0; i < size; i++) {
+                char c = ((const char *) data)[i];
+                if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
+                        continue;
+                if (!(c >= 'A' && c <= 'Z') && !(c >= 'a' && c <= 'z') && !(c >= '0' && c <= '9') &&
+                    c != '+' && c != '/' && c != '=')
+                        return -EBADMSG;
+                clean[n++] = c;
+        }
+        if (n == 0 || n % 4 != 0)
+                return -EBADMSG;
+        if (clean[n - 1] == '=')
+                pad++;
+        if (n > 1 && clean[n - 2] == '=')
+                pad++;
+
+        out = malloc(n / 4 * 3 + 1);
+        if (!out)
+                return -ENOMEM;
+        len = EVP_DecodeBlock(out, (const unsigned char *) clean, (int) n);
+        if (len < 0)
+                return -EBADMSG;
+        *ret_size = (size_t) len - (size_t) pad;
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
+static int parse_any(CertBundle *b, BIO *out, const void *data, size_t size, bool allow_base64,
+                     const char **reason) {
+        if (contains(data, size, "PRIVATE KEY-----")) {
+                *reason = "the value holds a private key; only CA certificates belong here";
+                return -EPERM;
+        }
+        if (contains(data, size, "-----BEGIN ")) {
+                size_t before = b->n_certs;
+                int r = parse_pem(b, out, data, size);
+                if (r < 0) {
+                        *reason = "a PEM certificate could not be parsed";
+                        return r;
+                }
+                if (b->n_certs == before && contains(data, size, "-----BEGIN CERTIFICATE-----")) {
+                        *reason = "a PEM certificate could not be parsed";
+                        return -EBADMSG;
+                }
+                return 0;
+        }
+        if (size > 0 && ((const unsigned char *) data)[0] == 0x30) {
+                if (parse_der(b, out, data, size) < 0) {
+                        *reason = "not PEM, base64 or a DER certificate";
+                        return -EBADMSG;
+                }
+                return 0;
+        }
+        if (allow_base64) {
+                _cleanup_free_ unsigned char *dec = NULL;
+                size_t dec_size = 0;
+                if (base64_decode(data, size, &dec, &dec_size) >= 0)
+                        return parse_any(b, out, dec, dec_size, false, reason);
+        }
+        *reason = "not PEM, base64 or a DER certificate";
+        return -EBADMSG;
+}
+
+int cert_bundle_parse(const void *data, size_t size, CertBundle **ret, const char **ret_reason) {
+        _cleanup_(cert_bundle_freep) CertBundle *b = calloc(1, sizeof *b);
+        _cleanup_(BIO_free_allp) BIO *out = BIO_new(BIO_s_mem());
+        const char *reason = NULL;
+        char *p;
+        long len;
+        int r;
+
+        if (!b || !out)
+                return -ENOMEM;
+
+        /* An empty or whitespace-only value is "no certificate", not garbage. */
+        bool blank = true;
+        for (size_t i = 0; i < size && blank; i++)
+                blank = strchr(" \t\r\n", ((const char *) data)[i]) != NULL;
+        if (blank) {
+                *ret_reason = "the value is empty";
+                return -ENOENT;
+        }
+
+        r = parse_any(b, out, data, size, true, &reason);
+        if (r < 0) {
+                *ret_reason = reason;
+                return r;
+        }
+        if (b->n_certs == 0) {
+                *ret_reason = "no certificate in the value";
+                return -ENOENT;
+        }
+
+        len = BIO_get_mem_data(out, &p);
+        b->pem = strndup(p, (size_t) len);
+        if (!b->pem)
+                return -ENOMEM;
+        b->pem_size = (size_t) len;
+        *ret = TAKE_PTR(b);
+        return 0;
+}
+
+time_t cert_bundle_not_after(const CertBundle *b) {
+        time_t t = 0;
+        for (size_t i = 0; i < b->n_certs; i++)
+                if (t == 0 || b->certs[i].not_after < t)
+                        t = b->certs[i].not_after;
+        return t;
+}
+
+time_t cert_bundle_not_before(const CertBundle *b) {
+        time_t t = 0;
+        for (size_t i = 0; i < b->n_certs; i++)
+                if (b->certs[i].not_before > t)
+                        t = b->certs[i].not_before;
+        return t;
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Certificate bundles: parse PEM, base64-of-PEM, base64-of-DER and DER
+ * (one or more certificates) with OpenSSL, refuse anything holding a private
+ * key, and re-emit a normalized PEM bundle with duplicates removed.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+typedef struct CertInfo {
+        char fingerprint[65]; /* sha256 of the DER, hex */
+        char *subject;        /* one-line RFC 2253 subject */
+        time_t not_before;
+        time_t not_after;
+        bool is_ca;           /* basicConstraints CA:TRUE */
+} CertInfo;
+
+typedef struct CertBundle {
+        char *pem; /* normalized PEM, NUL-terminated */
+        size_t pem_size;
+        CertInfo *certs;
+        size_t n_certs;
+} CertBundle;
+
+/* Parse data into a bundle. On refusal returns a negative errno and sets
+ * *ret_reason to a static, human-readable reason:
+ *   -EPERM   the value holds a private key
+ *   -ENOENT  no certificate found (empty value)
+ *   -EBADMSG garbage / a certificate OpenSSL cannot parse */
+int cert_bundle_parse(const void *data, size_t size, CertBundle **ret, const char **ret_reason);
+
+CertBundle *cert_bundle_free(CertBundle *b);
+static inline void cert_bundle_freep(CertBundle **b) {
+        if (*b)
+                cert_bundle_free(*b);
+}
+
+/* Earliest notAfter / latest notBefore of the bundle. */
+time_t cert_bundle_not_after(const CertBundle *b);
+time_t cert_bundle_not_before(const CertBundle *b);
