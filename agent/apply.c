@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "apply.h"
+#include "cleanup.h"
+#include "fs.h"
+#include "log.h"
+
+#define DIR_MODE 0755
+#define FILE_MODE 0644
+
+static int apply_write(int rootfd, const char *state_dir, PlanAction *a, Manifest *m) {
+        _cleanup_close_ int basefd = -1, dfd = -1;
+        const TrustEntry *e = a->entry;
+        bool created = false;
+        int r;
+
+        r = open_dir_beneath(rootfd, a->target->dir, DIR_MODE, &basefd, NULL);
+        if (r < 0)
+                return r;
+
+        if (a->type == ACTION_CREATE) {
+                if (mkdirat(basefd, a->registry, DIR_MODE) == 0)
+                        created = true;
+                else if (errno != EEXIST)
+                        return -errno;
+                else if (!manifest_find(m, a->target->name, a->registry)) {
+                        /* Appeared since the plan was made, and not by us. */
+                        a->type = ACTION_CONFLICT;
+                        a->reason = strdup("directory was not created by nodetrustd; left untouched");
+                        return 0;
+                }
+        }
+
+        dfd = openat(basefd, a->registry, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0)
+                return -errno;
+        if (created && fchmod(dfd, DIR_MODE) < 0)
+                return -errno;
+
+        /* Record ownership on disk before writing into it: if we die
+         * between mkdir and the final manifest save, the next run must still
+         * know the directory is ours, or it would be a conflict forever. */
+        if (created) {
+                r = manifest_put(m, a->target->name, a->registry, "", true);
+                if (r >= 0)
+                        r = manifest_save(rootfd, state_dir, m);
+                if (r < 0)
+                        return r;
+        }
+
+        r = write_file_atomic_at(dfd, CA_FILE, e->bundle->pem, e->bundle->pem_size, FILE_MODE,
+                                 (uid_t) -1, (gid_t) -1);
+        if (r < 0)
+                return r;
+
+        ManifestEntry *me = manifest_find(m, a->target->name, a->registry);
+        return manifest_put(m, a->target->name, a->registry, e->fingerprint, me ? me->dir_created : created);
+}
+
+static int apply_remove(int rootfd, PlanAction *a, Manifest *m) {
+        _cleanup_close_ int basefd = -1, dfd = -1;
+        ManifestEntry *me = manifest_find(m, a->target->name, a->registry);
+        bool dir_created = me && me->dir_created;
+        int r;
+
+        r = open_dir_beneath(rootfd, a->target->dir, 0, &basefd, NULL);
+        if (r == -ENOENT)
+                goto forget;
+        if (r < 0)
+                return r;
+
+        dfd = openat(basefd, a->registry, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0) {
+                if (errno == ENOENT)
+                        goto forget;
+                return -errno;
+        }
+        r = unlink_file_at(dfd, CA_FILE);
+        if (r < 0)
+                return r;
+
+        /* Remove the directory only if we made it and nobody put anything
+         * else in it since; otherwise it stays, with their files. */
+        if (dir_created && dir_is_empty_at(basefd, a->registry) > 0) {
+                if (unlinkat(basefd, a->registry, AT_REMOVEDIR) < 0 && errno != ENOENT)
+                        return -errno;
+                if (fsync(basefd) < 0)
+                        return -errno;
+        }
+forget:
+        manifest_remove(m, a->target->name, a->registry);
+        return 0;
+}
+
+int apply_plan(int rootfd, const char *state_dir, Plan *p, Manifest *m) {
+        int failed = 0, r;
+
+        for (size_t i = 0; i < p->n_actions; i++) {
+                PlanAction *a = &p->actions[i];
+
+                switch (a->type) {
+                case ACTION_CREATE:
+                case ACTION_UPDATE:
+                        r = apply_write(rootfd, state_dir, a, m);
+                        break;
+                case ACTION_REMOVE:
+                        r = apply_remove(rootfd, a, m);
+                        break;
+                default:
+                        r = 0;
+                }
+                a->error = r;
+                if (r < 0)
+                        failed++;
+        }
+
+        r = manifest_save(rootfd, state_dir, m);
+        if (r < 0)
+                return r;
+        return failed;
+}

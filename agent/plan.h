@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The plan: what must happen on disk so that every enabled runtime target
+ * trusts exactly the trust set, computed from the trust set, the ownership
+ * manifest and what is on disk now. Computing it writes nothing.
+ */
+
+#include <stdio.h>
+
+#include "manifest.h"
+#include "trust.h"
+
+typedef struct Target {
+        const char *name; /* "docker" */
+        const char *dir;  /* "etc/docker/certs.d", relative to --root */
+        unsigned bit;
+} Target;
+
+enum {
+        TARGET_DOCKER = 1u << 0,
+        TARGET_CONTAINERS = 1u << 1,
+        TARGET_CONTAINERD = 1u << 2,
+        TARGET_ALL = TARGET_DOCKER | TARGET_CONTAINERS | TARGET_CONTAINERD,
+};
+
+extern const Target targets[3];
+const Target *target_by_name(const char *name);
+/* Parse "docker,containers" into a bit mask; -EINVAL names the bad item. */
+int targets_parse(const char *list, unsigned *ret, const char **ret_bad);
+
+#define CA_FILE "ca.crt"
+
+typedef enum ActionType {
+        ACTION_CREATE,    /* directory and ca.crt are ours to create */
+        ACTION_UPDATE,    /* ours, content differs or is missing (drift) */
+        ACTION_UNCHANGED, /* ours, content is right */
+        ACTION_REMOVE,    /* ours, no longer in the trust set */
+        ACTION_KEEP,      /* ours, its key is refused now: last good stays */
+        ACTION_CONFLICT,  /* someone else's entry, or a symlink: untouched */
+        _ACTION_MAX,
+} ActionType;
+
+typedef struct PlanAction {
+        ActionType type;
+        const Target *target;
+        char *registry;
+        const TrustEntry *entry; /* borrowed from the trust set; NULL for remove/keep */
+        char *reason;            /* why, for conflicts */
+        int error;               /* set by apply: 0 or negative errno */
+} PlanAction;
+
+typedef struct Plan {
+        PlanAction *actions;
+        size_t n_actions;
+} Plan;
+
+const char *action_type_to_string(ActionType t);
+
+/* Compute the plan for the enabled targets (bit mask) below rootfd. */
+int plan_compute(int rootfd, const TrustSet *t, const Manifest *m, unsigned target_mask, Plan **ret);
+
+Plan *plan_free(Plan *p);
+static inline void plan_freep(Plan **p) {
+        if (*p)
+                plan_free(*p);
+}
+
+/* How many actions of type t. */
+size_t plan_count(const Plan *p, ActionType t);
+/* true when the plan writes or removes anything. */
+bool plan_changes(const Plan *p);
+
+/* Print the plan (and the trust set's refusals) one line per action, as
+ * --dry-run shows it; root is the --root prefix for the paths shown. */
+void plan_print(FILE *f, const Plan *p, const TrustSet *t, const char *root);

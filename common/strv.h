@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* NULL-terminated string arrays. */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+char **strv_free(char **l);
+static inline void strv_freep(char ***l) {
+        strv_free(*l);
+}
+size_t strv_length(char *const *l);
+bool strv_contains(char *const *l, const char *s);
+/* Append a copy of s; -ENOMEM on failure. */
+int strv_extend(char ***l, const char *s);
+/* Split s at commas, trimming blanks and dropping empty items. */
+int strv_split_comma(const char *s, char ***ret);
+/* Join with sep into a new string (NULL on allocation failure). */
+char *strv_join(char *const *l, const char *sep);
