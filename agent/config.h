@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * nodetrustd's settings: from an optional config file ("key = value", keys
+ * are the long flag names) and then the command line, which wins.
+ */
+
+#include <stdbool.h>
+
+#define DEFAULT_CONFIG_FILE "/etc/nodetrust/nodetrustd.conf"
+#define DEFAULT_STATE_DIR "/var/lib/nodetrust"
+#define DEFAULT_PULL_SECRET_TARGET "/var/lib/kubelet/config.json"
+#define DEFAULT_HEALTH_LISTEN "127.0.0.1:9447"
+#define DEFAULT_RESYNC_SEC 300
+#define DEFAULT_REPORT_INTERVAL_SEC 30
+
+typedef struct Config {
+        char *config_file;
+        char *trust_source;
+        char *pull_secret;
+        char **pull_secret_targets; /* strv; default DEFAULT_PULL_SECRET_TARGET */
+        char *pull_secret_policy;   /* "replace" (default) or "merge" */
+        char *pull_secret_owner;    /* "UID[:GID]", default "0:0" */
+        char *kubeconfig;
+        bool in_cluster;
+        char *root;
+        unsigned targets; /* TARGET_* bit mask */
+        char *state_dir;
+        bool once;
+        bool dry_run;
+        unsigned resync_sec;
+        char **ignore_keys;  /* strv */
+        char *health_listen; /* NULL: disabled ("none") */
+        char *report_url;
+        char *report_token_file;
+        char *report_ca;
+        unsigned report_interval_sec;
+        char *node_name;
+        int log_level; /* LOG_DEBUG..LOG_ERR */
+} Config;
+
+/* Exit statuses, shared by --once, start-up errors and the man page. */
+enum {
+        EXIT_APPLIED = 0,
+        EXIT_PARTIAL = 1, /* --once: applied, but keys refused or conflicting */
+        EXIT_USAGE = 2,   /* bad flags or config file */
+        EXIT_FAILURE_ = 3, /* source unreadable or writes failed */
+};
+
+/* Parse argv (and the config file it names, or the default one if it
+ * exists). Returns 0 to run, 1 when --help/--version was printed, or
+ * -EINVAL after printing a clear message to stderr. */
+int config_load(Config *c, int argc, char **argv);
+void config_done(Config *c);
+void config_help(const char *argv0);

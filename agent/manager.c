@@ -1,0 +1,418 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "apply.h"
+#include "cleanup.h"
+#include "fs.h"
+#include "log.h"
+#include "manager.h"
+#include "plan.h"
+#include "source-dir.h"
+#include "trust.h"
+
+#define USEC_PER_SEC 1000000ULL
+/* Long enough to coalesce the five inotify events of one kubelet swap,
+ * short enough that nobody waits for it. */
+#define SYNC_DELAY_USEC 1000ULL
+#define ONCE_TIMEOUT_USEC (60 * USEC_PER_SEC)
+
+static bool manager_has_trust(const Manager *m) {
+        return m->config->trust_source || m->config->kubeconfig || m->config->in_cluster;
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+
+        (void) s;
+        if (si->ssi_signo == SIGHUP) {
+                log_info("Received SIGHUP, resyncing now");
+                manager_schedule_sync(m, 0);
+                return 0;
+        }
+        log_info("Received %s, stopping", strsignal((int) si->ssi_signo));
+        (void) sd_notify(false, "STOPPING=1");
+        return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+static int on_sync_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        (void) s;
+        (void) usec;
+        (void) manager_sync(userdata);
+        return 0;
+}
+
+static int on_resync_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        (void) usec;
+        log_debug("Periodic resync");
+        (void) sd_event_source_set_time_relative(s, m->config->resync_sec * USEC_PER_SEC);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        manager_schedule_sync(m, 0);
+        return 0;
+}
+
+static int on_once_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        (void) usec;
+        log_error("No complete snapshot from the source within %llu s, giving up",
+                  ONCE_TIMEOUT_USEC / USEC_PER_SEC);
+        m->exit_code = EXIT_FAILURE_;
+        return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+static void on_source_change(void *userdata) {
+        manager_schedule_sync(userdata, SYNC_DELAY_USEC);
+}
+
+void manager_schedule_sync(Manager *m, uint64_t delay_usec) {
+        uint64_t now, when;
+        int enabled = SD_EVENT_OFF;
+
+        if (sd_event_now(m->event, CLOCK_MONOTONIC, &now) < 0)
+                return;
+        when = now + delay_usec;
+        /* Keep an earlier pending deadline: a burst must not postpone the sync. */
+        (void) sd_event_source_get_enabled(m->sync_timer, &enabled);
+        if (enabled != SD_EVENT_OFF) {
+                uint64_t cur;
+                if (sd_event_source_get_time(m->sync_timer, &cur) >= 0 && cur <= when)
+                        return;
+        }
+        (void) sd_event_source_set_time(m->sync_timer, when);
+        (void) sd_event_source_set_enabled(m->sync_timer, SD_EVENT_ONESHOT);
+}
+
+static int on_output_event(sd_event_source *s, const struct inotify_event *ev, void *userdata) {
+        (void) s;
+        (void) ev;
+        /* Someone (possibly us) touched an output directory: a sync finds
+         * out whether anything drifted, and writes only if it did. */
+        manager_schedule_sync(userdata, SYNC_DELAY_USEC);
+        return 0;
+}
+
+static void output_watches_clear(Manager *m) {
+        for (size_t i = 0; i < m->n_output_watches; i++)
+                sd_event_source_disable_unref(m->output_watches[i]);
+        free(m->output_watches);
+        m->output_watches = NULL;
+        m->n_output_watches = 0;
+}
+
+static void output_watch_add(Manager *m, const char *rel) {
+        _cleanup_free_ char *path = path_join(m->config->root, rel);
+        sd_event_source *src = NULL, **n;
+
+        if (!path)
+                return;
+        if (sd_event_add_inotify(m->event, &src, path,
+                                 IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE |
+                                         IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW,
+                                 on_output_event, m) < 0)
+                return;
+        n = realloc(m->output_watches, (m->n_output_watches + 1) * sizeof *n);
+        if (!n) {
+                sd_event_source_disable_unref(src);
+                return;
+        }
+        m->output_watches = n;
+        m->output_watches[m->n_output_watches++] = src;
+}
+
+/* Watch each enabled target directory and every directory we own, so a
+ * deleted or edited file is repaired at once, not at the next resync. */
+static void output_watches_update(Manager *m) {
+        output_watches_clear(m);
+        if (m->config->once || m->config->dry_run)
+                return;
+        for (size_t i = 0; i < ELEMENTSOF(targets); i++)
+                if (m->config->targets & targets[i].bit)
+                        output_watch_add(m, targets[i].dir);
+        for (size_t i = 0; i < m->manifest->n_entries; i++) {
+                const Target *tg = target_by_name(m->manifest->entries[i].target);
+                _cleanup_free_ char *rel = NULL;
+                if (tg && asprintf(&rel, "%s/%s", tg->dir, m->manifest->entries[i].registry) >= 0)
+                        output_watch_add(m, rel);
+        }
+}
+
+static void log_plan(Manager *m, const Plan *p, const TrustSet *t, bool content_changed) {
+        for (size_t i = 0; i < p->n_actions; i++) {
+                const PlanAction *a = &p->actions[i];
+                const char *what = NULL;
+
+                if (a->error < 0) {
+                        log_full(LOG_ERR, "Failed to apply registry CA", "REGISTRY=%s", a->registry,
+                                 "TARGET=%s", a->target->name, "ACTION=%s", action_type_to_string(a->type),
+                                 "ERROR=%s", strerror(-a->error), NULL);
+                        continue;
+                }
+                switch (a->type) {
+                case ACTION_CREATE: what = "Created registry CA"; break;
+                case ACTION_UPDATE: what = "Updated registry CA"; break;
+                case ACTION_REMOVE: what = "Removed registry CA"; break;
+                default: break;
+                }
+                if (what)
+                        log_full(LOG_INFO, what, "REGISTRY=%s", a->registry, "TARGET=%s", a->target->name,
+                                 "FINGERPRINT=%s", a->entry ? a->entry->fingerprint : "-", NULL);
+                /* Conflicts and refusals repeat on every resync; say them
+                 * once per content change, not every few minutes. */
+                else if (a->type == ACTION_CONFLICT && content_changed)
+                        log_full(LOG_WARNING, "Conflict, left untouched", "REGISTRY=%s", a->registry,
+                                 "TARGET=%s", a->target->name, "REASON=%s", a->reason, NULL);
+                else if (a->type == ACTION_KEEP && content_changed)
+                        log_full(LOG_WARNING, "Key refused; keeping the last good CA", "REGISTRY=%s",
+                                 a->registry, "TARGET=%s", a->target->name, NULL);
+        }
+        for (size_t i = 0; content_changed && i < t->n_refused; i++)
+                log_full(LOG_WARNING, "Refused key", "KEY=%s", t->refused[i].key, "REASON=%s",
+                         t->refused[i].reason, NULL);
+        (void) m;
+}
+
+static void manager_notify(Manager *m, bool first) {
+        char status[256];
+        State *s = &m->state;
+
+        if (s->last_sync_ok)
+                snprintf(status, sizeof status,
+                         "Trusting %u registries (%u refused, %u conflicting), generation %llu",
+                         s->n_applied, s->n_refused, s->n_conflicts, (unsigned long long) s->generation);
+        else
+                snprintf(status, sizeof status, "Degraded: %s", s->last_error ? s->last_error : "sync failed");
+        (void) sd_notifyf(false, "%sSTATUS=%s", first ? "READY=1\n" : "", status);
+}
+
+static int exit_code_for(const State *s) {
+        if (!s->last_sync_ok || s->n_failed > 0)
+                return EXIT_FAILURE_;
+        if (s->n_refused > 0 || s->n_conflicts > 0 ||
+            (s->pull_secret_state && streq(s->pull_secret_state, "invalid")))
+                return EXIT_PARTIAL;
+        return EXIT_APPLIED;
+}
+
+/* The trust half of a sync: snapshot -> trust set -> plan -> apply -> state. */
+static int manager_sync_trust(Manager *m, const Snapshot *snap, bool content_changed) {
+        _cleanup_(trust_set_freep) TrustSet *t = NULL;
+        _cleanup_(plan_freep) Plan *p = NULL;
+        int r, failed = 0;
+
+        r = trust_set_from_snapshot(snap, m->config->ignore_keys, time(NULL), &t);
+        if (r < 0)
+                return r;
+        r = plan_compute(m->root_fd, t, m->manifest, m->config->targets, &p);
+        if (r < 0)
+                return r;
+
+        if (m->config->dry_run) {
+                plan_print(stdout, p, t, m->config->root);
+                fflush(stdout);
+        } else {
+                failed = apply_plan(m->root_fd, m->config->state_dir, p, m->manifest);
+                if (failed < 0)
+                        return failed;
+                log_plan(m, p, t, content_changed);
+                m->state.files_written_total += plan_count(p, ACTION_CREATE) + plan_count(p, ACTION_UPDATE);
+                m->state.files_removed_total += plan_count(p, ACTION_REMOVE);
+                if (plan_changes(p))
+                        output_watches_update(m);
+        }
+
+        r = state_set_registries(&m->state, t, p);
+        if (r < 0)
+                return r;
+        return failed > 0 ? -EIO : 0;
+}
+
+int manager_sync(Manager *m) {
+        _cleanup_(snapshot_freep) Snapshot *snap = NULL;
+        _cleanup_free_ char *err = NULL;
+        State *s = &m->state;
+        bool first = !s->first_sync_done, changed = false;
+        char hash[65];
+        int r;
+
+        r = source_read(m->source, &snap);
+        if (r == -EAGAIN)
+                return 0; /* the source has nothing complete yet; it will call again */
+
+        s->syncs_total++;
+        s->last_sync = time(NULL);
+
+        if (r < 0) {
+                if (asprintf(&err, "Failed to read the source: %s", strerror(-r)) < 0)
+                        err = NULL;
+        } else {
+                snapshot_trust_hash(snap, hash);
+                changed = first || !streq(hash, s->source_hash);
+                if (changed) {
+                        s->generation++;
+                        memcpy(s->source_hash, hash, sizeof hash);
+                        free(s->source_origin);
+                        s->source_origin = snap->origin ? strdup(snap->origin) : NULL;
+                }
+                if (manager_has_trust(m))
+                        r = manager_sync_trust(m, snap, changed);
+                if (r == -EIO) {
+                        if (asprintf(&err, "%u registr%s could not be written", s->n_failed,
+                                     s->n_failed == 1 ? "y" : "ies") < 0)
+                                err = NULL;
+                } else if (r < 0) {
+                        if (asprintf(&err, "Failed to sync: %s", strerror(-r)) < 0)
+                                err = NULL;
+                }
+        }
+
+        s->first_sync_done = true;
+        s->last_sync_ok = r >= 0;
+        (void) state_set_error(s, s->last_sync_ok ? NULL : (err ? err : "sync failed"));
+        if (s->last_sync_ok) {
+                s->last_success = s->last_sync;
+                memcpy(s->applied_hash, s->source_hash, sizeof s->applied_hash);
+        } else {
+                s->sync_failures_total++;
+                log_error("%s", s->last_error);
+        }
+        if (!m->config->dry_run && (changed || first || !s->last_sync_ok))
+                log_full(s->last_sync_ok ? LOG_INFO : LOG_WARNING, "Sync complete", "GENERATION=%llu",
+                         (unsigned long long) s->generation, "APPLIED=%u", s->n_applied, "REFUSED=%u",
+                         s->n_refused, "CONFLICTS=%u", s->n_conflicts, "FAILED=%u", s->n_failed, NULL);
+
+        if (m->config->once || m->config->dry_run) {
+                m->exit_code = exit_code_for(s);
+                return sd_event_exit(m->event, 0);
+        }
+        manager_notify(m, first);
+        return r;
+}
+
+bool manager_is_ready(Manager *m, const char **reason) {
+        if (!m->state.first_sync_done) {
+                *reason = "the first sync has not completed";
+                return false;
+        }
+        if (!m->state.last_sync_ok) {
+                *reason = m->state.last_error ? m->state.last_error : "the last sync failed";
+                return false;
+        }
+        return source_healthy(m->source, reason);
+}
+
+int manager_new(Config *config, Manager **ret) {
+        _cleanup_(manager_freep) Manager *m = calloc(1, sizeof *m);
+        int r;
+
+        if (!m)
+                return -ENOMEM;
+        m->config = config;
+        m->root_fd = -1;
+
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to allocate the event loop");
+
+        m->root_fd = open(config->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (m->root_fd < 0)
+                return log_error_errno(-errno, "Failed to open --root '%s'", config->root);
+
+        r = manifest_load(m->root_fd, config->state_dir, &m->manifest);
+        if (r == -EBADMSG) {
+                /* Without it we cannot tell ours from the admin's: own
+                 * nothing, so nothing is pruned and existing entries are
+                 * conflicts until an operator looks. */
+                log_error("The ownership manifest in '%s' is corrupt; treating every existing entry as not ours",
+                          config->state_dir);
+                m->manifest = manifest_new();
+                r = m->manifest ? 0 : -ENOMEM;
+        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to load the ownership manifest from '%s'", config->state_dir);
+
+        /* The Kubernetes API source plugs in here as a second kind. */
+        r = source_dir_new(config->trust_source, config->pull_secret, &m->source);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the source");
+        m->source->on_change = on_source_change;
+        m->source->userdata = m;
+
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+int manager_run(Manager *m) {
+        sigset_t mask;
+        int r;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        for (int sig = 0, sigs[] = { SIGTERM, SIGINT, SIGHUP }; sig < 3; sig++) {
+                r = sd_event_add_signal(m->event, NULL, sigs[sig], on_signal, m);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to watch signals"), EXIT_FAILURE_;
+        }
+
+        r = sd_event_add_time_relative(m->event, &m->sync_timer, CLOCK_MONOTONIC, 0, 1, on_sync_timer, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the sync timer"), EXIT_FAILURE_;
+        (void) sd_event_source_set_enabled(m->sync_timer, SD_EVENT_OFF);
+
+        if (m->config->once || m->config->dry_run) {
+                r = sd_event_add_time_relative(m->event, &m->once_timer, CLOCK_MONOTONIC, ONCE_TIMEOUT_USEC,
+                                               USEC_PER_SEC, on_once_timeout, m);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to add a timer"), EXIT_FAILURE_;
+        } else {
+                r = sd_event_add_time_relative(m->event, &m->resync_timer, CLOCK_MONOTONIC,
+                                               m->config->resync_sec * USEC_PER_SEC, USEC_PER_SEC,
+                                               on_resync_timer, m);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to add the resync timer"), EXIT_FAILURE_;
+                /* The watchdog is fed by the loop itself: a stalled loop stops feeding it. */
+                (void) sd_event_set_watchdog(m->event, true);
+                output_watches_update(m);
+        }
+
+        r = source_start(m->source, m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start watching the source"), EXIT_FAILURE_;
+
+        manager_schedule_sync(m, 0);
+
+        r = sd_event_loop(m->event);
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed"), EXIT_FAILURE_;
+        return m->config->once || m->config->dry_run ? m->exit_code : 0;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+        output_watches_clear(m);
+        sd_event_source_disable_unref(m->sync_timer);
+        sd_event_source_disable_unref(m->resync_timer);
+        sd_event_source_disable_unref(m->once_timer);
+        source_free(m->source);
+        manifest_free(m->manifest);
+        state_done(&m->state);
+        safe_close(m->root_fd);
+        sd_event_unref(m->event);
+        free(m);
+        return NULL;
+}

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The Manager owns the loop and everything on it: signals, timers, the
+ * source, the root directory fd, the ownership manifest and the state.
+ * One thread, no locks: every event source is dispatched by sd_event.
+ */
+
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "manifest.h"
+#include "source.h"
+#include "state.h"
+
+typedef struct Health Health;
+typedef struct Reporter Reporter;
+
+typedef struct Manager {
+        Config *config; /* borrowed; outlives the manager */
+        sd_event *event;
+
+        sd_event_source *sync_timer;   /* debounces source and output events */
+        sd_event_source *resync_timer; /* periodic drift repair */
+        sd_event_source *once_timer;   /* --once/--dry-run give up after this */
+        sd_event_source **output_watches;
+        size_t n_output_watches;
+
+        Source *source;
+        int root_fd;
+        Manifest *manifest;
+        State state;
+
+        Health *health;
+        Reporter *reporter;
+
+        int exit_code; /* for --once/--dry-run */
+} Manager;
+
+int manager_new(Config *config, Manager **ret);
+Manager *manager_free(Manager *m);
+static inline void manager_freep(Manager **m) {
+        if (*m)
+                manager_free(*m);
+}
+
+/* Start sources and servers, run the loop, return the process exit status. */
+int manager_run(Manager *m);
+
+/* Read the source and carry the result all the way to disk and state. */
+int manager_sync(Manager *m);
+
+/* Schedule a sync after delay_usec (coalescing bursts of events). */
+void manager_schedule_sync(Manager *m, uint64_t delay_usec);
+
+/* true when /readyz should say ready; *reason says why not. */
+bool manager_is_ready(Manager *m, const char **reason);

@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: MIT */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+
+#include "cleanup.h"
+#include "fs.h"
+#include "log.h"
+#include "source-dir.h"
+
+/* Kubernetes caps a config map or secret at 1 MiB in total. */
+#define VALUE_MAX (1024u * 1024)
+#define ENTRIES_MAX 4096
+#define PULL_SECRET_KEY ".dockerconfigjson"
+
+#define DIR_EVENTS                                                                              \
+        (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB |     \
+         IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+
+typedef struct DirSource DirSource;
+
+/*
+ * Watch a directory, not files: the kubelet replaces "..data" by rename, and
+ * a watch on a file dies with the first swap. When the directory does not
+ * exist yet we watch its parent and move down once it appears.
+ */
+typedef struct Watch {
+        DirSource *owner;
+        char *path; /* the directory to watch */
+        sd_event_source *src;
+        bool on_parent;
+} Watch;
+
+struct DirSource {
+        Source base;
+        sd_event *event;
+        char *trust_path;
+        char *pull_path;
+        Watch watches[2];
+        size_t n_watches;
+};
+
+static int watch_arm(Watch *w);
+
+static int on_inotify(sd_event_source *s, const struct inotify_event *ev, void *userdata) {
+        Watch *w = userdata;
+
+        (void) s;
+        /* The directory itself went away, or something appeared in the
+         * parent we watch while it is missing: re-arm on what exists now. */
+        if ((ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) || w->on_parent)
+                (void) watch_arm(w);
+        source_notify(&w->owner->base);
+        return 0;
+}
+
+static int watch_arm(Watch *w) {
+        _cleanup_free_ char *copy = NULL;
+        const char *target = w->path;
+        int r;
+
+        w->src = sd_event_source_disable_unref(w->src);
+        w->on_parent = false;
+
+        for (;;) {
+                r = sd_event_add_inotify(w->owner->event, &w->src, target, DIR_EVENTS, on_inotify, w);
+                if (r != -ENOENT && r != -ENOTDIR)
+                        break;
+                /* Walk up until something exists; "/" always does. */
+                char *next = strdup(target);
+                if (!next)
+                        return -ENOMEM;
+                free(copy);
+                copy = next;
+                target = dirname(copy);
+                w->on_parent = true;
+        }
+        if (r < 0)
+                return r;
+        if (w->on_parent)
+                log_debug("'%s' does not exist yet; watching '%s' for it", w->path, target);
+        return 0;
+}
+
+static int watch_init(DirSource *d, const char *path) {
+        struct stat st;
+        Watch *w = &d->watches[d->n_watches];
+        _cleanup_free_ char *copy = strdup(path);
+
+        if (!copy)
+                return -ENOMEM;
+        /* A plain file (the pull secret on a bare-metal host): watch its directory. */
+        if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode))
+                w->path = strdup(dirname(copy));
+        else
+                w->path = strdup(path);
+        if (!w->path)
+                return -ENOMEM;
+        w->owner = d;
+        d->n_watches++;
+        return watch_arm(w);
+}
+
+static int dir_start(Source *s, sd_event *event) {
+        DirSource *d = (DirSource *) s;
+        int r;
+
+        d->event = sd_event_ref(event);
+        if (d->trust_path) {
+                r = watch_init(d, d->trust_path);
+                if (r < 0)
+                        return r;
+        }
+        if (d->pull_path) {
+                r = watch_init(d, d->pull_path);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Open the directory to read from: "..data" when the kubelet layout is
+ * there (all keys then come from one generation even if a swap happens
+ * while we read), else the directory itself. */
+static int open_volume(const char *path, int *ret) {
+        int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int data;
+
+        if (fd < 0)
+                return -errno;
+        data = openat(fd, "..data", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (data >= 0) {
+                close(fd);
+                fd = data;
+        }
+        *ret = fd;
+        return 0;
+}
+
+static int read_trust(const char *path, Snapshot *snap) {
+        _cleanup_close_ int fd = -1;
+        struct dirent *de;
+        DIR *dir;
+        int r = 0;
+
+        r = open_volume(path, &fd);
+        if (r < 0)
+                return r;
+        dir = fdopendir(fd);
+        if (!dir)
+                return -errno;
+        fd = -1; /* owned by dir now */
+
+        /* An existing directory, even empty, is a trust map with no keys. */
+        snap->have_trust = true;
+        while ((de = readdir(dir))) {
+                _cleanup_free_ char *data = NULL;
+                size_t size;
+
+                /* Dot files are the kubelet's own (..data, ..2026_...) or
+                 * editors' and installers' temporaries; no registry host
+                 * name starts with a dot. */
+                if (de->d_name[0] == '.')
+                        continue;
+                if (snap->n_entries >= ENTRIES_MAX) {
+                        r = -E2BIG;
+                        break;
+                }
+                r = read_file_at(dirfd(dir), de->d_name, true, VALUE_MAX, &data, &size);
+                if (r == -EISDIR || r == -EBADFD || r == -ENOENT) {
+                        r = 0;
+                        continue;
+                }
+                if (r < 0)
+                        break;
+                r = snapshot_add_entry(snap, de->d_name, data, size);
+                if (r < 0)
+                        break;
+        }
+        closedir(dir);
+        return r;
+}
+
+static int read_pull_secret(const char *path, Snapshot *snap) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *data = NULL;
+        struct stat st;
+        size_t size;
+        int r;
+
+        if (stat(path, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode)) {
+                r = open_volume(path, &fd);
+                if (r < 0)
+                        return r;
+                r = read_file_at(fd, PULL_SECRET_KEY, true, VALUE_MAX, &data, &size);
+        } else
+                r = read_file_at(AT_FDCWD, path, true, VALUE_MAX, &data, &size);
+        if (r < 0)
+                return r;
+        r = snapshot_set_pull_secret(snap, data, size);
+        explicit_bzero(data, size);
+        return r;
+}
+
+static int dir_read(Source *s, Snapshot **ret) {
+        DirSource *d = (DirSource *) s;
+        _cleanup_(snapshot_freep) Snapshot *snap = snapshot_new();
+        int r;
+
+        if (!snap)
+                return -ENOMEM;
+        if (d->trust_path) {
+                r = read_trust(d->trust_path, snap);
+                if (r < 0)
+                        return r;
+        }
+        if (d->pull_path) {
+                r = read_pull_secret(d->pull_path, snap);
+                /* A missing secret is "no pull secret", not an error. */
+                if (r < 0 && r != -ENOENT)
+                        return r;
+        }
+        if (asprintf(&snap->origin, "%s", d->trust_path ? d->trust_path : d->pull_path) < 0)
+                return -ENOMEM;
+        snapshot_sort(snap);
+        *ret = TAKE_PTR(snap);
+        return 0;
+}
+
+static bool dir_healthy(Source *s, const char **reason) {
+        DirSource *d = (DirSource *) s;
+        struct stat st;
+
+        if (d->trust_path && stat(d->trust_path, &st) < 0) {
+                *reason = "the trust source directory does not exist";
+                return false;
+        }
+        return true;
+}
+
+static void dir_free(Source *s) {
+        DirSource *d = (DirSource *) s;
+
+        for (size_t i = 0; i < d->n_watches; i++) {
+                sd_event_source_disable_unref(d->watches[i].src);
+                free(d->watches[i].path);
+        }
+        sd_event_unref(d->event);
+        free(d->trust_path);
+        free(d->pull_path);
+        free(d);
+}
+
+static const SourceOps dir_ops = {
+        .kind = "dir",
+        .start = dir_start,
+        .read = dir_read,
+        .healthy = dir_healthy,
+        .free = dir_free,
+};
+
+int source_dir_new(const char *trust_path, const char *pull_secret_path, Source **ret) {
+        DirSource *d = calloc(1, sizeof *d);
+
+        if (!d)
+                return -ENOMEM;
+        d->base.ops = &dir_ops;
+        d->trust_path = trust_path ? strdup(trust_path) : NULL;
+        d->pull_path = pull_secret_path ? strdup(pull_secret_path) : NULL;
+        if ((trust_path && !d->trust_path) || (pull_secret_path && !d->pull_path)) {
+                dir_free(&d->base);
+                return -ENOMEM;
+        }
+        *ret = &d->base;
+        return 0;
+}
