@@ -6,7 +6,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "cleanup.h"
+
 char **strv_free(char **l);
+#define _cleanup_strv_free_ _cleanup_(strv_freep)
 static inline void strv_freep(char ***l) {
         strv_free(*l);
 }

@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "certgen.h"
+#include "cleanup.h"
+#include "strv.h"
+#include "trust.h"
+
+static void check_key(const char *key, const char *want) {
+        _cleanup_free_ char *name = NULL;
+        const char *reason = NULL;
+        int r = registry_from_key(key, &name, &reason);
+
+        if (want) {
+                if (r < 0)
+                        fail_msg("key '%s' refused: %s", key, reason);
+                assert_string_equal(name, want);
+        } else {
+                if (r >= 0)
+                        fail_msg("key '%s' accepted as '%s'", key, name);
+                assert_int_equal(r, -EINVAL);
+                assert_non_null(reason);
+        }
+}
+
+static void test_key_decoding(void **state) {
+        (void) state;
+        check_key("registry.example.com", "registry.example.com");
+        check_key("a..5000", "a:5000");
+        check_key("registry-with-port.example.com..5000", "registry-with-port.example.com:5000");
+        check_key("10.0.0.1..443", "10.0.0.1:443");
+        check_key("localhost", "localhost");
+        check_key("a..1", "a:1");
+        check_key("a..65535", "a:65535");
+        /* The last ".." is the separator: "a." is no host name. */
+        check_key("a...6000", NULL);
+        check_key("..x", NULL);
+        check_key("a/b", NULL);
+        check_key("a:5000", NULL);
+        check_key("a..0", NULL);
+        check_key("a..65536", NULL);
+        check_key("a..99999", NULL);
+        check_key("a..050", NULL);
+        check_key("a..", NULL);
+        check_key("a..b", NULL);
+        check_key("a..50x0", NULL);
+        check_key("", NULL);
+        check_key("-a.example.com", NULL);
+        check_key("a-.example.com", NULL);
+        check_key("under_score.example.com", NULL);
+        check_key("a..b..5000", NULL);
+}
+
+static void test_key_lengths(void **state) {
+        char label64[65], key[300];
+
+        (void) state;
+        memset(label64, 'a', 64);
+        label64[64] = 0;
+        check_key(label64, NULL);
+        label64[63] = 0;
+        check_key(label64, label64);
+
+        /* 4 labels of 63 + 3 dots = 255 > 253: too long as a key. */
+        snprintf(key, sizeof key, "%s.%s.%s.%s", label64, label64, label64, label64);
+        check_key(key, NULL);
+        /* Exactly 253 characters is allowed. */
+        memset(key, 'b', sizeof key);
+        for (int i = 63; i < 253; i += 64)
+                key[i] = '.';
+        key[253] = 0;
+        check_key(key, key);
+}
+
+static Snapshot *snap_with(const char *const *kv) {
+        Snapshot *s = snapshot_new();
+        for (size_t i = 0; kv[i]; i += 2)
+                assert_int_equal(snapshot_add_entry(s, kv[i], kv[i + 1], strlen(kv[i + 1])), 0);
+        snapshot_sort(s);
+        return s;
+}
+
+static const TrustRefusal *find_refusal(const TrustSet *t, const char *key) {
+        for (size_t i = 0; i < t->n_refused; i++)
+                if (streq(t->refused[i].key, key))
+                        return &t->refused[i];
+        return NULL;
+}
+
+static void test_trust_set(void **state) {
+        _cleanup_free_ char *pem = certgen_pem("CA one");
+        _cleanup_free_ char *key = certgen_key_pem();
+        _cleanup_strv_free_ char **ignore = NULL;
+        const char *kv[] = {
+                "good.example.com..5000", pem,
+                "storage-ca-bundle.pem", pem,
+                "bad..0", pem,
+                "keyed.example.com", key,
+                "garbage.example.com", "this is not a certificate",
+                "empty.example.com", "",
+                NULL,
+        };
+        _cleanup_(snapshot_freep) Snapshot *s = snap_with(kv);
+        _cleanup_(trust_set_freep) TrustSet *t = NULL;
+
+        (void) state;
+        assert_int_equal(strv_split_comma(DEFAULT_IGNORE_KEYS, &ignore), 0);
+        assert_int_equal(trust_set_from_snapshot(s, ignore, time(NULL), &t), 0);
+
+        assert_int_equal(t->n_entries, 1);
+        assert_string_equal(t->entries[0].registry, "good.example.com:5000");
+        assert_string_equal(t->entries[0].key, "good.example.com..5000");
+        assert_false(t->entries[0].expired);
+
+        assert_int_equal(strv_length(t->ignored), 1);
+        assert_string_equal(t->ignored[0], "storage-ca-bundle.pem");
+
+        assert_int_equal(t->n_refused, 4);
+        assert_null(find_refusal(t, "bad..0")->registry);
+        assert_non_null(strstr(find_refusal(t, "keyed.example.com")->reason, "private key"));
+        assert_string_equal(find_refusal(t, "keyed.example.com")->registry, "keyed.example.com");
+        assert_non_null(find_refusal(t, "garbage.example.com"));
+        assert_non_null(find_refusal(t, "empty.example.com"));
+        /* A bad value must be findable by registry, so its last good file is kept. */
+        assert_non_null(trust_set_find_refused(t, "garbage.example.com"));
+
+        /* Nothing about the private key may reach a refusal reason. */
+        for (size_t i = 0; i < t->n_refused; i++)
+                assert_null(strstr(t->refused[i].reason, "BEGIN"));
+}
+
+static void test_ignore_list_configurable(void **state) {
+        _cleanup_free_ char *pem = certgen_pem("CA");
+        _cleanup_strv_free_ char **ignore = NULL;
+        const char *kv[] = { "storage-ca-bundle.pem", pem, "skip.example.com", pem, NULL };
+        _cleanup_(snapshot_freep) Snapshot *s = snap_with(kv);
+        _cleanup_(trust_set_freep) TrustSet *t = NULL;
+
+        (void) state;
+        /* A custom list replaces the default: storage-ca-bundle.pem is then a
+         * key like any other, and as it is a valid host name it is applied. */
+        assert_int_equal(strv_split_comma("skip.example.com", &ignore), 0);
+        assert_int_equal(trust_set_from_snapshot(s, ignore, time(NULL), &t), 0);
+        assert_int_equal(strv_length(t->ignored), 1);
+        assert_string_equal(t->ignored[0], "skip.example.com");
+        assert_int_equal(t->n_entries, 1);
+        assert_string_equal(t->entries[0].registry, "storage-ca-bundle.pem");
+}
+
+static void test_expiry_flags(void **state) {
+        size_t n;
+        _cleanup_free_ char *expired = certgen("old", -7200, -3600, false, &n);
+        _cleanup_free_ char *future = certgen("future", 3600, 7200, false, &n);
+        const char *kv[] = { "expired.example.com", expired, "future.example.com", future, NULL };
+        _cleanup_(snapshot_freep) Snapshot *s = snap_with(kv);
+        _cleanup_(trust_set_freep) TrustSet *t = NULL;
+
+        (void) state;
+        assert_int_equal(trust_set_from_snapshot(s, NULL, time(NULL), &t), 0);
+        /* Written but flagged, never refused. */
+        assert_int_equal(t->n_entries, 2);
+        assert_int_equal(t->n_refused, 0);
+        assert_true(trust_set_find(t, "expired.example.com")->expired);
+        assert_false(trust_set_find(t, "expired.example.com")->not_yet_valid);
+        assert_true(trust_set_find(t, "future.example.com")->not_yet_valid);
+        assert_false(trust_set_find(t, "future.example.com")->expired);
+}
+
+static void test_snapshot_hash(void **state) {
+        const char *a[] = { "ab", "c", NULL }, *b[] = { "a", "bc", NULL };
+        _cleanup_(snapshot_freep) Snapshot *sa = snap_with(a), *sb = snap_with(b);
+        char ha[65], hb[65], ha2[65];
+
+        (void) state;
+        snapshot_trust_hash(sa, ha);
+        snapshot_trust_hash(sb, hb);
+        snapshot_trust_hash(sa, ha2);
+        assert_int_equal(strlen(ha), 64);
+        assert_string_not_equal(ha, hb);
+        assert_string_equal(ha, ha2);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_key_decoding),
+                cmocka_unit_test(test_key_lengths),
+                cmocka_unit_test(test_trust_set),
+                cmocka_unit_test(test_ignore_list_configurable),
+                cmocka_unit_test(test_expiry_flags),
+                cmocka_unit_test(test_snapshot_hash),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
