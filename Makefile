@@ -71,13 +71,20 @@ $(B)/tests/test-%: tests/unit/test-%.c $(LIB_AGENT) $(B)/libcommon.a
 deps:
 	scripts/deps.sh build
 
-# Unit tests first (fast, no peers), then end-to-end with real peers.
+# Unit tests first (fast, no peers), again under ASan+UBSan, then
+# end-to-end with real peers against the normal build.
 check: deps-test
 	$(MAKE) all unit
+	$(MAKE) SANITIZE=1 unit
 	$(PYTEST) -q tests/e2e
 
 unit: $(TEST_BIN)
 	@set -e; for t in $(TEST_BIN); do echo "== $$t"; $$t; done
+
+# Benchmarks record numbers (bench/README.md); they assert nothing.
+bench: all
+	scripts/deps.sh test
+	@set -e; for b in bench/*.sh; do [ -x "$$b" ] || continue; echo "== $$b"; $$b; done
 
 deps-test:
 	scripts/deps.sh test
@@ -95,7 +102,7 @@ install: all
 clean:
 	rm -rf build build-san
 
-.PHONY: all check unit deps deps-test demo install clean
+.PHONY: all check unit bench deps deps-test demo install clean
 
 -include $(wildcard mk/*.mk)
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
