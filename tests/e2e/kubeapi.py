@@ -1,0 +1,627 @@
+# SPDX-License-Identifier: MIT
+"""A stand-in Kubernetes API server for nodetrust's API source tests.
+
+No Kubernetes API server is packaged for Debian, so this speaks the
+documented list/watch protocol for exactly the objects nodetrustd reads:
+
+  GET /apis/config.openshift.io/v1/images[/cluster]
+  GET /api/v1/namespaces/NS/configmaps[/NAME]
+  GET /api/v1/namespaces/NS/secrets[/NAME]
+
+with ?fieldSelector=metadata.name=NAME, ?watch=1, ?resourceVersion=N,
+?allowWatchBookmarks=true and ?timeoutSeconds=N, over TLS with its own CA
+(made with the openssl CLI), bearer tokens or client certificates.
+
+Protocol points it keeps, as the real apiserver does:
+  - one global, monotonic resourceVersion; lists carry it in
+    metadata.resourceVersion, every object in metadata.resourceVersion;
+  - a watch is HTTP/1.1 200 with chunked transfer, one
+    {"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR, "object": ...} line per
+    chunk; BOOKMARK objects carry only kind, apiVersion and
+    metadata.resourceVersion;
+  - a watch from a resourceVersion older than the compacted history gets
+    200 and then one ERROR event whose object is a Status with code 410
+    (reason Expired), then the stream ends; a list at such a version is an
+    HTTP 410 Status;
+  - a watch without resourceVersion (or "0") starts with synthetic ADDED
+    events for what exists now;
+  - the server ends a watch after timeoutSeconds;
+  - a missing or unknown token is HTTP 401 with a Status body.
+
+Faults for tests: drop_connections(), fail_next(n), set_delay(s),
+set_tokens()/expire token, silence_watches(), compact(), stop()/start().
+
+Use from tests:
+
+    api = KubeAPI(tmpdir); api.start()
+    api.set_image_config("registry-cas")
+    api.set_configmap("openshift-config", "registry-cas", {"host..5000": pem})
+    api.write_kubeconfig(path)
+"""
+
+import base64
+import http.server
+import json
+import os
+import select
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import urllib.parse
+import uuid
+
+IMAGES = ("config.openshift.io/v1", None, "images")
+
+
+def _coll_kind(coll):
+    return {"images": "Image", "configmaps": "ConfigMap", "secrets": "Secret"}[coll[2]]
+
+
+def _coll_api_version(coll):
+    return coll[0]
+
+
+def _status(code, reason, message):
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "code": code}
+
+
+def make_ca(workdir, name="kubeapi"):
+    """Create a CA and a server certificate for 127.0.0.1/localhost with the
+    openssl CLI; returns a dict of paths (ca, ca_key, cert, key)."""
+    os.makedirs(workdir, exist_ok=True)
+    p = {k: os.path.join(workdir, f"{name}-{k}.pem") for k in ("ca", "ca_key", "cert", "key", "csr")}
+    ext = os.path.join(workdir, f"{name}-ext.cnf")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage=serverAuth\n")
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True)
+    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", p["ca_key"], "-out", p["ca"], "-days", "2", "-subj", f"/CN={name} test CA")
+    run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", p["key"], "-out", p["csr"], "-subj", "/CN=127.0.0.1")
+    run("openssl", "x509", "-req", "-in", p["csr"], "-CA", p["ca"], "-CAkey", p["ca_key"],
+        "-CAcreateserial", "-out", p["cert"], "-days", "2", "-extfile", ext)
+    return p
+
+
+def make_client_cert(workdir, ca, user="system:node:test", name="client"):
+    """A client certificate signed by the stand-in's CA (CN = user)."""
+    cert = os.path.join(workdir, f"{name}-cert.pem")
+    key = os.path.join(workdir, f"{name}-key.pem")
+    csr = os.path.join(workdir, f"{name}.csr")
+    ext = os.path.join(workdir, f"{name}-ext.cnf")
+    with open(ext, "w") as f:
+        f.write("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True)
+    run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", key, "-out", csr, "-subj", f"/CN={user}")
+    run("openssl", "x509", "-req", "-in", csr, "-CA", ca["ca"], "-CAkey", ca["ca_key"],
+        "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", ext)
+    return cert, key
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, api, addr):
+        self.api = api
+        super().__init__(addr, _Handler)
+
+    def finish_request(self, request, client_address):
+        # The TLS handshake happens here, in the connection's own thread, so
+        # a slow client cannot stall accept().
+        try:
+            request.settimeout(10)
+            tls = self.api.ssl_context.wrap_socket(request, server_side=True)
+            tls.settimeout(None)
+        except (OSError, ssl.SSLError):
+            request.close()
+            return
+        self.api._track(tls, True)
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            self.api._track(tls, False)
+
+    def handle_error(self, request, client_address):
+        pass  # dropped connections are the point of half the tests
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "kubeapi-standin/1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def _send_json(self, code, obj):
+        body = (json.dumps(obj) + "\n").encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _chunk(self, data):
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def _authenticated(self):
+        api = self.server.api
+        auth = self.headers.get("Authorization", "")
+        if auth.startswith("Bearer ") and auth[7:] in api.tokens:
+            return True
+        if api.client_cert_users is not None:
+            cert = self.connection.getpeercert()
+            if cert:
+                cn = dict(x[0] for x in cert.get("subject", ())).get("commonName")
+                if cn in api.client_cert_users:
+                    return True
+        return False
+
+    def do_GET(self):
+        api = self.server.api
+        url = urllib.parse.urlsplit(self.path)
+        q = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
+        rec = {"method": "GET", "path": url.path, "query": q, "time": time.monotonic(),
+               "auth": self.headers.get("Authorization", "")}
+        with api.lock:
+            api.requests.append(rec)
+            delay = api.delay
+            fail = api.fail_remaining > 0
+            if fail:
+                api.fail_remaining -= 1
+                fail_code = api.fail_code
+        if delay:
+            time.sleep(delay)
+        if fail:
+            rec["result"] = fail_code
+            return self._send_json(fail_code, _status(fail_code, "InternalError", "injected failure"))
+        if not self._authenticated():
+            rec["result"] = 401
+            return self._send_json(401, _status(401, "Unauthorized", "Unauthorized"))
+
+        route = api._route(url.path)
+        if route is None:
+            rec["result"] = 404
+            return self._send_json(404, _status(404, "NotFound", f"the server could not find {url.path}"))
+        coll, name = route
+        if name is None:
+            fs = q.get("fieldSelector", "")
+            if fs:
+                if not fs.startswith("metadata.name="):
+                    rec["result"] = 400
+                    return self._send_json(400, _status(400, "BadRequest", "unsupported field selector"))
+                name = fs[len("metadata.name="):]
+            if q.get("watch") in ("1", "true"):
+                rec["result"] = 200
+                return self._watch(coll, name, q)
+            rec["result"] = 200
+            return self._list(coll, name, q)
+        obj = api.get(coll, name)
+        if obj is None:
+            rec["result"] = 404
+            return self._send_json(404, _status(404, "NotFound", f'{coll[2]} "{name}" not found'))
+        rec["result"] = 200
+        return self._send_json(200, obj)
+
+    def do_POST(self):
+        self._send_json(405, _status(405, "MethodNotAllowed", "read-only stand-in"))
+
+    do_PUT = do_PATCH = do_DELETE = do_POST
+
+    def _list(self, coll, name, q):
+        api = self.server.api
+        with api.lock:
+            rv = q.get("resourceVersion", "")
+            if rv not in ("", "0") and int(rv) < api.compacted_rv:
+                return self._send_json(410, _status(410, "Expired", "too old resource version"))
+            items = [o for (c, n), o in sorted(api.objects.items()) if c == coll and (name is None or n == name)]
+            body = {"kind": _coll_kind(coll) + "List", "apiVersion": _coll_api_version(coll),
+                    "metadata": {"resourceVersion": str(api.rv)}, "items": items}
+        self._send_json(200, body)
+
+    def _watch(self, coll, name, q):
+        api = self.server.api
+        bookmarks = q.get("allowWatchBookmarks") == "true"
+        timeout = float(q.get("timeoutSeconds", "1800"))
+        rv = q.get("resourceVersion", "")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+
+        def send(ev):
+            self._chunk((json.dumps(ev) + "\n").encode())
+
+        start = last_bookmark = time.monotonic()
+        dead = False
+        with api.lock:
+            api.watches += 1
+            if rv in ("", "0"):
+                sent_rv = api.rv
+                initial = [o for (c, n), o in sorted(api.objects.items())
+                           if c == coll and (name is None or n == name)]
+                expired = False
+            else:
+                sent_rv = int(rv)
+                initial = []
+                expired = sent_rv < api.compacted_rv
+        try:
+            if expired:
+                send({"type": "ERROR", "object": _status(
+                    410, "Expired", f"too old resource version: {sent_rv} ({api.compacted_rv})")})
+                self._chunk(b"")
+                return
+            for o in initial:
+                send({"type": "ADDED", "object": o})
+            while True:
+                with api.cond:
+                    if api.silent or dead:
+                        dead = True
+                        events = []
+                    else:
+                        events = [e for e in api.history if e["rv"] > sent_rv and e["coll"] == coll
+                                  and (name is None or e["name"] == name)]
+                        if not events:
+                            api.cond.wait(0.05)
+                            events = [e for e in api.history if e["rv"] > sent_rv and e["coll"] == coll
+                                      and (name is None or e["name"] == name)]
+                        if api.silent:
+                            dead = True
+                            events = []
+                    now_rv = api.rv
+                    bookmark_interval = api.bookmark_interval
+                if dead:
+                    # A dead watch: the connection stays open and nothing
+                    # flows, ever, until the client gives up or we stop.
+                    if self._client_gone(0.1) or api.stopping:
+                        return
+                    continue
+                for e in events:
+                    send({"type": e["type"], "object": e["object"]})
+                    sent_rv = e["rv"]
+                    api._sent(e["rv"])
+                now = time.monotonic()
+                if now - start >= timeout:
+                    break
+                if bookmarks and now - last_bookmark >= bookmark_interval:
+                    sent_rv = max(sent_rv, now_rv)
+                    send({"type": "BOOKMARK", "object": {
+                        "kind": _coll_kind(coll), "apiVersion": _coll_api_version(coll),
+                        "metadata": {"resourceVersion": str(sent_rv)}}})
+                    last_bookmark = now
+                if api.stopping:
+                    return
+            self._chunk(b"")
+        except OSError:
+            self.close_connection = True
+        finally:
+            with api.lock:
+                api.watches -= 1
+
+    def _client_gone(self, timeout):
+        try:
+            r, _, _ = select.select([self.connection], [], [], timeout)
+            if not r:
+                return False
+            return self.connection.recv(1) == b""
+        except (OSError, ssl.SSLError, ValueError):
+            return True
+
+
+class KubeAPI:
+    """The stand-in. Everything is thread-safe; objects are plain dicts."""
+
+    def __init__(self, workdir, token="token-1", port=0, bookmark_interval=1.0, client_cert_users=None):
+        self.workdir = workdir
+        self.tls = make_ca(workdir)
+        self.ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ssl_context.load_cert_chain(self.tls["cert"], self.tls["key"])
+        self.ssl_context.load_verify_locations(self.tls["ca"])
+        self.ssl_context.verify_mode = ssl.CERT_OPTIONAL
+        self.lock = threading.RLock()
+        self.cond = threading.Condition(self.lock)
+        self.tokens = {token} if token else set()
+        self.client_cert_users = client_cert_users
+        self.port = port
+        self.bookmark_interval = bookmark_interval
+        self.objects = {}      # (coll, name) -> object
+        self.history = []      # events: rv, coll, name, type, object
+        self.rv = 1000
+        self.compacted_rv = 0
+        self.requests = []
+        self.sent_times = {}   # rv -> monotonic time the event first left the server
+        self.delay = 0.0
+        self.fail_remaining = 0
+        self.fail_code = 500
+        self.silent = False
+        self.stopping = False
+        self.watches = 0
+        self._conns = set()
+        self._server = None
+        self._thread = None
+
+    # --- lifecycle -------------------------------------------------------
+
+    def start(self):
+        """Serve on 127.0.0.1 (the same port again after stop())."""
+        self.stopping = False
+        self._server = _Server(self, ("127.0.0.1", self.port))
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        """Make the API unreachable: close the listener and every connection."""
+        if not self._server:
+            return
+        self.stopping = True
+        self._server.shutdown()
+        self._server.server_close()
+        self.drop_connections()
+        self._thread.join()
+        self._server = None
+        with self.cond:
+            self.cond.notify_all()
+
+    @property
+    def url(self):
+        return f"https://127.0.0.1:{self.port}"
+
+    # --- objects ---------------------------------------------------------
+
+    def _route(self, path):
+        parts = [p for p in path.split("/") if p]
+        if parts[:3] == ["apis", "config.openshift.io", "v1"] and len(parts) in (4, 5) and parts[3] == "images":
+            return IMAGES, (parts[4] if len(parts) == 5 else None)
+        if parts[:2] == ["api", "v1"] and len(parts) in (5, 6) and parts[2] == "namespaces" and \
+                parts[4] in ("configmaps", "secrets"):
+            return ("v1", parts[3], parts[4]), (parts[5] if len(parts) == 6 else None)
+        return None
+
+    def get(self, coll, name):
+        with self.lock:
+            o = self.objects.get((coll, name))
+            return json.loads(json.dumps(o)) if o is not None else None
+
+    def put(self, coll, name, obj):
+        """Create or replace an object; emits ADDED or MODIFIED. Returns its rv."""
+        with self.cond:
+            self.rv += 1
+            old = self.objects.get((coll, name))
+            obj = json.loads(json.dumps(obj))
+            md = obj.setdefault("metadata", {})
+            md["name"] = name
+            if coll[1]:
+                md["namespace"] = coll[1]
+            md["uid"] = old["metadata"]["uid"] if old else str(uuid.uuid4())
+            md["creationTimestamp"] = old["metadata"]["creationTimestamp"] if old else \
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            md["resourceVersion"] = str(self.rv)
+            obj["kind"] = _coll_kind(coll)
+            obj["apiVersion"] = _coll_api_version(coll)
+            self.objects[(coll, name)] = obj
+            self.history.append({"rv": self.rv, "coll": coll, "name": name,
+                                 "type": "MODIFIED" if old else "ADDED", "object": obj})
+            self.cond.notify_all()
+            return self.rv
+
+    def delete(self, coll, name):
+        """Delete an object (no-op when absent); emits DELETED. Returns the rv."""
+        with self.cond:
+            old = self.objects.pop((coll, name), None)
+            if old is None:
+                return self.rv
+            self.rv += 1
+            old = json.loads(json.dumps(old))
+            old["metadata"]["resourceVersion"] = str(self.rv)
+            self.history.append({"rv": self.rv, "coll": coll, "name": name, "type": "DELETED", "object": old})
+            self.cond.notify_all()
+            return self.rv
+
+    def set_image_config(self, trusted_ca_name):
+        """image.config.openshift.io/cluster with spec.additionalTrustedCA.name
+        (None: the field unset, as on a fresh cluster)."""
+        spec = {"additionalTrustedCA": {"name": trusted_ca_name}} if trusted_ca_name else {}
+        return self.put(IMAGES, "cluster", {"spec": spec, "status": {}})
+
+    def delete_image_config(self):
+        return self.delete(IMAGES, "cluster")
+
+    def set_configmap(self, namespace, name, data=None, binary_data=None):
+        """data: str values; binary_data: bytes values (sent base64)."""
+        obj = {}
+        if data:
+            obj["data"] = dict(data)
+        if binary_data:
+            obj["binaryData"] = {k: base64.b64encode(v).decode() for k, v in binary_data.items()}
+        return self.put(("v1", namespace, "configmaps"), name, obj)
+
+    def delete_configmap(self, namespace, name):
+        return self.delete(("v1", namespace, "configmaps"), name)
+
+    def set_pull_secret(self, dockerconfigjson, namespace="openshift-config", name="pull-secret"):
+        """dockerconfigjson: a dict (serialized) or raw bytes/str."""
+        if isinstance(dockerconfigjson, dict):
+            dockerconfigjson = json.dumps(dockerconfigjson)
+        if isinstance(dockerconfigjson, str):
+            dockerconfigjson = dockerconfigjson.encode()
+        return self.put(("v1", namespace, "secrets"), name, {
+            "type": "kubernetes.io/dockerconfigjson",
+            "data": {".dockerconfigjson": base64.b64encode(dockerconfigjson).decode()}})
+
+    def delete_secret(self, namespace="openshift-config", name="pull-secret"):
+        return self.delete(("v1", namespace, "secrets"), name)
+
+    # --- faults ----------------------------------------------------------
+
+    def drop_connections(self):
+        """Cut every open connection, mid-stream, without a final chunk."""
+        with self.lock:
+            conns = list(self._conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def fail_next(self, n, code=500):
+        """Answer the next n requests with this status (before auth)."""
+        with self.lock:
+            self.fail_remaining = n
+            self.fail_code = code
+
+    def set_delay(self, seconds):
+        """Hold every new response this long before its status line."""
+        with self.lock:
+            self.delay = seconds
+
+    def set_tokens(self, *tokens):
+        """The bearer tokens accepted from now on; any other gets 401."""
+        with self.lock:
+            self.tokens = set(tokens)
+
+    def silence_watches(self, silent=True):
+        """Dead watches: every open or new watch sends nothing, not even a
+        bookmark or its timeout's end. Turning it off helps new watches
+        only; a watch that went dead stays dead."""
+        with self.cond:
+            self.silent = silent
+            self.cond.notify_all()
+
+    def compact(self):
+        """Forget history: watches or lists from any older rv get 410."""
+        with self.lock:
+            self.compacted_rv = self.rv + 1
+            self.history = []
+
+    # --- introspection ---------------------------------------------------
+
+    def _track(self, conn, add):
+        with self.lock:
+            (self._conns.add if add else self._conns.discard)(conn)
+
+    def _sent(self, rv):
+        with self.lock:
+            self.sent_times.setdefault(rv, time.monotonic())
+
+    def active_watches(self):
+        with self.lock:
+            return self.watches
+
+    def requests_matching(self, path_part, watch=None):
+        with self.lock:
+            return [r for r in self.requests if path_part in r["path"] + "?" + urllib.parse.urlencode(r["query"])
+                    and (watch is None or (r["query"].get("watch") in ("1", "true")) == watch)]
+
+    # --- client configuration -------------------------------------------
+
+    def write_kubeconfig(self, path, auth="token", token=None, ca="data", fmt="yaml", token_file=None,
+                         client_cert=None, decoy=True):
+        """Write a kubeconfig the way kubectl does. auth: token | token-file |
+        client-cert (client_cert=(cert, key) paths; embedded as -data when
+        ca == "data"). ca: data | file. fmt: yaml | json. decoy adds another
+        cluster/user/context first, so only current-context picks ours."""
+        token = token or sorted(self.tokens)[0]
+        cluster = {"server": self.url}
+        if ca == "data":
+            with open(self.tls["ca"], "rb") as f:
+                cluster["certificate-authority-data"] = base64.b64encode(f.read()).decode()
+        else:
+            cluster["certificate-authority"] = self.tls["ca"]
+        user = {}
+        if auth == "token":
+            user["token"] = token
+        elif auth == "token-file":
+            token_file = token_file or os.path.join(os.path.dirname(path), "token")
+            with open(token_file, "w") as f:
+                f.write(token + "\n")
+            user["tokenFile"] = token_file
+        elif auth == "client-cert":
+            cert, key = client_cert
+            if ca == "data":
+                user["client-certificate-data"] = base64.b64encode(open(cert, "rb").read()).decode()
+                user["client-key-data"] = base64.b64encode(open(key, "rb").read()).decode()
+            else:
+                user["client-certificate"] = cert
+                user["client-key"] = key
+        clusters = [{"name": "standin", "cluster": cluster}]
+        users = [{"name": "nodetrust", "user": user}]
+        contexts = [{"name": "nodetrust@standin", "context": {"cluster": "standin", "user": "nodetrust"}}]
+        if decoy:
+            clusters.insert(0, {"name": "other", "cluster": {"server": "https://192.0.2.1:6443"}})
+            users.insert(0, {"name": "other-admin", "user": {"token": "not-this-one"}})
+            contexts.insert(0, {"name": "other", "context": {"cluster": "other", "user": "other-admin",
+                                                              "namespace": "default"}})
+        doc = {"apiVersion": "v1", "kind": "Config", "clusters": clusters, "contexts": contexts,
+               "current-context": "nodetrust@standin", "preferences": {}, "users": users}
+        with open(path, "w") as f:
+            f.write(json.dumps(doc, indent=2) if fmt == "json" else _to_yaml(doc))
+        return path
+
+    def write_in_cluster(self, sa_dir, token=None):
+        """The service-account layout a pod sees (token, ca.crt, namespace);
+        returns the environment nodetrustd --in-cluster needs."""
+        os.makedirs(sa_dir, exist_ok=True)
+        self.write_sa_token(sa_dir, token or sorted(self.tokens)[0])
+        with open(self.tls["ca"], "rb") as src, open(os.path.join(sa_dir, "ca.crt"), "wb") as dst:
+            dst.write(src.read())
+        with open(os.path.join(sa_dir, "namespace"), "w") as f:
+            f.write("nodetrust")
+        return {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(self.port),
+                "NODETRUST_SERVICEACCOUNT_DIR": sa_dir}
+
+    @staticmethod
+    def write_sa_token(sa_dir, token):
+        """Rotate the projected token atomically, as the kubelet does."""
+        tmp = os.path.join(sa_dir, ".token.tmp")
+        with open(tmp, "w") as f:
+            f.write(token)
+        os.rename(tmp, os.path.join(sa_dir, "token"))
+
+
+def _yaml_scalar(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "null"
+    if isinstance(v, (int, float)):
+        return str(v)
+    s = str(v)
+    plain = s and all(c.isalnum() or c in "-_./:@+=" for c in s) and not s[0] in "-:@" \
+        and s.lower() not in ("true", "false", "null", "yes", "no", "on", "off", "~") \
+        and not s.replace(".", "").isdigit()
+    return s if plain else json.dumps(s)
+
+
+def _to_yaml(v, indent=0):
+    """Block-style YAML in kubectl's layout (sorted keys, "- " list items)."""
+    pad = " " * indent
+    out = []
+    if isinstance(v, dict):
+        if not v:
+            return pad + "{}\n"
+        for k in sorted(v):
+            x = v[k]
+            if isinstance(x, dict) and x:
+                out.append(f"{pad}{k}:\n{_to_yaml(x, indent + 2)}")
+            elif isinstance(x, list) and x:
+                out.append(f"{pad}{k}:\n{_to_yaml(x, indent)}")
+            else:
+                out.append(f"{pad}{k}: {'{}' if x == {} else '[]' if x == [] else _yaml_scalar(x)}\n")
+        return "".join(out)
+    if isinstance(v, list):
+        for x in v:
+            body = _to_yaml(x, indent + 2)
+            out.append(pad + "- " + body[indent + 2:])
+        return "".join(out)
+    return pad + _yaml_scalar(v) + "\n"
