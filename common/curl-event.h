@@ -17,8 +17,8 @@
  *     buffer with a size cap, or a line-by-line streaming mode for watches).
  *
  * Callbacks run from the loop, never from inside a curl call, except the
- * line callback, which curl's write callback invokes: it must not cancel or
- * free its request (return a negative errno to end the transfer instead).
+ * line and headers callbacks, which curl invokes: they must not cancel or
+ * free their request (return a negative errno to end the transfer instead).
  * Free every request before the glue it runs on.
  */
 
@@ -64,6 +64,11 @@ typedef void (*curl_request_done_t)(CurlRequest *req, int error, void *userdata)
  * skipped). Return a negative errno to end the transfer with that error. */
 typedef int (*curl_request_line_t)(CurlRequest *req, char *line, size_t len, void *userdata);
 
+/* Called once the final response's headers are in (status >= 200), before
+ * any body: e.g. to learn that a watch is established. Same rules as the
+ * line callback. */
+typedef int (*curl_request_headers_t)(CurlRequest *req, long status, void *userdata);
+
 /* Where TLS trust and the client identity come from. Each is either a file
  * or an in-memory PEM blob (copied); all NULL means the system CA store and
  * no client certificate. */
@@ -102,6 +107,7 @@ int curl_request_set_timeouts(CurlRequest *req, uint64_t connect_ms, uint64_t to
 void curl_request_set_max_size(CurlRequest *req, size_t max);
 /* Switch to streaming mode (see curl_request_line_t). */
 void curl_request_set_line_callback(CurlRequest *req, curl_request_line_t cb, void *userdata);
+void curl_request_set_headers_callback(CurlRequest *req, curl_request_headers_t cb, void *userdata);
 /* The underlying easy handle, for options not covered here (not PRIVATE). */
 CURL *curl_request_easy(CurlRequest *req);
 

@@ -21,6 +21,8 @@ struct CurlRequest {
 
         curl_request_line_t on_line;
         void *line_userdata;
+        curl_request_headers_t on_headers;
+        void *headers_userdata;
         int streaming; /* -1: undecided until the first byte, 0/1 */
 
         /* Why our write callback refused data (-EFBIG, the line callback's error). */
@@ -129,6 +131,26 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *userdata) {
         return n;
 }
 
+static size_t on_header(char *p, size_t size, size_t nmemb, void *userdata) {
+        CurlRequest *req = userdata;
+        size_t n = size * nmemb;
+        long code = 0;
+        int r;
+
+        /* The empty line ends a header block; 1xx blocks are not the answer. */
+        if (!req->on_headers || !((n == 2 && p[0] == '\r' && p[1] == '\n') || (n == 1 && p[0] == '\n')))
+                return n;
+        curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &code);
+        if (code < 200)
+                return n;
+        r = req->on_headers(req, code, req->headers_userdata);
+        if (r < 0) {
+                req->local_error = r;
+                return 0;
+        }
+        return n;
+}
+
 int curl_request_new(const char *url, CurlRequest **ret) {
         CurlRequest *req;
 
@@ -150,6 +172,8 @@ int curl_request_new(const char *url, CurlRequest **ret) {
             curl_easy_setopt(req->easy, CURLOPT_ERRORBUFFER, req->errbuf) != CURLE_OK ||
             curl_easy_setopt(req->easy, CURLOPT_WRITEFUNCTION, on_write) != CURLE_OK ||
             curl_easy_setopt(req->easy, CURLOPT_WRITEDATA, req) != CURLE_OK ||
+            curl_easy_setopt(req->easy, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK ||
+            curl_easy_setopt(req->easy, CURLOPT_HEADERDATA, req) != CURLE_OK ||
             curl_easy_setopt(req->easy, CURLOPT_CONNECTTIMEOUT_MS, (long) DEFAULT_CONNECT_TIMEOUT_MS) != CURLE_OK ||
             /* Long-lived watches must notice a peer that vanished without a FIN. */
             curl_easy_setopt(req->easy, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK ||
@@ -269,6 +293,11 @@ void curl_request_set_line_callback(CurlRequest *req, curl_request_line_t cb, vo
         req->line_userdata = userdata;
 }
 
+void curl_request_set_headers_callback(CurlRequest *req, curl_request_headers_t cb, void *userdata) {
+        req->on_headers = cb;
+        req->headers_userdata = userdata;
+}
+
 CURL *curl_request_easy(CurlRequest *req) {
         return req->easy;
 }
@@ -283,7 +312,7 @@ static void on_glue_done(CURL *easy, CURLcode result, void *userdata) {
 
         if (result == CURLE_OK)
                 error = 0;
-        else if (result == CURLE_WRITE_ERROR && req->local_error < 0)
+        else if ((result == CURLE_WRITE_ERROR || result == CURLE_ABORTED_BY_CALLBACK) && req->local_error < 0)
                 error = req->local_error;
         else
                 error = curl_code_to_errno(result);

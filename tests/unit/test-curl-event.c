@@ -157,6 +157,9 @@ typedef struct Result {
         char body[256];
         char lines[8][64];
         size_t n_lines;
+        long header_status;
+        unsigned header_calls;
+        unsigned lines_before_headers;
 } Result;
 
 static void on_done(CurlRequest *req, int error, void *userdata) {
@@ -168,10 +171,21 @@ static void on_done(CurlRequest *req, int error, void *userdata) {
         snprintf(res->body, sizeof res->body, "%s", curl_request_body(req, NULL));
 }
 
+static int on_headers(CurlRequest *req, long status, void *userdata) {
+        Result *res = userdata;
+
+        (void) req;
+        res->header_status = status;
+        res->header_calls++;
+        return 0;
+}
+
 static int on_line(CurlRequest *req, char *line, size_t len, void *userdata) {
         Result *res = userdata;
 
         (void) req;
+        if (res->header_calls == 0)
+                res->lines_before_headers++;
         assert_int_equal(strlen(line), len);
         if (res->n_lines < ELEMENTSOF(res->lines))
                 snprintf(res->lines[res->n_lines++], sizeof res->lines[0], "%s", line);
@@ -194,6 +208,7 @@ static void run(const char *path, bool streaming, size_t max, uint64_t total_ms,
         assert_int_equal(curl_request_new(url, &req), 0);
         if (streaming)
                 curl_request_set_line_callback(req, on_line, res);
+        curl_request_set_headers_callback(req, on_headers, res);
         if (max)
                 curl_request_set_max_size(req, max);
         if (token)
@@ -217,6 +232,8 @@ static void test_body(void **state) {
         assert_int_equal(res.error, 0);
         assert_int_equal(res.status, 200);
         assert_string_equal(res.body, "hello world");
+        assert_int_equal(res.header_calls, 1);
+        assert_int_equal(res.header_status, 200);
 }
 
 static void test_too_big(void **state) {
@@ -233,6 +250,8 @@ static void test_stream_lines(void **state) {
         assert_int_equal(res.error, 0);
         assert_int_equal(res.status, 200);
         assert_int_equal(res.n_lines, 3);
+        assert_int_equal(res.header_calls, 1);
+        assert_int_equal(res.lines_before_headers, 0);
         assert_string_equal(res.lines[0], "one");
         assert_string_equal(res.lines[1], "two");
         assert_string_equal(res.lines[2], "three");
@@ -246,6 +265,7 @@ static void test_stream_error_body(void **state) {
         run("/gone", true, 0, 5000, NULL, &res);
         assert_int_equal(res.error, 0);
         assert_int_equal(res.status, 410);
+        assert_int_equal(res.header_status, 410);
         assert_int_equal(res.n_lines, 0);
         assert_string_equal(res.body, "{\"code\":410}\n\n");
 }
@@ -255,6 +275,7 @@ static void test_timeout(void **state) {
         (void) state;
         run("/stall", true, 0, 300, NULL, &res);
         assert_int_equal(res.error, -ETIMEDOUT);
+        assert_int_equal(res.header_calls, 0);
 }
 
 static void test_bearer(void **state) {
