@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * A small HTTP server: libmicrohttpd in external-poll mode, driven by an
+ * sd_event loop. No threads: MHD's epoll fd is an sd_event io source and
+ * MHD's own timeout re-arms an sd_event timer, so a stalled loop answers
+ * nothing (which is what a liveness probe wants).
+ *
+ * The handler is called once per request, after the whole body (if any) has
+ * arrived, and must answer with one of the httpd_reply*() calls. Returning a
+ * negative errno without replying sends a 500. A body over the limit is not
+ * read: the handler sees body_too_large (and an empty body) so it can count
+ * it or answer 401 first; if it does not reply, the client gets a 413.
+ *
+ *   static int handle(HttpdRequest *req, void *userdata) {
+ *           if (streq(req->path, "/healthz"))
+ *                   return httpd_reply_text(req, 200, "ok\n");
+ *           return httpd_reply_text(req, 404, "not found\n");
+ *   }
+ *   r = httpd_new(event, "127.0.0.1:9447", handle, m, &m->httpd);
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+typedef struct Httpd Httpd;
+
+typedef struct HttpdRequest {
+        const char *method;   /* "GET", "POST", ... */
+        const char *path;     /* URL path, percent-decoded, without the query */
+        const char *body;     /* the request body, NUL-terminated; "" when none */
+        size_t body_size;     /* bytes in body, not counting the NUL */
+        bool body_too_large;  /* the body exceeded the limit and was dropped */
+        void *connection;     /* struct MHD_Connection *, for the helpers below */
+        bool replied;
+} HttpdRequest;
+
+typedef int (*HttpdHandler)(HttpdRequest *req, void *userdata);
+
+/* Default request body limit; bigger bodies get 413 (see httpd_set_max_body). */
+#define HTTPD_DEFAULT_MAX_BODY (64U * 1024U)
+
+/* Parse "ADDR:PORT" (IPv4 dotted quad or "[IPv6]", port 0-65535) into
+ * a sockaddr_storage and its length; -EINVAL when it is not one. */
+int httpd_parse_listen(const char *listen, void *ret_sockaddr_storage, size_t *ret_len);
+
+/* Start a server on listen ("ADDR:PORT"; port 0 picks a free one) on event e. */
+int httpd_new(sd_event *e, const char *listen, HttpdHandler handler, void *userdata, Httpd **ret);
+
+/* Stop the server, close every connection, free everything; NULL is fine. */
+Httpd *httpd_free(Httpd *h);
+static inline void httpd_freep(Httpd **h) {
+        httpd_free(*h);
+}
+
+/* Largest request body accepted; larger ones get 413 without being read
+ * when they announce Content-Length, or as soon as they exceed it. */
+void httpd_set_max_body(Httpd *h, size_t max);
+
+/* The port actually bound (useful after asking for port 0). */
+uint16_t httpd_get_port(Httpd *h);
+
+/* The value of query parameter key ("?key=value"), or NULL. */
+const char *httpd_request_query(HttpdRequest *req, const char *key);
+
+/* The value of request header name (case-insensitive), or NULL. */
+const char *httpd_request_header(HttpdRequest *req, const char *name);
+
+/* Answer with status, a Content-Type (NULL for none) and len bytes of body
+ * (copied). extra_headers is NULL or a NULL-terminated list of name, value
+ * pairs. Returns 0, -EALREADY when already answered, -ENOMEM or -EIO. */
+int httpd_reply_full(HttpdRequest *req, unsigned status, const char *content_type,
+                     const void *body, size_t len, const char *const *extra_headers);
+
+/* httpd_reply_full() without extra headers. */
+int httpd_reply(HttpdRequest *req, unsigned status, const char *content_type, const void *body, size_t len);
+
+/* Answer with a text/plain; charset=utf-8 body. */
+int httpd_reply_text(HttpdRequest *req, unsigned status, const char *text);
