@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The fleet as JSON, for GET /api/v1/nodes and GET /api/v1/summary. Times
+ * are unix seconds; hashes are the agents' sha256 hex; nothing secret ever
+ * reaches a report, so nothing secret can leave here.
+ */
+
+#include <stdint.h>
+
+#include "fleet.h"
+
+/* Certificates listed in the summary expire within this many days. */
+#define API_EXPIRING_DAYS 30
+/* At most this many of them are listed (the soonest); the total is given. */
+#define API_MAX_EXPIRING 500U
+
+/* {"nodes": [...]} needing attention first; state < 0 lists every state,
+ * else only that NodeState. *ret is a NUL-terminated string to free. */
+int api_nodes_json(const Fleet *f, uint64_t now, int state, char **ret);
+
+/* One node's object, -ENOENT when there is no such node. */
+int api_node_json(Fleet *f, uint64_t now, const char *name, char **ret);
+
+/* Counts by state, the current hash, the soonest expiry, and the
+ * certificates expiring within API_EXPIRING_DAYS. */
+int api_summary_json(const Fleet *f, uint64_t now, char **ret);

@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fleet.h"
+
+static const char *const node_state_names[_NODE_STATE_MAX] = {
+        [NODE_CONVERGED] = "converged",
+        [NODE_LAGGING] = "lagging",
+        [NODE_FAILING] = "failing",
+        [NODE_STALE] = "stale",
+};
+
+static const int node_state_ranks[_NODE_STATE_MAX] = {
+        [NODE_FAILING] = 0,
+        [NODE_STALE] = 1,
+        [NODE_LAGGING] = 2,
+        [NODE_CONVERGED] = 3,
+};
+
+const char *node_state_to_string(NodeState s) {
+        return s >= 0 && s < _NODE_STATE_MAX ? node_state_names[s] : NULL;
+}
+
+int node_state_attention_rank(NodeState s) {
+        return s >= 0 && s < _NODE_STATE_MAX ? node_state_ranks[s] : _NODE_STATE_MAX;
+}
+
+int node_state_from_string(const char *s) {
+        for (int i = 0; s && i < _NODE_STATE_MAX; i++)
+                if (streq(s, node_state_names[i]))
+                        return i;
+        return -EINVAL;
+}
+
+int fleet_new(size_t max_nodes, unsigned default_interval_seconds, Fleet **ret) {
+        Fleet *f;
+
+        f = calloc(1, sizeof *f);
+        if (!f)
+                return -ENOMEM;
+        f->max_nodes = max_nodes ? max_nodes : FLEET_DEFAULT_MAX_NODES;
+        f->default_interval_seconds = default_interval_seconds ? default_interval_seconds : 30;
+        *ret = f;
+        return 0;
+}
+
+static Node *node_free(Node *n) {
+        if (n) {
+                report_free(n->report);
+                free(n);
+        }
+        return NULL;
+}
+
+Fleet *fleet_free(Fleet *f) {
+        if (!f)
+                return NULL;
+        for (size_t i = 0; i < f->n_nodes; i++)
+                node_free(f->nodes[i]);
+        free(f->nodes);
+        free(f);
+        return NULL;
+}
+
+/* Binary search: the index of name, or where it would go (*found false). */
+static size_t fleet_find(const Fleet *f, const char *name, bool *found) {
+        size_t lo = 0, hi = f->n_nodes;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = strcmp(f->nodes[mid]->report->node, name);
+                if (c == 0) {
+                        *found = true;
+                        return mid;
+                }
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        *found = false;
+        return lo;
+}
+
+Node *fleet_get(Fleet *f, const char *name) {
+        bool found;
+        size_t i = fleet_find(f, name, &found);
+
+        return found ? f->nodes[i] : NULL;
+}
+
+static SeenHash *seen_hash_find(Fleet *f, const char *hash) {
+        for (size_t i = 0; i < f->n_hashes; i++)
+                if (streq(f->hashes[i].hash, hash))
+                        return &f->hashes[i];
+        return NULL;
+}
+
+/* Remember a hash not seen before; when the table is full, the oldest one
+ * that is not current makes room (a fleet goes through far fewer configs
+ * than FLEET_MAX_HASHES while one aggregator runs). */
+static SeenHash *seen_hash_add(Fleet *f, const char *hash, uint64_t now) {
+        SeenHash *h;
+
+        if (f->n_hashes < FLEET_MAX_HASHES)
+                h = &f->hashes[f->n_hashes++];
+        else {
+                h = NULL;
+                for (size_t i = 0; i < f->n_hashes; i++) {
+                        if (streq(f->hashes[i].hash, f->current_hash))
+                                continue;
+                        if (!h || f->hashes[i].seq < h->seq)
+                                h = &f->hashes[i];
+                }
+        }
+        memcpy(h->hash, hash, 65);
+        h->first_seen = now;
+        return h;
+}
+
+static void adopt_hash(Fleet *f, SeenHash *h, uint64_t now) {
+        h->seq = ++f->seq;
+        if (!streq(f->current_hash, h->hash)) {
+                memcpy(f->current_hash, h->hash, 65);
+                f->current_since = now;
+        }
+}
+
+int fleet_update(Fleet *f, Report **report, uint64_t now) {
+        Report *r = *report;
+        SeenHash *h;
+        bool found;
+        Node *n;
+        size_t i;
+
+        i = fleet_find(f, r->node, &found);
+        if (found)
+                n = f->nodes[i];
+        else {
+                if (f->n_nodes >= f->max_nodes)
+                        return -ENOSPC;
+                if (!f->nodes) {
+                        /* Allocated once, at the cap, so inserting never fails half way. */
+                        f->nodes = calloc(f->max_nodes, sizeof *f->nodes);
+                        if (!f->nodes)
+                                return -ENOMEM;
+                }
+                n = calloc(1, sizeof *n);
+                if (!n)
+                        return -ENOMEM;
+                n->first_seen = now;
+                memmove(f->nodes + i + 1, f->nodes + i, (f->n_nodes - i) * sizeof *f->nodes);
+                f->nodes[i] = n;
+                f->n_nodes++;
+        }
+
+        h = seen_hash_find(f, r->source_hash);
+        if (!h)
+                adopt_hash(f, seen_hash_add(f, r->source_hash, now), now);
+        else if (n->report && !streq(n->report->source_hash, r->source_hash))
+                adopt_hash(f, h, now);
+
+        report_free(n->report);
+        n->report = TAKE_PTR(*report);
+        n->last_seen = now;
+        n->n_reports++;
+        return 0;
+}
+
+NodeState fleet_node_state(const Fleet *f, const Node *n, uint64_t now) {
+        const Report *r = n->report;
+        uint64_t interval = r->interval_seconds ? r->interval_seconds : f->default_interval_seconds;
+
+        if (now > n->last_seen && now - n->last_seen > FLEET_STALE_INTERVALS * interval * USEC_PER_SEC)
+                return NODE_STALE;
+        if (r->n_errors > 0 || !r->ready)
+                return NODE_FAILING;
+        if (!streq(r->applied_hash, f->current_hash))
+                return NODE_LAGGING;
+        return NODE_CONVERGED;
+}
+
+size_t fleet_prune(Fleet *f, uint64_t now, uint64_t forget_usec) {
+        size_t kept = 0, n = f->n_nodes;
+
+        for (size_t i = 0; i < n; i++) {
+                Node *node = f->nodes[i];
+                if (now > node->last_seen && now - node->last_seen > forget_usec)
+                        node_free(node);
+                else
+                        f->nodes[kept++] = node;
+        }
+        f->n_nodes = kept;
+        return n - kept;
+}
+
+static int node_view_cmp(const void *a, const void *b) {
+        const NodeView *x = a, *y = b;
+        int rx = node_state_attention_rank(x->state), ry = node_state_attention_rank(y->state);
+
+        if (rx != ry)
+                return rx < ry ? -1 : 1;
+        return strcmp(x->node->report->node, y->node->report->node);
+}
+
+int fleet_list(const Fleet *f, uint64_t now, NodeView **ret, size_t *ret_n) {
+        NodeView *v;
+
+        v = calloc(f->n_nodes ? f->n_nodes : 1, sizeof *v);
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < f->n_nodes; i++)
+                v[i] = (NodeView){ f->nodes[i], fleet_node_state(f, f->nodes[i], now) };
+        qsort(v, f->n_nodes, sizeof *v, node_view_cmp);
+        *ret = v;
+        *ret_n = f->n_nodes;
+        return 0;
+}
+
+void fleet_summarize(const Fleet *f, uint64_t now, FleetSummary *ret) {
+        FleetSummary s = {};
+
+        for (size_t i = 0; i < f->n_nodes; i++) {
+                const Node *n = f->nodes[i];
+                const Report *r = n->report;
+
+                s.counts[fleet_node_state(f, n, now)]++;
+                s.total++;
+                if (!r->has_soonest_expiry)
+                        continue;
+                if (s.has_soonest_expiry && r->soonest_expiry >= s.soonest_expiry)
+                        continue;
+                s.has_soonest_expiry = true;
+                s.soonest_expiry = r->soonest_expiry;
+                s.soonest_node = r->node;
+                s.soonest_registry = NULL;
+                /* Name the registry when the node listed the certificate. */
+                if (r->n_certs > 0 && r->certs[0].not_after == r->soonest_expiry)
+                        s.soonest_registry = r->certs[0].registry;
+        }
+        *ret = s;
+}
+
+static int expiring_cmp(const void *a, const void *b) {
+        const ExpiringCert *x = a, *y = b;
+        int c;
+
+        if (x->not_after != y->not_after)
+                return x->not_after < y->not_after ? -1 : 1;
+        c = strcmp(x->node, y->node);
+        return c ? c : strcmp(x->registry, y->registry);
+}
+
+int fleet_expiring(const Fleet *f, int64_t before, ExpiringCert **ret, size_t *ret_n) {
+        ExpiringCert *e = NULL;
+        size_t n = 0, alloc = 0;
+
+        for (size_t i = 0; i < f->n_nodes; i++) {
+                const Report *r = f->nodes[i]->report;
+
+                /* certs are sorted soonest first, so stop at the first later one. */
+                for (size_t j = 0; j < r->n_certs && r->certs[j].not_after < before; j++) {
+                        if (n == alloc) {
+                                size_t a = alloc ? alloc * 2 : 16;
+                                ExpiringCert *p = realloc(e, a * sizeof *e);
+                                if (!p) {
+                                        free(e);
+                                        return -ENOMEM;
+                                }
+                                e = p;
+                                alloc = a;
+                        }
+                        e[n++] = (ExpiringCert){ r->node, r->certs[j].registry, r->certs[j].not_after };
+                }
+        }
+        if (n > 0)
+                qsort(e, n, sizeof *e, expiring_cmp);
+        *ret = e;
+        *ret_n = n;
+        return 0;
+}

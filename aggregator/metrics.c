@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "api.h"
+#include "metrics.h"
+
+static void header(FILE *f, const char *name, const char *type, const char *help) {
+        fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+int metrics_render(const Fleet *fleet, const AggregatorStats *stats, uint64_t now, char **ret, size_t *ret_size) {
+        _cleanup_free_ ExpiringCert *e = NULL;
+        _cleanup_free_ char *buf = NULL;
+        FleetSummary s;
+        size_t size = 0, n_expiring;
+        FILE *f;
+        int r;
+
+        fleet_summarize(fleet, now, &s);
+        r = fleet_expiring(fleet, (int64_t) (now / USEC_PER_SEC) + API_EXPIRING_DAYS * 86400, &e, &n_expiring);
+        if (r < 0)
+                return r;
+
+        f = open_memstream(&buf, &size);
+        if (!f)
+                return -ENOMEM;
+
+        header(f, "nodetrust_aggregator_nodes", "gauge",
+               "Nodes by fleet state (converged, lagging, failing, stale).");
+        for (int i = 0; i < _NODE_STATE_MAX; i++)
+                fprintf(f, "nodetrust_aggregator_nodes{state=\"%s\"} %zu\n", node_state_to_string(i), s.counts[i]);
+
+        header(f, "nodetrust_aggregator_nodes_total", "gauge", "Nodes the aggregator holds a report of.");
+        fprintf(f, "nodetrust_aggregator_nodes_total %zu\n", s.total);
+
+        header(f, "nodetrust_aggregator_nodes_max", "gauge", "Most nodes the aggregator keeps; reports of more are refused.");
+        fprintf(f, "nodetrust_aggregator_nodes_max %zu\n", fleet->max_nodes);
+
+        /* No sample without a certificate: a made-up 0 would read as "expired in 1970". */
+        header(f, "nodetrust_aggregator_soonest_certificate_expiry_timestamp_seconds", "gauge",
+               "Soonest notAfter of any registry certificate on any node, unix seconds.");
+        if (s.has_soonest_expiry)
+                fprintf(f, "nodetrust_aggregator_soonest_certificate_expiry_timestamp_seconds %lld\n",
+                        (long long) s.soonest_expiry);
+
+        header(f, "nodetrust_aggregator_certificates_expiring", "gauge",
+               "Node certificates that expire within 30 days (expired ones included).");
+        fprintf(f, "nodetrust_aggregator_certificates_expiring %zu\n", n_expiring);
+
+        header(f, "nodetrust_aggregator_current_source_info", "gauge",
+               "The source hash the fleet converges on (value always 1).");
+        if (fleet->current_hash[0])
+                fprintf(f, "nodetrust_aggregator_current_source_info{hash=\"%s\"} 1\n", fleet->current_hash);
+
+        header(f, "nodetrust_aggregator_current_source_since_timestamp_seconds", "gauge",
+               "When the current source hash was adopted, unix seconds.");
+        if (fleet->current_hash[0])
+                fprintf(f, "nodetrust_aggregator_current_source_since_timestamp_seconds %llu\n",
+                        (unsigned long long) (fleet->current_since / USEC_PER_SEC));
+
+        header(f, "nodetrust_aggregator_reports_received_total", "counter",
+               "Reports posted to the aggregator, accepted or not.");
+        fprintf(f, "nodetrust_aggregator_reports_received_total %llu\n", (unsigned long long) stats->reports_received);
+
+        header(f, "nodetrust_aggregator_reports_accepted_total", "counter", "Reports accepted.");
+        fprintf(f, "nodetrust_aggregator_reports_accepted_total %llu\n", (unsigned long long) stats->reports_accepted);
+
+        header(f, "nodetrust_aggregator_reports_rejected_total", "counter", "Reports refused, by reason.");
+        for (int i = 0; i < _REJECT_REASON_MAX; i++)
+                fprintf(f, "nodetrust_aggregator_reports_rejected_total{reason=\"%s\"} %llu\n",
+                        reject_reason_to_string(i), (unsigned long long) stats->reports_rejected[i]);
+
+        header(f, "nodetrust_aggregator_reports_per_second", "gauge",
+               "Accepted reports per second over the last minute.");
+        fprintf(f, "nodetrust_aggregator_reports_per_second %.3f\n", rate_window_per_second(&stats->accepted_rate, now));
+
+        header(f, "nodetrust_aggregator_nodes_forgotten_total", "counter",
+               "Nodes dropped after being silent longer than --forget.");
+        fprintf(f, "nodetrust_aggregator_nodes_forgotten_total %llu\n", (unsigned long long) stats->nodes_forgotten);
+
+        header(f, "nodetrust_aggregator_start_time_seconds", "gauge", "When the aggregator started, unix seconds.");
+        fprintf(f, "nodetrust_aggregator_start_time_seconds %llu\n", (unsigned long long) (stats->start_time / USEC_PER_SEC));
+
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(buf);
+        *ret_size = size;
+        return 0;
+}

@@ -1,0 +1,387 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "report.h"
+#include "strv.h"
+
+static const char *const registry_state_names[_REGISTRY_STATE_MAX] = {
+        [REGISTRY_APPLIED] = "applied",
+        [REGISTRY_REFUSED] = "refused",
+        [REGISTRY_CONFLICT] = "conflict",
+        [REGISTRY_FAILED] = "failed",
+};
+
+static const char *const reject_reason_names[_REJECT_REASON_MAX] = {
+        [REJECT_UNAUTHORIZED] = "unauthorized",
+        [REJECT_TOO_LARGE] = "too_large",
+        [REJECT_BAD_JSON] = "bad_json",
+        [REJECT_BAD_SCHEMA] = "bad_schema",
+        [REJECT_BAD_NODE_NAME] = "bad_node_name",
+        [REJECT_NODE_LIMIT] = "node_limit",
+};
+
+const char *registry_state_to_string(RegistryState s) {
+        return s >= 0 && s < _REGISTRY_STATE_MAX ? registry_state_names[s] : NULL;
+}
+
+const char *reject_reason_to_string(RejectReason r) {
+        return r >= 0 && r < _REJECT_REASON_MAX ? reject_reason_names[r] : NULL;
+}
+
+bool node_name_is_valid(const char *name) {
+        size_t n;
+
+        /* ^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$ */
+        if (!name)
+                return false;
+        n = strlen(name);
+        if (n < 1 || n > 253)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = name[i];
+                bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+                if (i == 0 || i == n - 1) {
+                        if (!alnum)
+                                return false;
+                } else if (!alnum && c != '-' && c != '.')
+                        return false;
+        }
+        return true;
+}
+
+bool sha256_hex_is_valid(const char *s) {
+        if (!s || strlen(s) != 64)
+                return false;
+        for (size_t i = 0; i < 64; i++)
+                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+                        return false;
+        return true;
+}
+
+Report *report_free(Report *r) {
+        if (!r)
+                return NULL;
+        free(r->node);
+        free(r->agent_version);
+        free(r->source_kind);
+        free(r->pull_secret_state);
+        strv_free(r->errors);
+        for (size_t i = 0; i < r->n_certs; i++)
+                free(r->certs[i].registry);
+        free(r->certs);
+        free(r);
+        return NULL;
+}
+
+/* Set the message and return -EINVAL, so validators can "return fail(...)". */
+_printf_(2, 3) static int fail(char **ret_message, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(ret_message, fmt, ap) < 0)
+                *ret_message = NULL;
+        va_end(ap);
+        return -EINVAL;
+}
+
+/* A copy of s cut to at most max bytes, never inside a UTF-8 sequence
+ * (jansson refuses to emit invalid UTF-8). */
+static char *strdup_truncated(const char *s, size_t max) {
+        size_t n = strlen(s);
+
+        if (n > max) {
+                n = max;
+                while (n > 0 && ((unsigned char) s[n] & 0xC0) == 0x80)
+                        n--;
+        }
+        return strndup(s, n);
+}
+
+static int get_uint(json_t *o, const char *key, bool required, uint64_t max, uint64_t *ret, char **msg) {
+        json_t *v = json_object_get(o, key);
+
+        if (!v) {
+                if (required)
+                        return fail(msg, "missing field '%s'", key);
+                return 0;
+        }
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t) json_integer_value(v) > max)
+                return fail(msg, "'%s' must be an integer from 0 to %llu", key,
+                            (unsigned long long) max);
+        *ret = (uint64_t) json_integer_value(v);
+        return 1;
+}
+
+/* A string field: 0 when absent (and not required), 1 with *ret set. */
+static int get_string(json_t *o, const char *key, bool required, const char **ret, char **msg) {
+        json_t *v = json_object_get(o, key);
+
+        if (!v) {
+                if (required)
+                        return fail(msg, "missing field '%s'", key);
+                return 0;
+        }
+        if (!json_is_string(v))
+                return fail(msg, "'%s' must be a string", key);
+        *ret = json_string_value(v);
+        return 1;
+}
+
+static int cert_cmp(const void *a, const void *b) {
+        const CertExpiry *x = a, *y = b;
+
+        if (x->not_after != y->not_after)
+                return x->not_after < y->not_after ? -1 : 1;
+        return strcmp(x->registry, y->registry);
+}
+
+/* Keep the REPORT_MAX_CERTS soonest expiries: replace the latest kept one
+ * when a sooner one comes along, sort at the end. */
+static int keep_cert(Report *r, const char *name, int64_t not_after) {
+        size_t latest = 0;
+
+        r->n_certs_total++;
+        if (r->n_certs < REPORT_MAX_CERTS) {
+                char *copy = strdup(name);
+                if (!copy)
+                        return -ENOMEM;
+                r->certs[r->n_certs++] = (CertExpiry){ copy, not_after };
+                return 0;
+        }
+        for (size_t i = 1; i < r->n_certs; i++)
+                if (r->certs[i].not_after > r->certs[latest].not_after)
+                        latest = i;
+        if (not_after < r->certs[latest].not_after) {
+                char *copy = strdup(name);
+                if (!copy)
+                        return -ENOMEM;
+                free(r->certs[latest].registry);
+                r->certs[latest] = (CertExpiry){ copy, not_after };
+        }
+        return 0;
+}
+
+static int parse_registries(Report *r, json_t *regs, char **msg) {
+        size_t i;
+        json_t *e;
+
+        if (!json_is_array(regs))
+                return fail(msg, "'registries' must be an array");
+
+        r->certs = calloc(REPORT_MAX_CERTS, sizeof *r->certs);
+        if (!r->certs)
+                return -ENOMEM;
+
+        json_array_foreach(regs, i, e) {
+                const char *name, *state;
+                RegistryState s;
+                json_t *na;
+                int k;
+
+                if (!json_is_object(e))
+                        return fail(msg, "registries[%zu] must be an object", i);
+                name = json_string_value(json_object_get(e, "name"));
+                state = json_string_value(json_object_get(e, "state"));
+                if (!name || !*name || strlen(name) > REPORT_MAX_REGISTRY_NAME)
+                        return fail(msg, "registries[%zu].name must be a string of 1 to %u bytes",
+                                    i, REPORT_MAX_REGISTRY_NAME);
+                if (!state)
+                        return fail(msg, "registries[%zu].state must be a string", i);
+                for (k = 0; k < _REGISTRY_STATE_MAX; k++)
+                        if (streq(state, registry_state_names[k]))
+                                break;
+                if (k == _REGISTRY_STATE_MAX)
+                        return fail(msg,
+                                    "registries[%zu].state must be applied, refused, conflict or failed", i);
+                s = (RegistryState) k;
+                r->registries[s]++;
+
+                na = json_object_get(e, "not_after");
+                if (na && !json_is_null(na)) {
+                        if (!json_is_integer(na))
+                                return fail(msg, "registries[%zu].not_after must be an integer or null", i);
+                        k = keep_cert(r, name, json_integer_value(na));
+                        if (k < 0)
+                                return k;
+                }
+        }
+        qsort(r->certs, r->n_certs, sizeof *r->certs, cert_cmp);
+        return 0;
+}
+
+static int parse_errors(Report *r, json_t *errs, char **msg) {
+        size_t i;
+        json_t *e;
+
+        if (!json_is_array(errs))
+                return fail(msg, "'errors' must be an array of strings");
+        json_array_foreach(errs, i, e) {
+                if (!json_is_string(e))
+                        return fail(msg, "errors[%zu] must be a string", i);
+                r->n_errors++;
+                if (i < REPORT_MAX_ERRORS) {
+                        _cleanup_free_ char *s = strdup_truncated(json_string_value(e), REPORT_MAX_ERROR_LEN);
+                        if (!s || strv_extend(&r->errors, s) < 0)
+                                return -ENOMEM;
+                }
+        }
+        return 0;
+}
+
+static int parse_source(Report *r, json_t *src, char **msg) {
+        const char *s;
+        int k;
+
+        if (!json_is_object(src))
+                return fail(msg, "'source' must be an object");
+        k = get_string(src, "hash", true, &s, msg);
+        if (k < 0)
+                return k;
+        if (!sha256_hex_is_valid(s))
+                return fail(msg, "source.hash must be 64 lowercase hex digits");
+        memcpy(r->source_hash, s, 65);
+
+        k = get_uint(src, "generation", false, INT64_MAX, &r->generation, msg);
+        if (k < 0)
+                return k;
+        k = get_string(src, "kind", false, &s, msg);
+        if (k < 0)
+                return k;
+        if (k > 0 && !(r->source_kind = strdup_truncated(s, 32)))
+                return -ENOMEM;
+        return 0;
+}
+
+static int parse_report(Report *r, json_t *root, RejectReason *why, char **msg) {
+        const char *s;
+        uint64_t u;
+        json_t *v;
+        int k;
+
+        *why = REJECT_BAD_SCHEMA;
+        if (!json_is_object(root))
+                return fail(msg, "the report must be a JSON object");
+
+        v = json_object_get(root, "schema");
+        if (!json_is_integer(v) || json_integer_value(v) != 1)
+                return fail(msg, "'schema' must be 1");
+
+        k = get_string(root, "node", true, &s, msg);
+        if (k < 0)
+                return k;
+        if (!node_name_is_valid(s)) {
+                *why = REJECT_BAD_NODE_NAME;
+                return fail(msg,
+                            "'node' must be a Kubernetes node name (lowercase letters, digits, '-' and '.', at most 253)");
+        }
+        if (!(r->node = strdup(s)))
+                return -ENOMEM;
+
+        k = get_string(root, "agent_version", false, &s, msg);
+        if (k < 0)
+                return k;
+        if (k > 0 && !(r->agent_version = strdup_truncated(s, 64)))
+                return -ENOMEM;
+
+        k = get_uint(root, "timestamp", false, INT64_MAX, &u, msg);
+        if (k < 0)
+                return k;
+        r->timestamp = k > 0 ? (int64_t) u : 0;
+
+        k = get_uint(root, "interval_seconds", false, REPORT_MAX_INTERVAL_SECONDS, &u, msg);
+        if (k < 0)
+                return k;
+        if (k > 0 && u < 1)
+                return fail(msg, "'interval_seconds' must be at least 1");
+        r->interval_seconds = k > 0 ? (unsigned) u : 0;
+
+        r->ready = true;
+        v = json_object_get(root, "ready");
+        if (v) {
+                if (!json_is_boolean(v))
+                        return fail(msg, "'ready' must be a boolean");
+                r->ready = json_is_true(v);
+        }
+
+        v = json_object_get(root, "source");
+        if (!v)
+                return fail(msg, "missing field 'source'");
+        k = parse_source(r, v, msg);
+        if (k < 0)
+                return k;
+
+        v = json_object_get(root, "applied_hash");
+        if (v && !json_is_null(v)) {
+                if (!json_is_string(v) || !sha256_hex_is_valid(json_string_value(v)))
+                        return fail(msg, "'applied_hash' must be 64 lowercase hex digits or null");
+                memcpy(r->applied_hash, json_string_value(v), 65);
+        }
+
+        v = json_object_get(root, "errors");
+        if (v && (k = parse_errors(r, v, msg)) < 0)
+                return k;
+
+        v = json_object_get(root, "registries");
+        if (v && (k = parse_registries(r, v, msg)) < 0)
+                return k;
+
+        v = json_object_get(root, "soonest_expiry");
+        if (v && !json_is_null(v)) {
+                if (!json_is_integer(v))
+                        return fail(msg, "'soonest_expiry' must be an integer or null");
+                r->has_soonest_expiry = true;
+                r->soonest_expiry = json_integer_value(v);
+        } else if (r->n_certs > 0) {
+                /* An older agent may leave it out; the registries tell. */
+                r->has_soonest_expiry = true;
+                r->soonest_expiry = r->certs[0].not_after;
+        }
+
+        v = json_object_get(root, "pull_secret");
+        if (v && !json_is_null(v)) {
+                if (!json_is_object(v))
+                        return fail(msg, "'pull_secret' must be an object");
+                k = get_string(v, "state", false, &s, msg);
+                if (k < 0)
+                        return k;
+                if (k > 0) {
+                        if (!streq(s, "absent") && !streq(s, "applied") && !streq(s, "invalid"))
+                                return fail(msg, "pull_secret.state must be absent, applied or invalid");
+                        if (!(r->pull_secret_state = strdup(s)))
+                                return -ENOMEM;
+                }
+        }
+        return 0;
+}
+
+int report_parse(const char *data, size_t size, Report **ret, RejectReason *ret_why, char **ret_message) {
+        _cleanup_(json_decrefp) json_t *root = NULL;
+        _cleanup_(report_freep) Report *r = NULL;
+        RejectReason why = REJECT_BAD_JSON;
+        json_error_t err;
+        int k;
+
+        *ret_message = NULL;
+        root = json_loadb(data, size, JSON_REJECT_DUPLICATES, &err);
+        if (!root) {
+                *ret_why = REJECT_BAD_JSON;
+                return fail(ret_message, "invalid JSON at line %d column %d: %s", err.line,
+                            err.column, err.text);
+        }
+
+        r = calloc(1, sizeof *r);
+        if (!r)
+                return -ENOMEM;
+        k = parse_report(r, root, &why, ret_message);
+        if (k < 0) {
+                *ret_why = why;
+                return k == -ENOMEM ? k : -EINVAL;
+        }
+        *ret = TAKE_PTR(r);
+        return 0;
+}

@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "aggregator.h"
+#include "api.h"
+#include "log.h"
+#include "page.h"
+
+#define JSON_TYPE "application/json"
+#define REPORTS_PATH "/api/v1/reports"
+#define NODES_PATH "/api/v1/nodes"
+
+/* Nothing here may be cached by a proxy: every answer is a moment's view. */
+static const char *const no_store[] = { "Cache-Control", "no-store", NULL };
+
+static int reply_json(HttpdRequest *req, unsigned status, const char *json) {
+        return httpd_reply_full(req, status, JSON_TYPE, json, strlen(json), no_store);
+}
+
+/* json_pack() straight to a string; NULL on failure. */
+static char *json_dumps_pack(const char *fmt, ...) {
+        json_t *j;
+        char *s;
+        va_list ap;
+
+        va_start(ap, fmt);
+        j = json_vpack_ex(NULL, 0, fmt, ap);
+        va_end(ap);
+        if (!j)
+                return NULL;
+        s = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        return s;
+}
+
+/* {"error": message}, with extra headers when given. */
+static int reply_error(HttpdRequest *req, unsigned status, const char *message, const char *const *headers) {
+        _cleanup_free_ char *body = json_dumps_pack("{s:s}", "error", message);
+
+        if (!body)
+                return -ENOMEM;
+        return httpd_reply_full(req, status, JSON_TYPE, body, strlen(body), headers ? headers : no_store);
+}
+
+static int reject(Aggregator *a, HttpdRequest *req, RejectReason why, unsigned status, const char *message,
+                  const char *node) {
+        static const char *const unauthorized_headers[] = {
+                "WWW-Authenticate", "Bearer realm=\"nodetrust\"", "Cache-Control", "no-store", NULL
+        };
+
+        a->stats.reports_rejected[why]++;
+        aggregator_log_ratelimited(a, "Refused report%s%s: %s (%s)", node ? " from " : "", node ? node : "",
+                                   message, reject_reason_to_string(why));
+        return reply_error(req, status, message, why == REJECT_UNAUTHORIZED ? unauthorized_headers : NULL);
+}
+
+static int handle_report(Aggregator *a, HttpdRequest *req) {
+        _cleanup_(report_freep) Report *report = NULL;
+        _cleanup_free_ char *message = NULL, *body = NULL;
+        uint64_t now = aggregator_now(a);
+        char name[254];
+        RejectReason why;
+        bool is_new;
+        Node *n;
+        int r;
+
+        a->stats.reports_received++;
+
+        r = token_file_refresh(a->tokens);
+        if (r < 0 && r != a->token_error)
+                log_warning_errno(r, "Failed to re-read token file '%s', keeping the tokens read before",
+                                  a->config.token_file);
+        else if (r > 0)
+                log_info("Token file '%s' changed, %zu tokens now accepted", a->config.token_file,
+                         a->tokens->n_tokens);
+        a->token_error = r < 0 ? r : 0;
+
+        /* Authentication first: a stranger learns nothing, not even the size limit. */
+        if (!token_file_check_authorization(a->tokens, httpd_request_header(req, "Authorization")))
+                return reject(a, req, REJECT_UNAUTHORIZED, 401, "missing or wrong bearer token", NULL);
+
+        if (req->body_too_large) {
+                _cleanup_free_ char *m = NULL;
+                if (asprintf(&m, "report larger than %zu bytes", a->config.max_body) < 0)
+                        m = NULL;
+                return reject(a, req, REJECT_TOO_LARGE, 413, m ? m : "report too large", NULL);
+        }
+
+        r = report_parse(req->body, req->body_size, &report, &why, &message);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return reject(a, req, why, 400, message ? message : "invalid report", NULL);
+
+        /* fleet_update takes the report over; keep the name for the answer. */
+        snprintf(name, sizeof name, "%s", report->node);
+        is_new = !fleet_get(a->fleet, name);
+        r = fleet_update(a->fleet, &report, now);
+        if (r == -ENOSPC) {
+                char m[128];
+                snprintf(m, sizeof m, "the aggregator keeps at most %zu nodes", a->fleet->max_nodes);
+                return reject(a, req, REJECT_NODE_LIMIT, 503, m, name);
+        }
+        if (r < 0)
+                return r;
+
+        a->stats.reports_accepted++;
+        rate_window_add(&a->stats.accepted_rate, now);
+        if (is_new)
+                log_info("New node %s (%zu nodes)", name, a->fleet->n_nodes);
+
+        n = fleet_get(a->fleet, name);
+        body = json_dumps_pack("{s:s, s:s, s:o}", "node", name, "state",
+                               node_state_to_string(fleet_node_state(a->fleet, n, now)), "current_hash",
+                               json_string(a->fleet->current_hash));
+        if (!body)
+                return -ENOMEM;
+        return reply_json(req, 200, body);
+}
+
+static int handle_nodes(Aggregator *a, HttpdRequest *req) {
+        _cleanup_free_ char *body = NULL;
+        const char *filter = httpd_request_query(req, "state");
+        int state = -1, r;
+
+        if (filter && *filter) {
+                state = node_state_from_string(filter);
+                if (state < 0)
+                        return reply_error(req, 400, "state must be converged, lagging, failing or stale", NULL);
+        }
+        r = api_nodes_json(a->fleet, aggregator_now(a), state, &body);
+        if (r < 0)
+                return r;
+        return reply_json(req, 200, body);
+}
+
+static int handle_node(Aggregator *a, HttpdRequest *req, const char *name) {
+        _cleanup_free_ char *body = NULL;
+        int r;
+
+        r = api_node_json(a->fleet, aggregator_now(a), name, &body);
+        if (r == -ENOENT)
+                return reply_error(req, 404, "no such node", NULL);
+        if (r < 0)
+                return r;
+        return reply_json(req, 200, body);
+}
+
+static int handle_summary(Aggregator *a, HttpdRequest *req) {
+        _cleanup_free_ char *body = NULL;
+        int r;
+
+        r = api_summary_json(a->fleet, aggregator_now(a), &body);
+        if (r < 0)
+                return r;
+        return reply_json(req, 200, body);
+}
+
+static int handle_metrics(Aggregator *a, HttpdRequest *req) {
+        _cleanup_free_ char *body = NULL;
+        size_t size;
+        int r;
+
+        r = metrics_render(a->fleet, &a->stats, aggregator_now(a), &body, &size);
+        if (r < 0)
+                return r;
+        return httpd_reply_full(req, 200, METRICS_CONTENT_TYPE, body, size, no_store);
+}
+
+static int handle_page(HttpdRequest *req) {
+        /* The page is self-contained: inline style and script, data from
+         * this origin only. The policy keeps it that way. */
+        static const char *const headers[] = {
+                "Content-Security-Policy",
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+                "X-Content-Type-Options", "nosniff",
+                "Referrer-Policy", "no-referrer",
+                "Cache-Control", "no-store",
+                NULL
+        };
+
+        return httpd_reply_full(req, 200, "text/html; charset=utf-8", page_html, page_html_size, headers);
+}
+
+static bool is_get(const HttpdRequest *req) {
+        return streq(req->method, "GET") || streq(req->method, "HEAD");
+}
+
+static int method_not_allowed(HttpdRequest *req, const char *allow) {
+        const char *const headers[] = { "Allow", allow, "Cache-Control", "no-store", NULL };
+
+        return reply_error(req, 405, "method not allowed", headers);
+}
+
+int aggregator_handle_request(HttpdRequest *req, void *userdata) {
+        Aggregator *a = userdata;
+        const char *p = req->path;
+
+        if (streq(p, REPORTS_PATH)) {
+                if (!streq(req->method, "POST"))
+                        return method_not_allowed(req, "POST");
+                return handle_report(a, req);
+        }
+
+        if (!is_get(req)) {
+                bool known = streq(p, "/") || streq(p, "/index.html") || streq(p, "/healthz") ||
+                             streq(p, "/metrics") || streq(p, NODES_PATH) || streq(p, "/api/v1/summary") ||
+                             strncmp(p, NODES_PATH "/", strlen(NODES_PATH "/")) == 0;
+                if (known)
+                        return method_not_allowed(req, "GET, HEAD");
+                return reply_error(req, 404, "not found", NULL);
+        }
+
+        if (streq(p, "/healthz"))
+                /* Answered by the loop itself: a stalled loop cannot say ok. */
+                return httpd_reply_full(req, 200, "text/plain; charset=utf-8", "ok\n", 3, no_store);
+        if (streq(p, "/") || streq(p, "/index.html"))
+                return handle_page(req);
+        if (streq(p, "/metrics"))
+                return handle_metrics(a, req);
+        if (streq(p, "/api/v1/summary"))
+                return handle_summary(a, req);
+        if (streq(p, NODES_PATH))
+                return handle_nodes(a, req);
+        if (strncmp(p, NODES_PATH "/", strlen(NODES_PATH "/")) == 0)
+                return handle_node(a, req, p + strlen(NODES_PATH "/"));
+        return reply_error(req, 404, "not found", NULL);
+}
