@@ -22,12 +22,13 @@ static bool contains(const void *data, size_t size, const char *needle) {
         return memmem(data, size, needle, strlen(needle)) != NULL;
 }
 
-static time_t asn1_to_time(const ASN1_TIME *t) {
+static int asn1_to_time(const ASN1_TIME *t, time_t *ret) {
         struct tm tm = {};
 
         if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
-                return 0;
-        return timegm(&tm);
+                return -EBADMSG;
+        *ret = timegm(&tm);
+        return 0;
 }
 
 CertBundle *cert_bundle_free(CertBundle *b) {
@@ -56,6 +57,12 @@ static int bundle_add(CertBundle *b, BIO *out, X509 *x) {
                         return 0;
         if (b->n_certs >= MAX_CERTS)
                 return -E2BIG;
+        /* OpenSSL reads a certificate whose validity dates are malformed,
+         * but no runtime would use it, and it does not survive a PEM
+         * round trip: refuse it rather than write it. (Found by fuzzing.) */
+        time_t nb, na;
+        if (asn1_to_time(X509_get0_notBefore(x), &nb) < 0 || asn1_to_time(X509_get0_notAfter(x), &na) < 0)
+                return -EBADMSG;
 
         CertInfo *n = realloc(b->certs, (b->n_certs + 1) * sizeof *n);
         if (!n)
@@ -65,8 +72,8 @@ static int bundle_add(CertBundle *b, BIO *out, X509 *x) {
         CertInfo *ci = &b->certs[b->n_certs];
         *ci = (CertInfo){};
         memcpy(ci->fingerprint, fp, sizeof fp);
-        ci->not_before = asn1_to_time(X509_get0_notBefore(x));
-        ci->not_after = asn1_to_time(X509_get0_notAfter(x));
+        ci->not_before = nb;
+        ci->not_after = na;
         ci->is_ca = X509_check_ca(x) > 0;
         {
                 _cleanup_(BIO_free_allp) BIO *sb = BIO_new(BIO_s_mem());

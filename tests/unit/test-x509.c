@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 
 #include "certgen.h"
 #include "cleanup.h"
+#include "fs.h"
 #include "x509.h"
 
 static CertBundle *parse_ok(const void *data, size_t size) {
@@ -154,6 +156,18 @@ static void test_expired_parses(void **state) {
         assert_true(cert_bundle_not_after(b) < time(NULL));
 }
 
+/* Found by tests/fuzz/fuzz-cert-bundle: DER whose notAfter is "26112,...".
+ * OpenSSL reads it, but it must be refused, not written. */
+static void test_malformed_validity_refused(void **state) {
+        _cleanup_free_ char *der = NULL;
+        const char *reason;
+        size_t n;
+
+        (void) state;
+        assert_int_equal(read_file_at(AT_FDCWD, "tests/data/x509-bad-validity.der", true, 1 << 20, &der, &n), 0);
+        assert_int_equal(parse_fail(der, n, &reason), -EBADMSG);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_pem_single),
@@ -163,6 +177,7 @@ int main(void) {
                 cmocka_unit_test(test_refusals),
                 cmocka_unit_test(test_truncated_der),
                 cmocka_unit_test(test_expired_parses),
+                cmocka_unit_test(test_malformed_validity_refused),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

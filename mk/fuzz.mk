@@ -1,0 +1,20 @@
+# make fuzz: build the libFuzzer targets in tests/fuzz with clang and run
+# each for FUZZ_SECONDS (default 30) on a seed corpus from tests/data.
+FUZZ_SECONDS ?= 30
+FUZZ_B := build-fuzz
+FUZZ_CFLAGS = -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
+	-DNODETRUST_VERSION='"$(VERSION)"' -Icommon -Iagent $(DEPS_CFLAGS)
+FUZZ_SRC := agent/trust.c agent/snapshot.c common/x509.c common/hash.c common/strv.c
+
+$(FUZZ_B)/%: tests/fuzz/%.c $(FUZZ_SRC)
+	@mkdir -p $(FUZZ_B)
+	clang $(FUZZ_CFLAGS) -o $@ $^ $(DEPS_LIBS)
+
+fuzz: $(patsubst tests/fuzz/%.c,$(FUZZ_B)/%,$(wildcard tests/fuzz/fuzz-*.c))
+	@set -e; for f in $^; do \
+		mkdir -p $(FUZZ_B)/corpus-$$(basename $$f); \
+		echo "== $$f ($(FUZZ_SECONDS) s)"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(FUZZ_B)/corpus-$$(basename $$f) tests/fuzz/seeds 2>&1 | tail -3; \
+	done
+
+.PHONY: fuzz
