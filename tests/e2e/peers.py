@@ -27,6 +27,7 @@ import socket
 import subprocess
 import tarfile
 import tempfile
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -726,6 +727,26 @@ class Daemon:
         self.stdout_path = stdout_path
         self.notify_sock = notify_sock
         self.notifications = []
+        self._reader = None
+        if notify_sock is not None:
+            # Drain the socket all the time, as systemd does: a datagram
+            # socket queues only net.unix.max_dgram_qlen (10) messages, and
+            # a sender blocks in sd_notify() once the queue is full.
+            self._reader = threading.Thread(target=self._read_notify, daemon=True)
+            self._reader.start()
+
+    def _read_notify(self):
+        self.notify_sock.settimeout(0.05)
+        while True:
+            try:
+                msg = self.notify_sock.recv(4096)
+            except socket.timeout:
+                if self.proc.poll() is not None:
+                    return
+                continue
+            except OSError:
+                return
+            self.notifications.extend(msg.decode(errors="replace").splitlines())
 
     def log(self):
         return self.stderr_path.read_text(errors="replace")
@@ -739,34 +760,32 @@ class Daemon:
     def sighup(self):
         self.signal(signal.SIGHUP)
 
-    def _drain_notify(self):
-        while self.notify_sock is not None:
-            try:
-                msg = self.notify_sock.recv(4096)
-            except BlockingIOError:
-                break
-            self.notifications.extend(msg.decode(errors="replace").splitlines())
-
     def wait_notify(self, line, timeout=DEFAULT_TIMEOUT):
         """Wait for an sd_notify line such as READY=1 from the agent."""
+        assert self.notify_sock is not None, "daemon started with notify=False"
+
         def seen():
+            if line in self.notifications:
+                return True
             if not self.alive():
                 raise AssertionError(f"nodetrustd exited {self.proc.returncode}:\n{self.log()}")
-            self._drain_notify()
-            return line in self.notifications
+            return False
         return wait_for(seen, timeout, what=f"sd_notify {line}")
 
     def stop(self, timeout=DEFAULT_TIMEOUT):
         """SIGTERM; return the exit status (None when it had to be killed)."""
-        if self.proc.poll() is None:
+        rc = self.proc.poll()
+        if rc is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=timeout)
+                rc = self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
-                return None
-        return self.proc.returncode
+                rc = None
+        if self._reader is not None:
+            self._reader.join(timeout=2)
+        return rc
 
 
 class Agent:
