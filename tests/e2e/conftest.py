@@ -87,8 +87,7 @@ def tiny_image(tmp_path_factory):
 def registry(tmp_path, test_ca, server_cert, tiny_image):
     """A TLS docker-registry on 127.0.0.1 (cert from test_ca), no auth, with
     test/tiny:latest pushed. Function-scoped: tests may restart it."""
-    reg = peers.Registry(tmp_path / "registry", *server_cert)
-    reg.ca = test_ca
+    reg = peers.Registry(tmp_path / "registry", *server_cert, ca=test_ca)
     with reg:
         peers.push_image(reg, test_ca.cert, tiny_image)
         yield reg

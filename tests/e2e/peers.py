@@ -365,7 +365,8 @@ class Registry:
     rotation). Images pushed before a restart are still there after it.
     """
 
-    def __init__(self, workdir, cert, key, *, htpasswd=None, port=None):
+    def __init__(self, workdir, cert, key, *, htpasswd=None, port=None, ca=None):
+        self.ca = ca  # the CA that signed cert, for tests' convenience
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.storage = self.workdir / "storage"

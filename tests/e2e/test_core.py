@@ -332,6 +332,10 @@ def test_daemon_follows_data_swap(agent, root, trust_volume, test_ca, other_ca,
             swapped = trust_volume.update({"swap.example.com": ca.pem(),
                                            "other.example.com..5000": test_ca.pem()})
             changed = _poll_changed(paths, current)
+            # The first new content any read saw is the whole new file:
+            # writes are atomic renames, never a partial file.
+            for path, (_, seen) in changed.items():
+                assert seen == path.read_bytes(), f"partial read of {path}"
             times = [t for t, _ in changed.values()]
             first.append((min(times) - swapped) * 1000)
             all_three.append((max(times) - swapped) * 1000)
@@ -462,6 +466,67 @@ def test_bad_value_keeps_last_good(agent, root, trust_volume, test_ca):
     p = agent.run_once()
     assert p.returncode == 1, p.stderr
     assert peers.tree_snapshot(root / "etc") == before
+
+
+def test_expired_and_not_yet_valid_written_but_flagged(agent, root, trust_volume,
+                                                      tmp_path):
+    expired = peers.make_ca(tmp_path / "validity", "expired-ca", expired=True)
+    future = peers.make_ca(tmp_path / "validity", "future-ca", not_yet_valid=True)
+    trust_volume.update({"expired.example.com": expired.pem(),
+                         "future.example.com..5000": future.pem()})
+    p = agent.run_once()
+    assert p.returncode in (0, 1), p.stderr
+    for t in TARGETS:
+        assert_written(root, t, "expired.example.com", expired)
+        assert_written(root, t, "future.example.com:5000", future)
+    # Flagged: with --once there is no health endpoint, so the log is where
+    # an operator learns that a written CA cannot currently verify anything.
+    for host, words in (("expired.example.com", ("expire",)),
+                        ("future.example.com:5000", ("not yet valid", "not valid before",
+                                                     "not-yet-valid", "notbefore"))):
+        # The host names contain the words; look at the rest of each line.
+        lines = [l.replace(host, "").lower() for l in p.stderr.splitlines() if host in l]
+        assert any(w in l for l in lines for w in words), (
+            f"{host}: written but not flagged on stderr:\n{p.stderr}")
+
+
+def test_symlinked_output_never_followed(agent, root, trust_volume, tmp_path,
+                                         test_ca):
+    """No path escapes: a symlink planted where the agent writes is refused,
+    and nothing lands where it points."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    docker = root / "etc/docker/certs.d"
+    docker.mkdir(parents=True)
+    os.symlink(outside, docker / "evil.example.com")
+    (root / "etc/containers").mkdir(parents=True)
+    os.symlink(outside, root / "etc/containers/certs.d")
+
+    trust_volume.update({"evil.example.com": test_ca.pem(),
+                         "fine.example.com": test_ca.pem()})
+    p = agent.run_once()
+    assert p.returncode in (1, 3), f"a symlinked target must not pass silently:\n{p.stderr}"
+    assert list(outside.iterdir()) == [], "the agent wrote through a symlink"
+    assert os.readlink(docker / "evil.example.com") == str(outside)
+    assert os.readlink(root / "etc/containers/certs.d") == str(outside)
+    assert_written(root, "containerd", "evil.example.com", test_ca)
+    assert_written(root, "docker", "fine.example.com", test_ca)
+
+    # Pruning must not follow them either.
+    trust_volume.update({})
+    agent.run_once()
+    assert list(outside.iterdir()) == []
+    assert (docker / "evil.example.com").is_symlink()
+    assert (root / "etc/containers/certs.d").is_symlink()
+
+
+def test_state_dir(agent, root, trust_volume, test_ca):
+    trust_volume.update({"state.example.com": test_ca.pem()})
+    p = agent.run_once("--state-dir", "/var/lib/nodetrust-e2e")
+    assert p.returncode == 0, p.stderr
+    m = peers.read_manifest(root, "var/lib/nodetrust-e2e")
+    assert m is not None and "state.example.com" in json.dumps(m)
+    assert not (root / "var/lib/nodetrust").exists()
 
 
 # --------------------------------------------------------------------------
