@@ -789,21 +789,34 @@ class Daemon:
         return rc
 
 
+def _flatten(args):
+    """Arguments given one by one or as lists: run_once("--x", "1") and
+    run_once(["--x", "1"]) mean the same."""
+    out = []
+    for a in args:
+        if isinstance(a, (list, tuple)):
+            out.extend(_flatten(a))
+        else:
+            out.append(os.fspath(a) if isinstance(a, os.PathLike) else a)
+    return out
+
+
 class Agent:
     """Runs nodetrustd against a --root and a --trust-source.
 
     Arguments common to every run are built from the constructor; run_once()
     and dry_run() add --once / --dry-run; daemon() runs it in the foreground
-    loop. Health is off (--health-listen none) unless `health` names an
+    loop. Extra arguments may be given one by one or as a list. Health is off (--health-listen none) unless `health` names an
     address, so parallel tests never fight over the default port.
     """
 
-    def __init__(self, root, trust_source=None, *, binary=None, targets=None,
-                 health="none", extra=(), workdir=None):
+    def __init__(self, root, trust_source=None, *, pull_secret=None, binary=None,
+                 targets=None, health="none", extra=(), workdir=None):
         self.binary = Path(binary) if binary else nodetrustd_path()
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.trust_source = trust_source
+        self.pull_secret = pull_secret
         self.targets = targets
         self.health = health
         self.extra = list(extra)
@@ -814,11 +827,13 @@ class Agent:
         a = [str(self.binary), "--root", str(self.root)]
         if self.trust_source is not None:
             a += ["--trust-source", os.fspath(self.trust_source)]
+        if self.pull_secret is not None:
+            a += ["--pull-secret", os.fspath(self.pull_secret)]
         if self.targets:
             a += ["--targets", ",".join(self.targets) if not isinstance(self.targets, str) else self.targets]
         if self.health is not None:
             a += ["--health-listen", self.health]
-        return a + self.extra + [str(x) for x in args]
+        return a + [str(x) for x in _flatten(self.extra)] + [str(x) for x in _flatten(args)]
 
     def run(self, *args, timeout=30, env=None):
         """Run with exactly these extra arguments; CompletedProcess (text)."""
