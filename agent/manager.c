@@ -175,6 +175,15 @@ static void log_plan(Manager *m, const Plan *p, const TrustSet *t, bool content_
                         log_full(LOG_WARNING, "Key refused; keeping the last good CA", "REGISTRY=%s",
                                  a->registry, "TARGET=%s", a->target->name, NULL);
         }
+        /* Written, but an operator must hear that the CA will not verify. */
+        for (size_t i = 0; content_changed && i < t->n_entries; i++) {
+                const TrustEntry *e = &t->entries[i];
+                if (e->expired || e->not_yet_valid)
+                        log_full(LOG_WARNING,
+                                 e->expired ? "CA bundle holds an expired certificate; written anyway"
+                                            : "CA bundle holds a certificate that is not yet valid; written anyway",
+                                 "REGISTRY=%s", e->registry, "FINGERPRINT=%s", e->fingerprint, NULL);
+        }
         for (size_t i = 0; content_changed && i < t->n_refused; i++)
                 log_full(LOG_WARNING, "Refused key", "KEY=%s", t->refused[i].key, "REASON=%s",
                          t->refused[i].reason, NULL);
