@@ -12,8 +12,8 @@
 
 #include "fleet.h"
 #include "httpd.h"
-#include "metrics.h"
-#include "token.h"
+#include "prometheus.h"
+#include "bearer.h"
 
 #define AGGREGATOR_DEFAULT_LISTEN "127.0.0.1:9448"
 #define AGGREGATOR_DEFAULT_INTERVAL 30U

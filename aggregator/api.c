@@ -79,10 +79,10 @@ static int dump(json_t *j, char **ret) {
         return 0;
 }
 
-int api_nodes_json(const Fleet *f, uint64_t now, int state, char **ret) {
+int api_nodes_json(const Fleet *f, uint64_t now, int state, size_t limit, char **ret) {
         _cleanup_free_ NodeView *v = NULL;
+        size_t n, total = 0;
         json_t *nodes;
-        size_t n;
         int r;
 
         r = fleet_list(f, now, &v, &n);
@@ -94,13 +94,18 @@ int api_nodes_json(const Fleet *f, uint64_t now, int state, char **ret) {
         for (size_t i = 0; i < n; i++) {
                 if (state >= 0 && (int) v[i].state != state)
                         continue;
+                if (limit > 0 && total++ >= limit)
+                        continue;
                 if (json_array_append_new(nodes, node_to_json(f, v[i].node, v[i].state)) < 0) {
                         json_decref(nodes);
                         return -ENOMEM;
                 }
         }
-        return dump(json_pack("{s:I, s:o, s:o}", "generated_at", (json_int_t) (now / USEC_PER_SEC),
-                              "current_hash", null_or_string(f->current_hash), "nodes", nodes),
+        if (limit == 0)
+                total = json_array_size(nodes);
+        return dump(json_pack("{s:I, s:o, s:I, s:o}", "generated_at", (json_int_t) (now / USEC_PER_SEC),
+                              "current_hash", null_or_string(f->current_hash), "total", (json_int_t) total,
+                              "nodes", nodes),
                     ret);
 }
 

@@ -16,9 +16,11 @@
 /* At most this many of them are listed (the soonest); the total is given. */
 #define API_MAX_EXPIRING 500U
 
-/* {"nodes": [...]} needing attention first; state < 0 lists every state,
- * else only that NodeState. *ret is a NUL-terminated string to free. */
-int api_nodes_json(const Fleet *f, uint64_t now, int state, char **ret);
+/* {"total": N, "nodes": [...]} needing attention first; state < 0 lists
+ * every state, else only that NodeState; limit > 0 lists at most that many
+ * (total still counts them all), so the page stays cheap on a big fleet.
+ * *ret is a NUL-terminated string to free. */
+int api_nodes_json(const Fleet *f, uint64_t now, int state, size_t limit, char **ret);
 
 /* One node's object, -ENOENT when there is no such node. */
 int api_node_json(Fleet *f, uint64_t now, const char *name, char **ret);

@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "report.h"
+#include "ingest.h"
 
 #define FLEET_DEFAULT_MAX_NODES 10000U
 /* Source hashes remembered, so an old one coming back is not taken as new. */

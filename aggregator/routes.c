@@ -3,6 +3,7 @@
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "aggregator.h"
@@ -124,7 +125,8 @@ static int handle_report(Aggregator *a, HttpdRequest *req) {
 
 static int handle_nodes(Aggregator *a, HttpdRequest *req) {
         _cleanup_free_ char *body = NULL;
-        const char *filter = httpd_request_query(req, "state");
+        const char *filter = httpd_request_query(req, "state"), *limit_str = httpd_request_query(req, "limit");
+        unsigned long limit = 0;
         int state = -1, r;
 
         if (filter && *filter) {
@@ -132,7 +134,14 @@ static int handle_nodes(Aggregator *a, HttpdRequest *req) {
                 if (state < 0)
                         return reply_error(req, 400, "state must be converged, lagging, failing or stale", NULL);
         }
-        r = api_nodes_json(a->fleet, aggregator_now(a), state, &body);
+        if (limit_str && *limit_str) {
+                char *end;
+                errno = 0;
+                limit = strtoul(limit_str, &end, 10);
+                if (errno || *end || *limit_str < '0' || *limit_str > '9')
+                        return reply_error(req, 400, "limit must be a number (0 for all)", NULL);
+        }
+        r = api_nodes_json(a->fleet, aggregator_now(a), state, limit, &body);
         if (r < 0)
                 return r;
         return reply_json(req, 200, body);

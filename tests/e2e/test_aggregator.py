@@ -236,6 +236,7 @@ def test_summary_and_nodes(agg):
     assert s["expiring"] == [{"node": "worker-1", "registry": "soon.example.com", "not_after": soon}]
 
     listing = agg.get_json("/api/v1/nodes")
+    assert listing["total"] == 3 and listing["current_hash"] == HASH_NEW
     # Those needing attention first.
     assert [n["name"] for n in listing["nodes"]] == ["worker-3", "worker-2", "worker-1"]
     nodes = {n["name"]: n for n in listing["nodes"]}
@@ -255,6 +256,10 @@ def test_summary_and_nodes(agg):
     assert agg.get_json("/api/v1/nodes/worker-2")["state"] == "lagging"
     assert agg.request("/api/v1/nodes/nope")[0] == 404
     assert agg.request("/api/v1/nodes?state=happy")[0] == 400
+    # The page asks for the first rows only; total still counts every node.
+    first = agg.get_json("/api/v1/nodes?limit=1")
+    assert first["total"] == 3 and [n["name"] for n in first["nodes"]] == ["worker-3"]
+    assert agg.request("/api/v1/nodes?limit=-1")[0] == 400
 
     # worker-2 catches up; the fleet converges except the failing node.
     assert agg.post_report(report("worker-2"))[0] == 200

@@ -12,7 +12,7 @@
 #include <cmocka.h>
 
 #include "fleet.h"
-#include "report.h"
+#include "ingest.h"
 #include "strv.h"
 
 #define HASH_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"

@@ -14,8 +14,8 @@
 
 #include <cmocka.h>
 
-#include "rate.h"
-#include "token.h"
+#include "rate-window.h"
+#include "bearer.h"
 
 static char dir[] = "/tmp/test-agg-token-XXXXXX";
 static char path[128];

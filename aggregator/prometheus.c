@@ -4,7 +4,7 @@
 #include <stdlib.h>
 
 #include "api.h"
-#include "metrics.h"
+#include "prometheus.h"
 
 static void header(FILE *f, const char *name, const char *type, const char *help) {
         fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);

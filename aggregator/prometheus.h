@@ -11,8 +11,8 @@
 #include <stdint.h>
 
 #include "fleet.h"
-#include "rate.h"
-#include "report.h"
+#include "rate-window.h"
+#include "ingest.h"
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 

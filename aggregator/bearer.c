@@ -8,7 +8,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "token.h"
+#include "bearer.h"
 
 static void digest(const char *s, size_t n, unsigned char ret[32]) {
         unsigned len = 32;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <string.h>
 
-#include "rate.h"
+#include "rate-window.h"
 
 /* Clear the buckets of the seconds that passed without an event. */
 static void rate_window_advance(RateWindow *w, uint64_t second) {

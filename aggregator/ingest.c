@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "report.h"
+#include "ingest.h"
 #include "strv.h"
 
 static const char *const registry_state_names[_REGISTRY_STATE_MAX] = {
