@@ -12,9 +12,11 @@
 #include "apply.h"
 #include "cleanup.h"
 #include "fs.h"
+#include "health.h"
 #include "log.h"
 #include "manager.h"
 #include "plan.h"
+#include "report.h"
 #include "source-dir.h"
 #include "trust.h"
 
@@ -304,6 +306,7 @@ int manager_sync(Manager *m) {
                 return sd_event_exit(m->event, 0);
         }
         manager_notify(m, first);
+        reporter_sync_done(m->reporter);
         return r;
 }
 
@@ -396,6 +399,19 @@ int manager_run(Manager *m) {
                 /* The watchdog is fed by the loop itself: a stalled loop stops feeding it. */
                 (void) sd_event_set_watchdog(m->event, true);
                 output_watches_update(m);
+
+                if (m->config->health_listen) {
+                        r = health_new(m, m->config->health_listen, &m->health);
+                        if (r < 0)
+                                return log_error_errno(r, "Failed to serve health on %s", m->config->health_listen),
+                                       EXIT_FAILURE_;
+                }
+                if (m->config->report_url) {
+                        r = reporter_new(m, &m->reporter);
+                        if (r < 0)
+                                return log_error_errno(r, "Failed to set up reporting to %s", m->config->report_url),
+                                       EXIT_FAILURE_;
+                }
         }
 
         r = source_start(m->source, m->event);
@@ -413,6 +429,9 @@ int manager_run(Manager *m) {
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        /* They use the loop and the state: first out. */
+        m->health = health_free(m->health);
+        m->reporter = reporter_free(m->reporter);
         output_watches_clear(m);
         sd_event_source_disable_unref(m->sync_timer);
         sd_event_source_disable_unref(m->resync_timer);

@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "metrics.h"
+
+/* One metric family header: HELP and TYPE lines. */
+static void family(FILE *f, const char *name, const char *type, const char *help) {
+        fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A label value as the exposition format wants it: backslash, double quote
+ * and newline escaped. Registry names never need it, but a key that was
+ * refused may hold anything a config map key allows. */
+static void label_value(FILE *f, const char *v) {
+        for (; *v; v++) {
+                if (*v == '\\')
+                        fputs("\\\\", f);
+                else if (*v == '"')
+                        fputs("\\\"", f);
+                else if (*v == '\n')
+                        fputs("\\n", f);
+                else
+                        fputc(*v, f);
+        }
+}
+
+static void sample_u64(FILE *f, const char *name, unsigned long long v) {
+        fprintf(f, "%s %llu\n", name, v);
+}
+
+static void sample_time(FILE *f, const char *name, time_t t) {
+        fprintf(f, "%s %lld\n", name, (long long) t);
+}
+
+int metrics_render(const State *s, const MetricsInfo *info, char **ret, size_t *ret_size) {
+        static const char *const pull_states[] = { "absent", "applied", "invalid" };
+        const char *pull = s->pull_secret_state ? s->pull_secret_state : "absent";
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
+        time_t soonest;
+        FILE *f;
+
+        f = open_memstream(&buf, &size);
+        if (!f)
+                return -ENOMEM;
+
+        family(f, "nodetrust_build_info", "gauge", "Always 1; the labels say which nodetrustd this is.");
+        fputs("nodetrust_build_info{version=\"", f);
+        label_value(f, info->version ? info->version : "unknown");
+        fputs("\",source=\"", f);
+        label_value(f, info->source_kind ? info->source_kind : "unknown");
+        fputs("\"} 1\n", f);
+
+        family(f, "nodetrust_start_time_seconds", "gauge", "When nodetrustd started, in unix seconds.");
+        sample_time(f, "nodetrust_start_time_seconds", info->start_time);
+
+        family(f, "nodetrust_ready", "gauge",
+               "1 when the first sync finished, the last one succeeded and the source is live.");
+        sample_u64(f, "nodetrust_ready", info->ready);
+
+        family(f, "nodetrust_syncs_total", "counter", "Syncs run (source read, planned, applied).");
+        sample_u64(f, "nodetrust_syncs_total", s->syncs_total);
+        family(f, "nodetrust_sync_failures_total", "counter",
+               "Syncs that could not read the source or write every file.");
+        sample_u64(f, "nodetrust_sync_failures_total", s->sync_failures_total);
+        family(f, "nodetrust_files_written_total", "counter", "CA files created or rewritten.");
+        sample_u64(f, "nodetrust_files_written_total", s->files_written_total);
+        family(f, "nodetrust_files_removed_total", "counter", "CA files pruned because their key went away.");
+        sample_u64(f, "nodetrust_files_removed_total", s->files_removed_total);
+
+        /* Only after a sync: a 0 timestamp would read as 1970 on a dashboard. */
+        family(f, "nodetrust_last_sync_timestamp_seconds", "gauge", "When the last sync finished, in unix seconds.");
+        if (s->last_sync)
+                sample_time(f, "nodetrust_last_sync_timestamp_seconds", s->last_sync);
+        family(f, "nodetrust_last_successful_sync_timestamp_seconds", "gauge",
+               "When the last successful sync finished, in unix seconds.");
+        if (s->last_success)
+                sample_time(f, "nodetrust_last_successful_sync_timestamp_seconds", s->last_success);
+
+        family(f, "nodetrust_source_generation", "gauge",
+               "Increases each time the trust content read from the source changes.");
+        sample_u64(f, "nodetrust_source_generation", s->generation);
+        family(f, "nodetrust_source_applied", "gauge",
+               "1 when the content last read from the source is what was last applied without errors.");
+        sample_u64(f, "nodetrust_source_applied", s->source_hash[0] && streq(s->source_hash, s->applied_hash));
+
+        family(f, "nodetrust_registries", "gauge", "Registry keys in the trust config map, by result.");
+        for (RegistryStateType t = 0; t < _REGISTRY_STATE_MAX; t++) {
+                unsigned n = t == REGISTRY_APPLIED ? s->n_applied
+                             : t == REGISTRY_REFUSED ? s->n_refused
+                             : t == REGISTRY_CONFLICT ? s->n_conflicts
+                                                      : s->n_failed;
+                fprintf(f, "nodetrust_registries{state=\"%s\"} %u\n", registry_state_to_string(t), n);
+        }
+        family(f, "nodetrust_ignored_keys", "gauge", "Keys skipped by the ignore list.");
+        sample_u64(f, "nodetrust_ignored_keys", s->n_ignored);
+
+        family(f, "nodetrust_certificate_not_after_timestamp_seconds", "gauge",
+               "The soonest notAfter in each registry's CA bundle, in unix seconds.");
+        for (size_t i = 0; i < s->n_registries; i++) {
+                const RegistryResult *r = &s->registries[i];
+                if (!r->registry || !r->not_after || r->state == REGISTRY_REFUSED)
+                        continue;
+                fputs("nodetrust_certificate_not_after_timestamp_seconds{registry=\"", f);
+                label_value(f, r->registry);
+                fprintf(f, "\"} %lld\n", (long long) r->not_after);
+        }
+        family(f, "nodetrust_certificate_expiry_soonest_timestamp_seconds", "gauge",
+               "The soonest notAfter over every registry CA bundle, in unix seconds.");
+        soonest = state_soonest_expiry(s);
+        if (soonest)
+                sample_time(f, "nodetrust_certificate_expiry_soonest_timestamp_seconds", soonest);
+
+        family(f, "nodetrust_pull_secret_state", "gauge", "1 for the pull secret's current state, 0 for the others.");
+        for (size_t i = 0; i < ELEMENTSOF(pull_states); i++)
+                fprintf(f, "nodetrust_pull_secret_state{state=\"%s\"} %d\n", pull_states[i],
+                        streq(pull, pull_states[i]));
+
+        if (info->reporter) {
+                const ReporterStats *rs = info->reporter;
+                family(f, "nodetrust_reports_total", "counter", "Reports sent to the aggregator.");
+                sample_u64(f, "nodetrust_reports_total", rs->reports_total);
+                family(f, "nodetrust_report_failures_total", "counter",
+                       "Reports the aggregator did not accept or could not be reached for.");
+                sample_u64(f, "nodetrust_report_failures_total", rs->report_failures_total);
+                family(f, "nodetrust_last_report_timestamp_seconds", "gauge",
+                       "When the aggregator last accepted a report, in unix seconds.");
+                if (rs->last_success)
+                        sample_time(f, "nodetrust_last_report_timestamp_seconds", rs->last_success);
+        }
+
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        *ret_size = size;
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
