@@ -110,6 +110,12 @@ int aggregator_new(const AggregatorConfig *config, Aggregator **ret) {
         if (r < 0)
                 return log_error_errno(r, "Failed to allocate event loop");
 
+        /* Under a unit with WatchdogSec= the loop itself feeds the watchdog,
+         * so a stalled loop gets the service restarted. */
+        r = sd_event_set_watchdog(a->event, true);
+        if (r < 0)
+                log_warning_errno(r, "Failed to enable the watchdog, ignoring");
+
         /* Signals are delivered through the loop, so block them first. */
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
@@ -137,6 +143,7 @@ int aggregator_new(const AggregatorConfig *config, Aggregator **ret) {
         if (r < 0)
                 return log_error_errno(r, "Failed to listen on %s", config->listen);
         httpd_set_max_body(a->httpd, config->max_body);
+        httpd_set_header_handler(a->httpd, aggregator_handle_headers);
 
         a->stats.start_time = aggregator_now(a);
         *ret = TAKE_PTR(a);

@@ -56,7 +56,9 @@ int aggregator_run(Aggregator *a);
 /* The current time for the fleet: unix microseconds. */
 uint64_t aggregator_now(Aggregator *a);
 
-/* The HTTP entry point (routes.c). */
+/* The HTTP entry points (routes.c): once the headers are in (counts and
+ * authenticates reports), and once the whole request is. */
+int aggregator_handle_headers(HttpdRequest *req, void *userdata);
 int aggregator_handle_request(HttpdRequest *req, void *userdata);
 
 /* Log at notice level, at most a few lines per 10 seconds, so a misbehaving

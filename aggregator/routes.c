@@ -69,21 +69,7 @@ static int handle_report(Aggregator *a, HttpdRequest *req) {
         Node *n;
         int r;
 
-        a->stats.reports_received++;
-
-        r = token_file_refresh(a->tokens);
-        if (r < 0 && r != a->token_error)
-                log_warning_errno(r, "Failed to re-read token file '%s', keeping the tokens read before",
-                                  a->config.token_file);
-        else if (r > 0)
-                log_info("Token file '%s' changed, %zu tokens now accepted", a->config.token_file,
-                         a->tokens->n_tokens);
-        a->token_error = r < 0 ? r : 0;
-
-        /* Authentication first: a stranger learns nothing, not even the size limit. */
-        if (!token_file_check_authorization(a->tokens, httpd_request_header(req, "Authorization")))
-                return reject(a, req, REJECT_UNAUTHORIZED, 401, "missing or wrong bearer token", NULL);
-
+        /* Counted and authenticated in aggregator_handle_headers() already. */
         if (req->body_too_large) {
                 _cleanup_free_ char *m = NULL;
                 if (asprintf(&m, "report larger than %zu bytes", a->config.max_body) < 0)
@@ -204,6 +190,31 @@ static int method_not_allowed(HttpdRequest *req, const char *allow) {
         const char *const headers[] = { "Allow", allow, "Cache-Control", "no-store", NULL };
 
         return reply_error(req, 405, "method not allowed", headers);
+}
+
+int aggregator_handle_headers(HttpdRequest *req, void *userdata) {
+        Aggregator *a = userdata;
+        int r;
+
+        if (!streq(req->path, REPORTS_PATH) || !streq(req->method, "POST"))
+                return 0;
+
+        a->stats.reports_received++;
+
+        r = token_file_refresh(a->tokens);
+        if (r < 0 && r != a->token_error)
+                log_warning_errno(r, "Failed to re-read token file '%s', keeping the tokens read before",
+                                  a->config.token_file);
+        else if (r > 0)
+                log_info("Token file '%s' changed, %zu tokens now accepted", a->config.token_file,
+                         a->tokens->n_tokens);
+        a->token_error = r < 0 ? r : 0;
+
+        /* Before a byte of the body is read: a stranger cannot make us buffer
+         * anything, and learns nothing, not even the size limit. */
+        if (!token_file_check_authorization(a->tokens, httpd_request_header(req, "Authorization")))
+                return reject(a, req, REJECT_UNAUTHORIZED, 401, "missing or wrong bearer token", NULL);
+        return 0;
 }
 
 int aggregator_handle_request(HttpdRequest *req, void *userdata) {

@@ -27,6 +27,7 @@ struct Httpd {
         sd_event_source *io;
         sd_event_source *timer;
         HttpdHandler handler;
+        HttpdHandler header_handler;
         void *userdata;
         size_t max_body;
         uint16_t port;
@@ -226,6 +227,23 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
                 if (!u)
                         return MHD_NO;
                 *con_cls = u;
+                if (h->header_handler) {
+                        HttpdRequest req = {
+                                .method = method,
+                                .path = url,
+                                .body = "",
+                                .connection = c,
+                        };
+                        r = h->header_handler(&req, h->userdata);
+                        if (req.replied) {
+                                u->answered = true;
+                                return MHD_YES;
+                        }
+                        if (r < 0) {
+                                u->answered = true;
+                                return httpd_reply_text(&req, 500, "internal error\n") >= 0 ? MHD_YES : MHD_NO;
+                        }
+                }
                 if (cl) {
                         char *end;
                         errno = 0;
@@ -396,6 +414,11 @@ int httpd_new(sd_event *e, const char *listen, HttpdHandler handler, void *userd
 
         *ret = TAKE_PTR(h);
         return 0;
+}
+
+void httpd_set_header_handler(Httpd *h, HttpdHandler handler) {
+        if (h)
+                h->header_handler = handler;
 }
 
 void httpd_set_max_body(Httpd *h, size_t max) {

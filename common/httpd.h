@@ -60,6 +60,12 @@ static inline void httpd_freep(Httpd **h) {
  * when they announce Content-Length, or as soon as they exceed it. */
 void httpd_set_max_body(Httpd *h, size_t max);
 
+/* Optionally call handler as soon as a request's headers are in, before any
+ * body is read (req->body is "" then). If it replies, the request ends there
+ * and the body is never read: a way to refuse an unauthenticated upload
+ * without buffering it. If it does not, the request goes on as usual. */
+void httpd_set_header_handler(Httpd *h, HttpdHandler handler);
+
 /* The port actually bound (useful after asking for port 0). */
 uint16_t httpd_get_port(Httpd *h);
 

@@ -319,6 +319,12 @@ def test_oversized_refused_before_upload(agg):
                   b"Expect: 100-continue\r\n\r\n")
         answer = s.recv(4096)
     assert answer.startswith(b"HTTP/1.1 413"), answer
+    # Without a token the answer comes from the headers alone too, even for a
+    # body within the limit: a stranger cannot make the aggregator buffer.
+    with socket.create_connection(("127.0.0.1", agg.port), timeout=10) as s:
+        s.sendall(b"POST /api/v1/reports HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n")
+        answer = s.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 401"), answer
     assert agg.healthy()
 
 

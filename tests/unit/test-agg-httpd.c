@@ -27,6 +27,7 @@ typedef struct Fixture {
         sd_event *event;
         Httpd *httpd;
         unsigned calls;
+        unsigned header_calls;
         bool saw_too_large;
 } Fixture;
 
@@ -64,6 +65,17 @@ static int handler(HttpdRequest *req, void *userdata) {
         return 0;
 }
 
+/* Refuse /guarded without an X-Key header before its body is read. */
+static int header_handler(HttpdRequest *req, void *userdata) {
+        Fixture *f = userdata;
+
+        f->header_calls++;
+        assert_int_equal(req->body_size, 0);
+        if (strcmp(req->path, "/guarded") == 0 && !httpd_request_header(req, "X-Key"))
+                return httpd_reply_text(req, 403, "no key\n");
+        return 0;
+}
+
 static int setup(void **state) {
         Fixture *f = calloc(1, sizeof *f);
 
@@ -71,6 +83,7 @@ static int setup(void **state) {
         assert_int_equal(sd_event_new(&f->event), 0);
         assert_int_equal(httpd_new(f->event, "127.0.0.1:0", handler, f, &f->httpd), 0);
         httpd_set_max_body(f->httpd, 200 * 1024);
+        httpd_set_header_handler(f->httpd, header_handler);
         *state = f;
         return 0;
 }
@@ -265,6 +278,24 @@ static void test_keep_alive(void **state) {
         assert_int_equal(f->calls, 2);
 }
 
+static void test_header_handler(void **state) {
+        Fixture *f = *state;
+        _cleanup_free_ char *r1 = NULL, *r2 = NULL;
+
+        /* The body is announced but never sent: the answer comes from the headers. */
+        r1 = exchange(f, "POST /guarded HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n", NULL, 0);
+        assert_non_null(strstr(r1, "HTTP/1.1 403"));
+        assert_int_equal(f->calls, 0);
+        assert_int_equal(f->header_calls, 1);
+
+        r2 = exchange(f, "POST /guarded HTTP/1.1\r\nHost: t\r\nX-Key: k\r\nContent-Length: 3\r\n"
+                         "Connection: close\r\n\r\nabc", NULL, 0);
+        assert_non_null(strstr(r2, "HTTP/1.1 200"));
+        assert_non_null(strstr(r2, "size=3"));
+        assert_int_equal(f->calls, 1);
+        assert_int_equal(f->header_calls, 2);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_listen),
@@ -276,6 +307,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_handler_error_is_500, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_extra_headers, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_keep_alive, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_header_handler, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
