@@ -21,7 +21,7 @@ PKGS    := libsystemd openssl libcurl jansson libmicrohttpd
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
            -Wformat=2 -Wno-format-nonliteral -Werror
-CPPFLAGS += -D_GNU_SOURCE -DNODETRUST_VERSION='"$(VERSION)"' -Icommon -Iagent -Iaggregator
+CPPFLAGS += -D_GNU_SOURCE -DNODETRUST_VERSION='"$(VERSION)"' -Icommon
 ifeq ($(SANITIZE),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
@@ -46,9 +46,19 @@ TEST_BIN   := $(TEST_SRC:tests/unit/%.c=$(B)/tests/%)
 
 all: $(B)/nodetrustd $(B)/nodetrust-aggregator
 
-$(B)/%.o: %.c
+# Each program sees only its own headers (and common/), so an agent and an
+# aggregator module may share a file name without one shadowing the other.
+$(B)/common/%.o: common/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/agent/%.o: agent/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Iagent $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/aggregator/%.o: aggregator/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Iaggregator $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(B)/libcommon.a: $(COMMON_OBJ)
 	$(AR) rcs $@ $^
@@ -62,11 +72,11 @@ $(B)/nodetrust-aggregator: $(AGG_OBJ) $(B)/libcommon.a
 # tests/unit/test-agg-*.c test the aggregator; every other test the agent.
 $(B)/tests/test-agg-%: tests/unit/test-agg-%.c $(LIB_AGG) $(B)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(DEPS_LIBS) -lcmocka
+	$(CC) $(CPPFLAGS) -Iaggregator $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(DEPS_LIBS) -lcmocka
 
 $(B)/tests/test-%: tests/unit/test-%.c $(LIB_AGENT) $(B)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(DEPS_LIBS) -lcmocka
+	$(CC) $(CPPFLAGS) -Iagent $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(DEPS_LIBS) -lcmocka
 
 deps:
 	scripts/deps.sh build
