@@ -10,6 +10,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "plan.h"
+#include "pullsecret.h"
 #include "strv.h"
 #include "trust.h"
 
@@ -124,8 +125,15 @@ static int config_set(Config *c, const char *name, const char *v, bool from_cmdl
                 }
                 return set_string(&c->pull_secret_policy, v);
         }
-        if (streq(name, "pull-secret-owner"))
+        if (streq(name, "pull-secret-owner")) {
+                /* Checked here, not at the first write: a typo must stop
+                 * start-up, not leave credentials owned by the wrong user. */
+                if (pull_secret_owner_parse(v, NULL, NULL) < 0) {
+                        *err = "expected a numeric UID or UID:GID (0-4294967294)";
+                        return -EINVAL;
+                }
                 return set_string(&c->pull_secret_owner, v);
+        }
         if (streq(name, "kubeconfig"))
                 return set_string(&c->kubeconfig, v);
         if (streq(name, "in-cluster"))

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "manager.h"
 #include "plan.h"
+#include "pullsecret.h"
 #include "report.h"
 #include "source-dir.h"
 #include "trust.h"
@@ -283,6 +284,18 @@ int manager_sync(Manager *m) {
                 } else if (r < 0) {
                         if (asprintf(&err, "Failed to sync: %s", strerror(-r)) < 0)
                                 err = NULL;
+                }
+                /* The pull-secret half (pullsecret.c), after the trust half:
+                 * an invalid secret only sets pull_secret_state; a failed
+                 * write fails the sync like a failed registry write. */
+                if (m->config->pull_secret || m->config->kubeconfig || m->config->in_cluster) {
+                        int k = pull_secret_sync(m->root_fd, m->config, snap, s);
+                        if (k < 0 && r >= 0) {
+                                r = k;
+                                if (asprintf(&err, "Failed to sync the pull secret: %s",
+                                             s->pull_secret_error ? s->pull_secret_error : strerror(-k)) < 0)
+                                        err = NULL;
+                        }
                 }
         }
 

@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The pull secret: a .dockerconfigjson from the snapshot, validated and kept
+ * as the node's pull credentials file(s) (/var/lib/kubelet/config.json by
+ * default), in the same plan/apply shape as the trust half:
+ *
+ *   snapshot -> pull_secret_parse() -> pull_secret_plan_compute()
+ *            -> pull_secret_apply() (or pull_secret_plan_print() for --dry-run)
+ *            -> State.pull_secret_*
+ *
+ * What each policy does to an existing target file:
+ *
+ *   replace  The file becomes the secret: every top-level key of the secret,
+ *            re-serialized (keys sorted, two-space indent, trailing newline).
+ *            Whatever the file held before is gone, even if it was not JSON.
+ *   merge    The file is parsed (it must be a JSON object whose "auths", if
+ *            any, is an object; otherwise it is left untouched and reported).
+ *            In its "auths": every registry of the secret is set to the
+ *            secret's entry (the secret wins a conflict); every registry that
+ *            nodetrustd put there earlier and the secret no longer has is
+ *            removed; every other registry (node-local) is kept as it is.
+ *            Every other top-level key of the file ("credHelpers", ...) is
+ *            kept; top-level keys of the secret other than "auths" are not
+ *            merged. The result is re-serialized like replace, but the file
+ *            is written only when its JSON value changes, so an admin's
+ *            formatting survives until a credential actually changes.
+ *   either   A missing file is created (parents 0755). The file is written
+ *            atomically and durably, mode 0600, owner --pull-secret-owner,
+ *            and only when it differs (bytes for replace, JSON value for
+ *            merge; a wrong mode or owner counts as a difference). A symlink,
+ *            a non-regular file, or a symlinked parent directory is refused.
+ *            An invalid or absent secret leaves every target as it is.
+ *
+ * Which registries nodetrustd put in each target is remembered in
+ * <state-dir>/pullsecret.json (target path -> registry names + sha256 of the
+ * file written); it never holds a credential.
+ *
+ * Secrets never leave this module: reasons, log lines and the dry-run plan
+ * name registries and hashes only, and every buffer that held a credential
+ * is wiped before it is freed.
+ */
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "snapshot.h"
+#include "state.h"
+
+/* Kubernetes caps a secret at 1 MiB; a real pull secret nests 3 levels. */
+#define PULL_SECRET_MAX (1024u * 1024)
+#define PULL_SECRET_DEPTH_MAX 32
+#define PULL_SECRET_STATE_FILE "pullsecret.json"
+
+typedef enum PullSecretPolicy {
+        PULL_SECRET_REPLACE,
+        PULL_SECRET_MERGE,
+} PullSecretPolicy;
+
+typedef enum PullSecretStatus {
+        PULL_SECRET_ABSENT,  /* the source has no pull secret */
+        PULL_SECRET_INVALID, /* refused; the targets keep the last good content */
+        PULL_SECRET_VALID,
+} PullSecretStatus;
+
+typedef enum PullSecretActionType {
+        PULL_SECRET_CREATE,
+        PULL_SECRET_UPDATE,
+        PULL_SECRET_UNCHANGED,
+        PULL_SECRET_CONFLICT, /* the target cannot be written safely; left as it is */
+        PULL_SECRET_KEEP,     /* the secret is invalid or absent; left as it is */
+        _PULL_SECRET_ACTION_MAX,
+} PullSecretActionType;
+
+typedef struct PullSecretTarget {
+        char *path; /* as configured: absolute, without --root */
+        PullSecretActionType type;
+        char *content; /* CREATE/UPDATE: the file to write (wiped on free) */
+        size_t size;
+        char sha256[65];   /* of content, or of the file when UNCHANGED */
+        char **registries; /* strv: registries nodetrustd owns in the file afterwards */
+        char **previous;   /* strv: what the state file said it owned before */
+        char *reason;      /* CONFLICT: why, secret-free */
+        int error;         /* after apply: negative errno when the write failed */
+} PullSecretTarget;
+
+typedef struct PullSecretPlan {
+        PullSecretStatus status;
+        PullSecretPolicy policy;
+        char *reason;      /* INVALID: why, secret-free */
+        char hash[65];     /* VALID: sha256 of the secret, normalized */
+        char **registries; /* VALID: the secret's registries (strv, sorted) */
+        PullSecretTarget *targets;
+        size_t n_targets;
+        json_t *ledger;    /* the state file's content, updated by apply */
+        bool ledger_corrupt;
+} PullSecretPlan;
+
+/* Parse "replace"/"merge"; -EINVAL otherwise. */
+int pull_secret_policy_from_string(const char *s, PullSecretPolicy *ret);
+const char *pull_secret_action_to_string(PullSecretActionType t);
+
+/* Parse "UID" or "UID:GID" (numeric; GID omitted keeps the writer's group,
+ * as chown does). Either out-param may be NULL (validation only). */
+int pull_secret_owner_parse(const char *s, uid_t *ret_uid, gid_t *ret_gid);
+
+/* Validate a .dockerconfigjson. On success *ret is the parsed object. On
+ * refusal returns -EBADMSG and *ret_reason says why without quoting any
+ * value (registry names only). -ENOMEM on allocation failure. */
+int pull_secret_parse(const void *data, size_t size, json_t **ret, char **ret_reason);
+
+/* The registries of a parsed secret's "auths", sorted (strv). */
+int pull_secret_registries(const json_t *secret, char ***ret);
+
+/* Compute a target file's content from a parsed secret. existing (NULL: no
+ * file) is the current file; previous the registries nodetrustd put there
+ * earlier. *ret_same is true when the file already says exactly this (see
+ * the policies above). -EBADMSG with *ret_reason when merge cannot use the
+ * existing file. The caller wipes and frees *ret_content. */
+int pull_secret_render(const json_t *secret, PullSecretPolicy policy, const char *existing, size_t existing_size,
+                       char *const *previous, char **ret_content, size_t *ret_size, bool *ret_same,
+                       char **ret_reason);
+
+/* Validate the snapshot's pull secret and decide, per target, what to do. */
+int pull_secret_plan_compute(int rootfd, const char *state_dir, const Snapshot *snap, char *const *paths,
+                             PullSecretPolicy policy, uid_t uid, gid_t gid, PullSecretPlan **ret);
+
+/* Write what the plan says and record ownership in the state file. Returns
+ * the number of targets that failed (each target's error says why), or a
+ * negative errno when the state file could not be saved. */
+int pull_secret_apply(int rootfd, const char *state_dir, PullSecretPlan *p, uid_t uid, gid_t gid);
+
+/* One line per target, "ACTION pull-secret ROOT/PATH[: reason]"; never content. */
+void pull_secret_plan_print(FILE *f, const PullSecretPlan *p, const char *root);
+
+PullSecretPlan *pull_secret_plan_free(PullSecretPlan *p);
+static inline void pull_secret_plan_freep(PullSecretPlan **p) {
+        if (*p)
+                pull_secret_plan_free(*p);
+}
+
+/* The pull-secret half of a sync: plan, apply (or print with --dry-run),
+ * log, and set State.pull_secret_*. Returns 0, -EIO when a target could not
+ * be written, or another negative errno. */
+int pull_secret_sync(int rootfd, const Config *c, const Snapshot *snap, State *s);
