@@ -448,6 +448,10 @@ static void on_report_done(CurlRequest *req, int error, void *userdata) {
                 reporter_arm_interval(r);
         } else {
                 r->stats.report_failures_total++;
+                /* An answer other than "busy" means the aggregator is up:
+                 * only transport failures, 429 and 5xx grow the backoff. */
+                if (error >= 0 && status != 429 && status < 500)
+                        r->stats.backoff = 0;
                 if (error < 0) {
                         r->stats.backoff++;
                         log_failure(r, 0, error, "Failed to send the report to %s: %s (%s); retrying in about %llu s",
@@ -455,10 +459,9 @@ static void on_report_done(CurlRequest *req, int error, void *userdata) {
                                     (unsigned long long) (report_backoff_usec(r->stats.backoff) / USEC_PER_SEC));
                         reporter_arm_backoff(r);
                 } else if (status == 401 || status == 403) {
-                        /* The aggregator is up: a new token may come with the
-                         * next file change, so keep the normal pace and read
-                         * the file again before the next attempt. */
-                        token_forget(r);
+                        /* The aggregator is up and a new token comes with a
+                         * change of the file (seen before each attempt):
+                         * keep the normal pace. */
                         log_failure(r, status, 0,
                                     "The aggregator at %s refused the report token (HTTP %ld%s%s); check --report-token-file",
                                     r->url, status, reason ? ": " : "", reason ? reason : "");
