@@ -878,11 +878,15 @@ void pull_secret_plan_print(FILE *f, const PullSecretPlan *p, const char *root) 
         else if (p->status == PULL_SECRET_INVALID)
                 fprintf(f, "refuse pull-secret: %s\n", p->reason);
 
+        /* Like the trust plan: ROOT + the path, one '/' between (root "/" included). */
+        size_t la = strlen(root);
+        while (la > 0 && root[la - 1] == '/')
+                la--;
         for (size_t i = 0; i < p->n_targets; i++) {
                 const PullSecretTarget *t = &p->targets[i];
-                _cleanup_free_ char *full = path_join(root, t->path);
 
-                fprintf(f, "%s pull-secret %s", pull_secret_action_to_string(t->type), full ? full : t->path);
+                fprintf(f, "%s pull-secret %.*s/%s", pull_secret_action_to_string(t->type), (int) la, root,
+                        t->path + strspn(t->path, "/"));
                 if (t->reason)
                         fprintf(f, ": %s", t->reason);
                 fputc('\n', f);
