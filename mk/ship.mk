@@ -21,12 +21,6 @@ ifneq ($(SYSCONFDIR),/etc)
 SHIP_SED += -e 's|^ExecStart=\(.*\)/nodetrustd$$|ExecStart=\1/nodetrustd --config $(SYSCONFDIR)/nodetrust/nodetrustd.conf|'
 endif
 
-$(B)/systemd/%.service: systemd/%.service
-	@mkdir -p $(@D)
-	sed $(SHIP_SED) $< > $@.tmp && mv $@.tmp $@
-
-units: $(SHIP_UNITS:%=$(B)/systemd/%)
-
 # The policy module is built by the reference policy's own Makefile (what
 # selinux-policy-devel documents): m4 over the interface headers, then
 # checkmodule -M -m and semodule_package. It works in the directory it runs
@@ -42,9 +36,15 @@ selinux: $(B)/selinux/nodetrust.pp
 
 # Config files are installed only when absent: a reinstall never replaces
 # an administrator's settings. The SELinux module goes in only if built.
-install-ship: units
+# The units are rewritten on the way in (not as a build product: their
+# content depends on the install variables of this very run).
+install-ship:
 	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(MANDIR)/man8
-	install -m 0644 $(SHIP_UNITS:%=$(B)/systemd/%) $(DESTDIR)$(UNITDIR)/
+	for u in $(SHIP_UNITS); do \
+		sed $(SHIP_SED) systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u.tmp && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp && \
+		mv $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
 	install -m 0644 systemd/nodetrust.tmpfiles $(DESTDIR)$(TMPFILESDIR)/nodetrust.conf
 	install -m 0644 $(SHIP_MAN) $(DESTDIR)$(MANDIR)/man8/
 	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/nodetrust $(DESTDIR)$(SYSCONFDIR)/nodetrust/trust.d
@@ -56,9 +56,10 @@ install-ship: units
 		install -m 0644 selinux/nodetrust.if $(DESTDIR)$(SELINUX_IFDIR)/; \
 	fi
 
-# The RPM is built from a tarball of the files git tracks, as they are in
-# the working tree (uncommitted edits included, untracked files and build
-# output not). Outside a git checkout (an unpacked tarball), the whole tree.
+# The RPM is built from a tarball of the working tree as git sees it: every
+# file that is tracked or not ignored, as it is now (so `make rpm` builds
+# what `make` builds), without .gitignore'd build output. Outside a git
+# checkout (an unpacked tarball), the whole tree minus build directories.
 RPM_TOPDIR  := $(abspath $(B)/rpm)
 RPM_SRCDIR  := nodetrust-$(VERSION)
 RPM_TARBALL := $(RPM_TOPDIR)/SOURCES/$(RPM_SRCDIR).tar.gz
@@ -67,7 +68,7 @@ rpm:
 	rm -rf $(RPM_TOPDIR)
 	mkdir -p $(RPM_TOPDIR)/SOURCES
 	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
-		git ls-files -z | tar --null -T - --ignore-failed-read \
+		git ls-files -z -co --exclude-standard | tar --null -T - --ignore-failed-read \
 			--transform 's|^|$(RPM_SRCDIR)/|' -czf $(RPM_TARBALL); \
 	else \
 		tar --exclude-vcs --exclude='./build*' --transform 's|^\.|$(RPM_SRCDIR)|' \
@@ -80,4 +81,4 @@ rpm:
 		rpm/nodetrust.spec
 	@ls $(RPM_TOPDIR)/RPMS/*/*.rpm $(RPM_TOPDIR)/SRPMS/*.rpm
 
-.PHONY: units selinux install-ship rpm
+.PHONY: selinux install-ship rpm
