@@ -1,0 +1,107 @@
+"""The fleet on loopback: one real nodetrust-aggregator and real nodetrustd
+agents, each with its own --root, config map volume and --node-name,
+reporting every second.
+
+- a config map change reaches every node and all three are converged on the
+  aggregator within two report intervals;
+- an agent killed with SIGKILL turns stale (no report for 3 intervals) while
+  the others stay converged;
+- an agent with a wrong token never shows up, and says so in its log without
+  printing the token.
+"""
+
+import contextlib
+import signal
+import time
+
+import peers
+from peers import wait_for
+from test_aggregator import Aggregator
+
+INTERVAL = 1  # seconds, for the aggregator and every agent
+NODES = ("node-a", "node-b", "node-c")
+
+
+def fleet_agent(nodetrustd_bin, tmp_path, name, volume, agg, token_file, health="none"):
+    return peers.Agent(tmp_path / name / "root", volume.path, binary=nodetrustd_bin,
+                       workdir=tmp_path / name, health=health,
+                       extra=["--node-name", name, "--report-url", agg.url,
+                              "--report-token-file", str(token_file),
+                              "--report-interval", str(INTERVAL)])
+
+
+def states(agg):
+    return {name: n["state"] for name, n in agg.nodes().items()}
+
+
+def test_fleet_converges_goes_stale_and_refuses_bad_token(nodetrustd_bin, tmp_path, test_ca, other_ca,
+                                                          report_line):
+    with contextlib.ExitStack() as stack:
+        agg = stack.enter_context(Aggregator(tmp_path / "agg", "--interval", str(INTERVAL)))
+
+        # Each node's kubelet has its own copy of the same config map.
+        volumes = {n: peers.KubeletVolume(tmp_path / n / "trust", {"localhost..5000": test_ca.pem()})
+                   for n in NODES}
+        daemons = {}
+        for i, n in enumerate(NODES):
+            # One of them also serves health, as a DaemonSet pod would.
+            health = f"127.0.0.1:{peers.free_port()}" if i == 0 else "none"
+            a = fleet_agent(nodetrustd_bin, tmp_path, n, volumes[n], agg, agg.token_file, health)
+            # node-c is SIGKILLed below: its exit status is the signal's.
+            daemons[n] = stack.enter_context(a.daemon(expect_exit=-signal.SIGKILL if n == "node-c" else 0))
+
+        wait_for(lambda: states(agg) == {n: "converged" for n in NODES}, timeout=10,
+                 what="three converged nodes")
+        first_hash = agg.summary()["current_hash"]
+        assert all(n["applied_hash"] == first_hash for n in agg.nodes().values())
+        assert all(n["registries"]["applied"] == 1 for n in agg.nodes().values())
+
+        # The config map changes on every node, as the kubelets swap ..data.
+        for n in NODES:
+            volumes[n].update({"localhost..5000": test_ca.pem(), "other.example.com": other_ca.pem()})
+        swapped = time.monotonic()
+
+        def converged_on_new():
+            s = agg.summary()
+            nodes = agg.nodes()
+            return (s["current_hash"] != first_hash and s["counts"]["converged"] == 3
+                    and all(nodes[n]["applied_hash"] == s["current_hash"]
+                            and nodes[n]["registries"]["applied"] == 2 for n in NODES))
+        wait_for(converged_on_new, timeout=2 * INTERVAL, interval=0.02,
+                 what="all three converged on the new config map within two intervals")
+        report_line(f"fleet: 3 agents converged on the aggregator "
+                    f"{(time.monotonic() - swapped) * 1000:.0f} ms after the config map swap "
+                    f"(report interval {INTERVAL} s)")
+
+        # One node dies without a word: stale after 3 missed intervals; the
+        # others keep reporting and stay converged.
+        daemons["node-c"].signal(signal.SIGKILL)
+        killed = time.monotonic()
+        wait_for(lambda: states(agg).get("node-c") == "stale", timeout=3 * INTERVAL + 5,
+                 interval=0.1, what="node-c stale")
+        assert time.monotonic() - killed >= 3 * INTERVAL - 0.5
+        assert states(agg) == {"node-a": "converged", "node-b": "converged", "node-c": "stale"}
+        assert agg.summary()["counts"]["stale"] == 1
+
+        # An agent with a wrong token is refused: it never appears, and its
+        # log names the 401 without the token.
+        bad_token = "not-the-fleet-token-5e1d"
+        bad_file = tmp_path / "bad-token"
+        bad_file.write_text(bad_token + "\n")
+        bad_volume = peers.KubeletVolume(tmp_path / "node-x" / "trust", {"localhost..5000": test_ca.pem()})
+        bad = fleet_agent(nodetrustd_bin, tmp_path, "node-x", bad_volume, agg, bad_file)
+        with bad.daemon() as d:
+            d.wait_notify("READY=1")
+            wait_for(lambda: "401" in d.log(), timeout=5, what="the agent logging the 401")
+            time.sleep(2 * INTERVAL)
+            assert "node-x" not in agg.nodes()
+            log = d.log()
+            assert "refused the report token (HTTP 401" in log
+            assert bad_token not in log
+        assert set(agg.nodes()) == set(NODES)
+
+        # No token ever reaches a log, ours or the aggregator's.
+        fleet_token = agg.token_file.read_text().strip()
+        for n in NODES:
+            assert fleet_token not in daemons[n].log()
+        assert fleet_token not in agg.log() and bad_token not in agg.log()
