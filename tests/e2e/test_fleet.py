@@ -105,3 +105,83 @@ def test_fleet_converges_goes_stale_and_refuses_bad_token(nodetrustd_bin, tmp_pa
         for n in NODES:
             assert fleet_token not in daemons[n].log()
         assert fleet_token not in agg.log() and bad_token not in agg.log()
+
+
+class TlsReportSink:
+    """An HTTPS endpoint for reports (the aggregator speaks plain HTTP and
+    sits behind a TLS proxy in production): records each POST's path,
+    Authorization header and body, answers 200."""
+
+    def __init__(self, cert, key):
+        import http.server
+        import ssl
+        import threading
+
+        sink = self
+        self.posts = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                sink.posts.append((self.path, self.headers.get("Authorization"), body))
+                out = b'{"state": "converged"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(cert), str(key))
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_report_tls_verified_against_report_ca(nodetrustd_bin, tmp_path, test_ca, other_ca, server_cert):
+    import json
+
+    sink = TlsReportSink(*server_cert)
+    try:
+        token_file = tmp_path / "token"
+        token_file.write_text("tls-token-42\n")
+        volume = peers.KubeletVolume(tmp_path / "trust", {"localhost..5000": test_ca.pem()})
+
+        def agent(name, ca):
+            return peers.Agent(tmp_path / name / "root", volume.path, binary=nodetrustd_bin,
+                               workdir=tmp_path / name,
+                               extra=["--node-name", name, "--report-url", sink.url,
+                                      "--report-token-file", str(token_file), "--report-ca", str(ca.cert),
+                                      "--report-interval", "1"])
+
+        # The right CA: the report arrives, with the token, over TLS.
+        with agent("trusting", test_ca).daemon() as d:
+            d.wait_notify("READY=1")
+            wait_for(lambda: sink.posts, what="a report over TLS")
+        path, auth, body = sink.posts[0]
+        assert path == "/api/v1/reports"
+        assert auth == "Bearer tls-token-42"
+        report = json.loads(body)
+        assert report["node"] == "trusting" and report["schema"] == 1
+
+        # Another CA: the server is not trusted, nothing is sent.
+        sink.posts.clear()
+        with agent("distrusting", other_ca).daemon() as d:
+            d.wait_notify("READY=1")
+            wait_for(lambda: "Failed to send the report" in d.log(), what="the TLS failure in the log")
+            time.sleep(1.5)
+            assert not sink.posts
+            assert "certificate" in d.log().lower()
+            assert "tls-token-42" not in d.log()
+    finally:
+        sink.close()
