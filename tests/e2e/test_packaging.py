@@ -845,6 +845,30 @@ def test_containerfile(binaries, manifests):
                 assert cmd.startswith(dest) and Path(cmd).name in cp, cmd
 
 
+def test_containerfile_build_stage_has_what_make_needs(tmp_path):
+    """The build stage's COPY lines bring in enough of the tree: replay them
+    into an empty directory and build there, as the image build would."""
+    (_, _, copies), _ = containerfile_stages()
+    ctx = tmp_path / "src"
+    ctx.mkdir()
+    for line in copies:
+        *srcs, dest = line.split()[1:]
+        assert not any(a.startswith("--") for a in srcs), line
+        for src in srcs:
+            target = ctx / dest / (Path(src).name if dest.endswith("/") and
+                                   not src.endswith("/") else "")
+            if (REPO / src).is_dir():
+                shutil.copytree(REPO / src, target, dirs_exist_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(REPO / src, target)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    r = run(["make", "-C", ctx, "-j2", "all"], timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for b in ("nodetrustd", "nodetrust-aggregator"):
+        assert os.access(ctx / "build" / b, os.X_OK)
+
+
 # --- man pages -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("page", sorted(MAN_PAGES))
