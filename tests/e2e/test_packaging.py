@@ -483,7 +483,9 @@ def test_selinux_interfaces_compile_in_a_caller(tmp_path):
 
 def test_rpm_builds_and_lists_files(tmp_path, binaries):
     b = tmp_path / "b"
-    make(f"B={b}", "rpm")
+    r = make(f"B={b}", "rpm")
+    warnings = [l for l in (r.stdout + r.stderr).splitlines() if "warning:" in l.lower()]
+    assert not warnings, "\n".join(warnings)
     rpms = sorted((b / "rpm" / "RPMS").glob("*/*.rpm"))
     by_name = {run(["rpm", "-qp", "--qf", "%{NAME}", p], check=True).stdout: p for p in rpms}
     assert set(by_name) == {"nodetrust", "nodetrust-aggregator", "nodetrust-selinux"}
