@@ -751,7 +751,12 @@ int pull_secret_plan_compute(int rootfd, const char *state_dir, const Snapshot *
 
         if (!snap->have_pull_secret)
                 p->status = PULL_SECRET_ABSENT;
-        else {
+        else if (snap->pull_secret_error) {
+                p->status = PULL_SECRET_INVALID;
+                p->reason = strdup(snap->pull_secret_error);
+                if (!p->reason)
+                        return -ENOMEM;
+        } else {
                 r = pull_secret_parse(snap->pull_secret, snap->pull_secret_size, &secret, &p->reason);
                 if (r == -EBADMSG)
                         p->status = PULL_SECRET_INVALID;

@@ -27,6 +27,10 @@ typedef struct Snapshot {
         bool have_pull_secret;
         unsigned char *pull_secret;
         size_t pull_secret_size;
+        /* Set (static string) when the source found a pull secret it could
+         * not even read, e.g. one over the size limit: the secret is then
+         * invalid, while the trust half of the snapshot is still good. */
+        const char *pull_secret_error;
 
         /* A short, secret-free description of where this came from, e.g.
          * "/etc/nodetrust/trust/..2026_11_21_16_00_00.1" or

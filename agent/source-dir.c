@@ -225,8 +225,13 @@ static int dir_read(Source *s, Snapshot **ret) {
         }
         if (d->pull_path) {
                 r = read_pull_secret(d->pull_path, snap);
-                /* A missing secret is "no pull secret", not an error. */
-                if (r < 0 && r != -ENOENT)
+                /* A missing secret is "no pull secret", not an error. An
+                 * oversized one is an invalid secret, and must not stop the
+                 * trust config map from applying. */
+                if (r == -EFBIG) {
+                        snap->have_pull_secret = true;
+                        snap->pull_secret_error = "larger than 1 MiB";
+                } else if (r < 0 && r != -ENOENT)
                         return r;
         }
         if (asprintf(&snap->origin, "%s", d->trust_path ? d->trust_path : d->pull_path) < 0)

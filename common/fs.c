@@ -200,7 +200,8 @@ char *path_join(const char *a, const char *b) {
         char *p;
         size_t la = strlen(a);
 
-        while (la > 1 && a[la - 1] == '/')
+        /* Trailing slashes go, all of them: "/" joined with "x" is "/x". */
+        while (la > 0 && a[la - 1] == '/')
                 la--;
         while (*b == '/')
                 b++;

@@ -255,11 +255,13 @@ def test_huge_secret_is_refused(auth_registry, ps_agent, root, trust_volume, sec
     doc["padding"] = "x" * (1024 * 1024)
     secret_volume.update({".dockerconfigjson": json.dumps(doc)})
     p = ps_agent.run_once()
-    # The directory source already refuses a value over 1 MiB; either way the
-    # last good file stays and --once does not claim success.
-    assert p.returncode != 0, p.stderr
+    # An oversized secret is an invalid secret (exit 1), the last good file
+    # stays, and the trust half of the same sync still applies.
+    assert p.returncode == 1, p.stderr
+    assert "larger than 1 MiB" in p.stderr
     assert (root / CONFIG_JSON).read_bytes() == good
     assert password not in p.stderr
+    assert list((root / "etc/containers/certs.d").iterdir()), "trust not applied"
 
 
 # --------------------------------------------------------------------------
