@@ -1,0 +1,9 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stddef.h>
+
+/* Decode standard base64 (RFC 4648, '=' padding optional, ASCII whitespace
+ * ignored) into a new NUL-terminated buffer. -EBADMSG on any other byte or
+ * a dangling bit group, -ENOMEM. The caller frees (and wipes, for secrets). */
+int base64_decode_alloc(const char *s, size_t len, unsigned char **ret, size_t *ret_size);
