@@ -30,6 +30,7 @@ static const Option options[] = {
         { "pull-secret-owner", "UID[:GID]", "owner of the written pull credentials; default 0:0" },
         { "kubeconfig", "FILE", "read the trust config map and pull secret from the Kubernetes API" },
         { "in-cluster", NULL, "like --kubeconfig, with the pod's service account" },
+        { "kube-watch-timeout", "SECONDS", "API watches are renewed this often, and count as dead when silent longer (plus a margin); default 300" },
         { "root", "DIR", "prefix for every path written; default /" },
         { "targets", "LIST", "any of docker,containers,containerd; default all three" },
         { "state-dir", "DIR", "ownership manifest and state, under --root; default " DEFAULT_STATE_DIR },
@@ -138,6 +139,12 @@ static int config_set(Config *c, const char *name, const char *v, bool from_cmdl
                 return set_string(&c->kubeconfig, v);
         if (streq(name, "in-cluster"))
                 return parse_bool(v, &c->in_cluster);
+        if (streq(name, "kube-watch-timeout")) {
+                r = parse_uint(v, 1, 3600, &c->kube_watch_timeout_sec);
+                if (r < 0)
+                        *err = "expected a number of seconds between 1 and 3600";
+                return r;
+        }
         if (streq(name, "root"))
                 return set_string(&c->root, v);
         if (streq(name, "targets")) {

@@ -24,6 +24,7 @@ typedef struct Config {
         char *pull_secret_owner;    /* "UID[:GID]", default "0:0" */
         char *kubeconfig;
         bool in_cluster;
+        unsigned kube_watch_timeout_sec; /* 0: the API source's default */
         char *root;
         unsigned targets; /* TARGET_* bit mask */
         char *state_dir;

@@ -19,6 +19,7 @@
 #include "pullsecret.h"
 #include "report.h"
 #include "source-dir.h"
+#include "source-kube.h"
 #include "trust.h"
 
 #define USEC_PER_SEC 1000000ULL
@@ -365,8 +366,10 @@ int manager_new(Config *config, Manager **ret) {
         if (r < 0)
                 return log_error_errno(r, "Failed to load the ownership manifest from '%s'", config->state_dir);
 
-        /* The Kubernetes API source plugs in here as a second kind. */
-        r = source_dir_new(config->trust_source, config->pull_secret, &m->source);
+        if (config->kubeconfig || config->in_cluster)
+                r = source_kube_new(config->kubeconfig, config->kube_watch_timeout_sec, &m->source);
+        else
+                r = source_dir_new(config->trust_source, config->pull_secret, &m->source);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the source");
         m->source->on_change = on_source_change;

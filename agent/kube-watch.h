@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * One Kubernetes object kept current on the sd_event loop: list it (with a
+ * name field selector), then watch from the list's resourceVersion with
+ * bookmarks, forever. On a clean end (timeoutSeconds) re-watch at once; on
+ * 410 Gone relist; on a dropped, failed or dead (silent too long) watch
+ * re-watch after an exponential backoff with jitter; on 401 re-read the
+ * token and retry. The owner is told (from the loop, never from inside
+ * curl) whenever the object may have changed.
+ */
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "curl-event.h"
+#include "kube-api.h"
+#include "kubeconfig.h"
+
+/* What every watch of one source shares. Plain data, owned by the source. */
+typedef struct KubeWatch KubeWatch;
+
+typedef struct KubeClient {
+        sd_event *event;
+        CurlGlue *glue;
+        KubeConfig *config;
+        unsigned watch_timeout_sec;    /* timeoutSeconds asked for (jittered up to +25%) */
+        uint64_t request_timeout_usec; /* a list, or a watch's 200, must arrive within this */
+        uint64_t backoff_base_usec;
+        uint64_t backoff_cap_usec;
+        KubeWatch *watches; /* every watch of this client (kube-watch.c keeps the list) */
+} KubeClient;
+
+/* The object (or its absence) may have changed, or it was listed for the first time. */
+typedef void (*kube_watch_change_t)(KubeWatch *w, void *userdata);
+
+/* A watch of ref (strings copied) on c; nothing happens before kube_watch_start(). */
+int kube_watch_new(KubeClient *c, const KubeObjectRef *ref, kube_watch_change_t cb, void *userdata, KubeWatch **ret);
+/* Stop everything (no more callbacks) and free; NULL is fine. */
+KubeWatch *kube_watch_free(KubeWatch *w);
+static inline void kube_watch_freep(KubeWatch **w) {
+        kube_watch_free(*w);
+}
+
+/* An optional object that the server refuses (403) or does not know (404)
+ * counts as absent instead of failing; it is looked at again every 5 min. */
+void kube_watch_set_optional(KubeWatch *w, bool optional);
+
+/* Begin with a list. */
+int kube_watch_start(KubeWatch *w);
+
+/* The first list has completed: object() is meaningful. */
+bool kube_watch_synced(const KubeWatch *w);
+/* The object as last seen (borrowed), NULL when it does not exist. */
+json_t *kube_watch_object(const KubeWatch *w);
+/* The resourceVersion the next watch resumes from. */
+const char *kube_watch_resource_version(const KubeWatch *w);
+/* The watched object's name. */
+const char *kube_watch_name(const KubeWatch *w);
+/* "configmap openshift-config/registry-cas". */
+const char *kube_watch_describe(const KubeWatch *w);
+
+/* true when synced and nothing has failed since the last success; else
+ * false with a reason (owned by w, valid until the next loop iteration). */
+bool kube_watch_healthy(KubeWatch *w, const char **reason);

@@ -1,0 +1,302 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "kube-watch.h"
+#include "kubeconfig.h"
+#include "log.h"
+#include "source-kube.h"
+
+#define USEC_PER_SEC 1000000ULL
+
+#define TRUST_NAMESPACE "openshift-config"
+#define PULL_SECRET_NAME "pull-secret"
+#define PULL_SECRET_KEY ".dockerconfigjson"
+#define REGISTRY_CA_NAMESPACE "openshift-config-managed"
+#define REGISTRY_CA_NAME "image-registry-ca"
+
+typedef struct SourceKube {
+        Source source; /* first: the manager holds a Source * */
+        KubeClient client;
+        KubeWatch *image;       /* image.config.openshift.io/cluster */
+        KubeWatch *trust;       /* the config map it names; NULL when none */
+        KubeWatch *pull;        /* openshift-config/pull-secret */
+        KubeWatch *registry_ca; /* openshift-config-managed/image-registry-ca */
+        char *bad_name;         /* image.config names something no config map can be called */
+        char reason[320];
+} SourceKube;
+
+static const KubeObjectRef image_ref = { "config.openshift.io/v1", NULL, "images", "cluster" };
+static const KubeObjectRef pull_ref = { "v1", TRUST_NAMESPACE, "secrets", PULL_SECRET_NAME };
+static const KubeObjectRef registry_ca_ref = { "v1", REGISTRY_CA_NAMESPACE, "configmaps", REGISTRY_CA_NAME };
+
+static bool source_kube_complete(SourceKube *s) {
+        return kube_watch_synced(s->image) && kube_watch_synced(s->pull) && kube_watch_synced(s->registry_ca) &&
+               (!s->trust || kube_watch_synced(s->trust));
+}
+
+static void on_watch_change(KubeWatch *w, void *userdata) {
+        SourceKube *s = userdata;
+
+        (void) w;
+        /* Until every object has been listed a snapshot would be partial;
+         * the manager is told once it is whole. */
+        if (source_kube_complete(s))
+                source_notify(&s->source);
+}
+
+/* image.config changed: watch the config map it names now, and only that. */
+static void on_image_change(KubeWatch *w, void *userdata) {
+        SourceKube *s = userdata;
+        json_t *image = kube_watch_object(w);
+        const char *name = image ? kube_image_trusted_ca_name(image) : NULL;
+        const char *cur = s->trust ? kube_watch_name(s->trust) : NULL;
+        int r;
+
+        free(s->bad_name);
+        s->bad_name = NULL;
+        if (name && !kube_name_is_valid(name)) {
+                log_warning("image.config.openshift.io/cluster names additionalTrustedCA '%.64s', which is not a valid config map name; keeping the last good trust",
+                            name);
+                s->bad_name = strdup(name);
+                source_notify(&s->source);
+                return;
+        }
+
+        if ((!name && !cur) || (name && cur && streq(name, cur))) {
+                on_watch_change(w, userdata);
+                return;
+        }
+
+        log_full(LOG_INFO, "Following image.config additionalTrustedCA", "CONFIGMAP=%s",
+                 name ? name : "(none)", "PREVIOUS=%s", cur ? cur : "(none)", NULL);
+        s->trust = kube_watch_free(s->trust);
+        if (name) {
+                KubeObjectRef ref = { "v1", TRUST_NAMESPACE, "configmaps", name };
+
+                r = kube_watch_new(&s->client, &ref, on_watch_change, s, &s->trust);
+                if (r >= 0)
+                        r = kube_watch_start(s->trust);
+                if (r < 0) {
+                        /* Out of memory or fds; health says so and a later
+                         * image.config event tries again. */
+                        log_error_errno(r, "Failed to watch config map %s/%s", TRUST_NAMESPACE, name);
+                        s->trust = kube_watch_free(s->trust);
+                        s->bad_name = strdup(name);
+                        return;
+                }
+        }
+        /* With no name the trust set is now empty: tell the manager. With a
+         * new one, the new watch tells it once listed. */
+        on_watch_change(w, userdata);
+}
+
+typedef struct MergeCtx {
+        Snapshot *snap;
+        bool only_new; /* skip keys already present */
+} MergeCtx;
+
+static int add_entry(const char *key, const void *value, size_t size, void *userdata) {
+        MergeCtx *m = userdata;
+
+        if (m->only_new)
+                for (size_t i = 0; i < m->snap->n_entries; i++)
+                        if (streq(m->snap->entries[i].key, key))
+                                return 0;
+        return snapshot_add_entry(m->snap, key, value, size);
+}
+
+static int append_origin(char **origin, const char *what, KubeWatch *w) {
+        json_t *o = kube_watch_object(w);
+        char *n;
+
+        if (asprintf(&n, "%s%s%s %s", *origin ? *origin : "", *origin ? "; " : "", what,
+                     o ? kube_object_rv(o) ? kube_object_rv(o) : "?" : "absent") < 0)
+                return -ENOMEM;
+        free(*origin);
+        *origin = n;
+        return 0;
+}
+
+static int source_kube_read(Source *src, Snapshot **ret) {
+        SourceKube *s = (SourceKube *) src;
+        _cleanup_(snapshot_freep) Snapshot *snap = NULL;
+        json_t *trust = s->trust ? kube_watch_object(s->trust) : NULL;
+        json_t *regca = kube_watch_object(s->registry_ca);
+        json_t *pull = kube_watch_object(s->pull);
+        _cleanup_free_ char *what = NULL;
+        int r;
+
+        if (!source_kube_complete(s))
+                return -EAGAIN;
+        if (s->bad_name)
+                return -EINVAL;
+
+        snap = snapshot_new();
+        if (!snap)
+                return -ENOMEM;
+
+        /* The admin's config map wins over the operator-generated
+         * image-registry-ca on a duplicate key: in OpenShift the latter is
+         * a copy of the former plus the internal registry's service CA, so
+         * a duplicate can only differ while the operator catches up. */
+        if (trust) {
+                r = kube_configmap_foreach(trust, add_entry, &(MergeCtx){ snap, false });
+                if (r < 0) {
+                        log_warning_errno(r, "Config map %s/%s is malformed, keeping the last good trust",
+                                          TRUST_NAMESPACE, kube_watch_name(s->trust));
+                        return r;
+                }
+        }
+        if (regca) {
+                r = kube_configmap_foreach(regca, add_entry, &(MergeCtx){ snap, true });
+                if (r < 0) {
+                        log_warning_errno(r, "Config map %s/%s is malformed, keeping the last good trust",
+                                          REGISTRY_CA_NAMESPACE, REGISTRY_CA_NAME);
+                        return r;
+                }
+        }
+        /* An existing but empty config map is an empty trust set too; the
+         * difference only shows in the origin. */
+        snap->have_trust = trust || regca;
+        snapshot_sort(snap);
+
+        if (pull) {
+                unsigned char *data = NULL;
+                size_t size = 0;
+
+                r = kube_secret_get(pull, PULL_SECRET_KEY, &data, &size);
+                if (r == -ENOENT)
+                        log_debug("Secret %s/%s has no %s key", TRUST_NAMESPACE, PULL_SECRET_NAME, PULL_SECRET_KEY);
+                else if (r < 0) {
+                        log_warning_errno(r, "Secret %s/%s key %s is not base64, keeping the last good pull secret",
+                                          TRUST_NAMESPACE, PULL_SECRET_NAME, PULL_SECRET_KEY);
+                        return r;
+                } else {
+                        r = snapshot_set_pull_secret(snap, data, size);
+                        explicit_bzero(data, size);
+                        free(data);
+                        if (r < 0)
+                                return r;
+                }
+        }
+
+        if (asprintf(&what, "configmap %s/%s", TRUST_NAMESPACE, s->trust ? kube_watch_name(s->trust) : "(none)") < 0)
+                return -ENOMEM;
+        r = append_origin(&snap->origin, "image.config cluster", s->image);
+        if (r >= 0 && s->trust)
+                r = append_origin(&snap->origin, what, s->trust);
+        if (r >= 0)
+                r = append_origin(&snap->origin, "configmap " REGISTRY_CA_NAMESPACE "/" REGISTRY_CA_NAME, s->registry_ca);
+        if (r >= 0)
+                r = append_origin(&snap->origin, "secret " TRUST_NAMESPACE "/" PULL_SECRET_NAME, s->pull);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(snap);
+        return 0;
+}
+
+static bool source_kube_healthy(Source *src, const char **reason) {
+        SourceKube *s = (SourceKube *) src;
+        KubeWatch *watches[] = { s->image, s->trust, s->pull, s->registry_ca };
+
+        for (size_t i = 0; i < ELEMENTSOF(watches); i++)
+                if (watches[i] && !kube_watch_healthy(watches[i], reason))
+                        return false;
+        if (s->bad_name) {
+                snprintf(s->reason, sizeof s->reason,
+                         "image.config additionalTrustedCA names '%.64s', which cannot be watched", s->bad_name);
+                *reason = s->reason;
+                return false;
+        }
+        return true;
+}
+
+static int source_kube_start(Source *src, sd_event *event) {
+        SourceKube *s = (SourceKube *) src;
+        int r;
+
+        s->client.event = sd_event_ref(event);
+        r = curl_glue_new(event, &s->client.glue);
+        if (r < 0)
+                return r;
+
+        r = kube_watch_new(&s->client, &image_ref, on_image_change, s, &s->image);
+        if (r < 0)
+                return r;
+        r = kube_watch_new(&s->client, &pull_ref, on_watch_change, s, &s->pull);
+        if (r < 0)
+                return r;
+        r = kube_watch_new(&s->client, &registry_ca_ref, on_watch_change, s, &s->registry_ca);
+        if (r < 0)
+                return r;
+        /* Not every cluster has it, and RBAC may not grant it. */
+        kube_watch_set_optional(s->registry_ca, true);
+
+        log_info("Reading trust and pull secret from the Kubernetes API: %s", s->client.config->origin);
+        r = kube_watch_start(s->image);
+        if (r >= 0)
+                r = kube_watch_start(s->pull);
+        if (r >= 0)
+                r = kube_watch_start(s->registry_ca);
+        return r;
+}
+
+static void source_kube_free(Source *src) {
+        SourceKube *s = (SourceKube *) src;
+
+        /* Watches first: their requests run on the glue. */
+        kube_watch_free(s->image);
+        kube_watch_free(s->trust);
+        kube_watch_free(s->pull);
+        kube_watch_free(s->registry_ca);
+        curl_glue_free(s->client.glue);
+        sd_event_unref(s->client.event);
+        kubeconfig_free(s->client.config);
+        free(s->bad_name);
+        free(s);
+}
+
+static const SourceOps source_kube_ops = {
+        .kind = "kube",
+        .start = source_kube_start,
+        .read = source_kube_read,
+        .healthy = source_kube_healthy,
+        .free = source_kube_free,
+};
+
+int source_kube_new(const char *kubeconfig_path, unsigned watch_timeout_sec, Source **ret) {
+        _cleanup_free_ char *error = NULL;
+        SourceKube *s;
+        int r;
+
+        s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        s->source.ops = &source_kube_ops;
+        s->client.watch_timeout_sec = watch_timeout_sec ? watch_timeout_sec : SOURCE_KUBE_WATCH_TIMEOUT_SEC;
+        /* A list or a watch's 200 that takes longer than this is a failure;
+         * short watch timeouts (tests) shorten it too. */
+        s->client.request_timeout_usec = (s->client.watch_timeout_sec < 30 ? s->client.watch_timeout_sec : 30) * USEC_PER_SEC;
+        s->client.backoff_base_usec = USEC_PER_SEC / 2;
+        s->client.backoff_cap_usec = 30 * USEC_PER_SEC;
+
+        if (kubeconfig_path)
+                r = kubeconfig_load(kubeconfig_path, &s->client.config, &error);
+        else
+                r = kubeconfig_in_cluster(NULL, &s->client.config, &error);
+        if (r < 0) {
+                if (kubeconfig_path)
+                        log_error("Invalid kubeconfig '%s': %s", kubeconfig_path, error ? error : strerror(-r));
+                else
+                        log_error("Cannot use the in-cluster configuration: %s", error ? error : strerror(-r));
+                free(s);
+                return r;
+        }
+        *ret = &s->source;
+        return 0;
+}

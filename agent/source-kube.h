@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include "source.h"
+
+#define SOURCE_KUBE_WATCH_TIMEOUT_SEC 300
+
+/*
+ * The Kubernetes API source (kind "kube"): follows
+ * image.config.openshift.io/cluster .spec.additionalTrustedCA.name to a
+ * config map in openshift-config, merges openshift-config-managed/
+ * image-registry-ca, and reads openshift-config/pull-secret, each by list +
+ * watch. kubeconfig_path NULL means in-cluster (service account).
+ * watch_timeout_sec 0 means SOURCE_KUBE_WATCH_TIMEOUT_SEC. Configuration
+ * errors are logged here, with the detail, and returned.
+ */
+int source_kube_new(const char *kubeconfig_path, unsigned watch_timeout_sec, Source **ret);
