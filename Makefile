@@ -17,7 +17,7 @@ PYTEST     ?= /usr/bin/python3 -m pytest
 
 CC      ?= cc
 B       := build
-PKGS    := libsystemd openssl libcurl jansson libmicrohttpd
+PKGS    := libsystemd openssl libcurl jansson libmicrohttpd yaml-0.1
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
            -Wformat=2 -Wno-format-nonliteral -Werror
