@@ -8,6 +8,7 @@
 #include <openssl/x509v3.h>
 #include <string.h>
 
+#include "base64.h"
 #include "cleanup.h"
 #include "hash.h"
 #include "x509.h"
@@ -130,42 +131,6 @@ static int parse_der(CertBundle *b, BIO *out, const void *data, size_t size) {
         return 0;
 }
 
-/* Decode base64 ignoring whitespace; -EBADMSG when it is not base64. */
-static int base64_decode(const void *data, size_t size, unsigned char **ret, size_t *ret_size) {
-        _cleanup_free_ char *clean = malloc(size + 1);
-        _cleanup_free_ unsigned char *out = NULL;
-        size_t n = 0;
-        int len, pad = 0;
-
-        if (!clean)
-                return -ENOMEM;
-        for (size_t i = 0; i < size; i++) {
-                char c = ((const char *) data)[i];
-                if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
-                        continue;
-                if (!(c >= 'A' && c <= 'Z') && !(c >= 'a' && c <= 'z') && !(c >= '0' && c <= '9') &&
-                    c != '+' && c != '/' && c != '=')
-                        return -EBADMSG;
-                clean[n++] = c;
-        }
-        if (n == 0 || n % 4 != 0)
-                return -EBADMSG;
-        if (clean[n - 1] == '=')
-                pad++;
-        if (n > 1 && clean[n - 2] == '=')
-                pad++;
-
-        out = malloc(n / 4 * 3 + 1);
-        if (!out)
-                return -ENOMEM;
-        len = EVP_DecodeBlock(out, (const unsigned char *) clean, (int) n);
-        if (len < 0)
-                return -EBADMSG;
-        *ret_size = (size_t) len - (size_t) pad;
-        *ret = TAKE_PTR(out);
-        return 0;
-}
-
 static int parse_any(CertBundle *b, BIO *out, const void *data, size_t size, bool allow_base64,
                      const char **reason) {
         if (contains(data, size, "PRIVATE KEY-----")) {
@@ -195,7 +160,7 @@ static int parse_any(CertBundle *b, BIO *out, const void *data, size_t size, boo
         if (allow_base64) {
                 _cleanup_free_ unsigned char *dec = NULL;
                 size_t dec_size = 0;
-                if (base64_decode(data, size, &dec, &dec_size) >= 0)
+                if (base64_decode_alloc(data, size, &dec, &dec_size) >= 0)
                         return parse_any(b, out, dec, dec_size, false, reason);
         }
         *reason = "not PEM, base64 or a DER certificate";
