@@ -210,10 +210,8 @@ def test_readyz_false_before_first_sync(nodetrustd_bin, root, tmp_path):
         with agent.daemon(notify=True) as d:
             wait_http(agent.port, "/healthz", 200)
             st = json.loads(request(agent.port, "/status")[2])
-            if st["source"]["kind"] != "kube":
-                pytest.skip("nodetrustd does not have the Kubernetes API source yet "
-                            f"(source kind {st['source']['kind']!r}); before-first-sync "
-                            "readiness is covered by tests/unit/test-health.c meanwhile")
+            assert st["source"]["kind"] == "kube"
+            assert st["first_sync_done"] is False
             # Give it time to try; it must stay not ready all along.
             deadline = time.monotonic() + 2.0
             while time.monotonic() < deadline:
