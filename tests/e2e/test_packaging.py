@@ -508,6 +508,14 @@ def test_rpm_builds_and_lists_files(tmp_path, binaries):
         for pat in patterns:
             assert any(re.fullmatch(pat, f) for f in files), f"{name} lacks {pat}: {files}"
 
+    # The spec asks for every library the Makefile links with.
+    mk = (REPO / "Makefile").read_text()
+    modules = re.search(r"^PKGS\s*:?=\s*(.+)$", mk, re.M).group(1).split()
+    reqs = run(["rpm", "-qp", "--requires", b / "rpm" / "SRPMS" /
+                next((b / "rpm" / "SRPMS").glob("*.src.rpm")).name], check=True).stdout
+    for mod in modules:
+        assert f"pkgconfig({mod})" in reqs, f"rpm/nodetrust.spec lacks BuildRequires: pkgconfig({mod})"
+
     configs = run(["rpm", "-qcp", by_name["nodetrust"]], check=True).stdout.split()
     assert configs == ["/etc/nodetrust/nodetrustd.conf"]
     scripts = run(["rpm", "-qp", "--scripts", by_name["nodetrust"]], check=True).stdout
