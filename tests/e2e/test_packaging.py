@@ -380,11 +380,54 @@ def test_agent_stays_inside_its_unit_sandbox(binaries, tmp_path, test_ca):
         notify.close()
     assert (root / "var/lib/kubelet/config.json").is_file()
     assert any("READY=1" in n for n in notes) and any("WATCHDOG=1" in n for n in notes), notes
+    assert_within_unit(trace, "nodetrustd.service")
+
+
+def test_agent_api_source_stays_inside_its_unit_sandbox(binaries, tmp_path, test_ca):
+    """The same for the Kubernetes API source: TLS, list and watch through
+    libcurl against the stand-in API server, a change pushed by a watch."""
+    from kubeapi import KubeAPI
+
+    api = KubeAPI(tmp_path / "api")
+    api.start()
+    try:
+        pem = Path(test_ca.cert).read_text()
+        api.set_image_config("registry-cas")
+        api.set_configmap("openshift-config", "registry-cas", {"registry.example.com..5000": pem})
+        kubeconfig = tmp_path / "kubeconfig"
+        api.write_kubeconfig(kubeconfig)
+        root, port, trace = tmp_path / "root", free_port(), tmp_path / "trace"
+        (root / "var/lib/kubelet").mkdir(parents=True)
+        d = Daemon(strace_argv(trace, [
+            binaries["nodetrustd"], "--root", root, "--kubeconfig", kubeconfig,
+            "--health-listen", f"127.0.0.1:{port}", "--config", "/dev/null"]), port, tmp_path)
+        try:
+            ca = root / "etc/containers/certs.d/registry.example.com:5000/ca.crt"
+            deadline = time.monotonic() + 15
+            while not ca.is_file() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert ca.is_file(), "the API source never applied"
+            api.set_configmap("openshift-config", "registry-cas",
+                              {"registry.example.com..5000": pem, "other.example.com": pem})
+            other = root / "etc/containers/certs.d/other.example.com/ca.crt"
+            deadline = time.monotonic() + 15
+            while not other.is_file() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert other.is_file(), "a watched change never applied"
+            assert d.get("/status")[0] == 200
+        finally:
+            assert d.stop() == 0
+    finally:
+        api.stop()
+    assert_within_unit(trace, "nodetrustd.service")
+
+
+def assert_within_unit(trace, unit):
     calls, families = traced(trace)
-    allowed = allowed_syscalls("nodetrustd.service")
-    assert not calls - allowed, f"system calls the unit forbids: {sorted(calls - allowed)}"
-    permitted = set(unit_settings(UNITS / "nodetrustd.service")["RestrictAddressFamilies"][0].split())
-    assert families <= permitted, f"socket families the unit forbids: {families - permitted}"
+    allowed = allowed_syscalls(unit)
+    assert not calls - allowed, f"system calls {unit} forbids: {sorted(calls - allowed)}"
+    permitted = set(unit_settings(UNITS / unit)["RestrictAddressFamilies"][0].split())
+    assert families <= permitted, f"socket families {unit} forbids: {families - permitted}"
 
 
 def test_aggregator_stays_inside_its_unit_sandbox(binaries, tmp_path):
@@ -405,12 +448,7 @@ def test_aggregator_stays_inside_its_unit_sandbox(binaries, tmp_path):
                  "/api/v1/nodes/n1"):
         assert d.get(path)[0] == 200, path
     assert d.stop() == 0
-    calls, families = traced(trace)
-    allowed = allowed_syscalls("nodetrust-aggregator.service")
-    assert not calls - allowed, f"system calls the unit forbids: {sorted(calls - allowed)}"
-    permitted = set(unit_settings(UNITS / "nodetrust-aggregator.service")
-                    ["RestrictAddressFamilies"][0].split())
-    assert families <= permitted, f"socket families the unit forbids: {families - permitted}"
+    assert_within_unit(trace, "nodetrust-aggregator.service")
 
 
 # --- SELinux -----------------------------------------------------------------
