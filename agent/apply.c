@@ -13,45 +13,31 @@
 #define DIR_MODE 0755
 #define FILE_MODE 0644
 
-static int apply_write(int rootfd, const char *state_dir, PlanAction *a, Manifest *m) {
+static int apply_write(int rootfd, PlanAction *a, Manifest *m) {
         _cleanup_close_ int basefd = -1, dfd = -1;
         const TrustEntry *e = a->entry;
-        bool created = false;
         int r;
 
         r = open_dir_beneath(rootfd, a->target->dir, DIR_MODE, &basefd, NULL);
         if (r < 0)
                 return r;
 
-        if (a->type == ACTION_CREATE) {
-                if (mkdirat(basefd, a->registry, DIR_MODE) == 0)
-                        created = true;
-                else if (errno != EEXIST)
+        if (a->type == ACTION_CREATE && mkdirat(basefd, a->registry, DIR_MODE) < 0) {
+                if (errno != EEXIST)
                         return -errno;
-                else if (!manifest_find(m, a->target->name, a->registry)) {
-                        /* Appeared since the plan was made, and not by us. */
-                        a->type = ACTION_CONFLICT;
-                        a->reason = strdup("directory was not created by nodetrustd; left untouched");
-                        return 0;
-                }
+                /* Someone else made it since the plan was computed: theirs. */
+                manifest_remove(m, a->target->name, a->registry);
+                a->type = ACTION_CONFLICT;
+                a->reason = strdup("directory was not created by nodetrustd; left untouched");
+                return 0;
         }
 
         dfd = openat(basefd, a->registry, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (dfd < 0)
                 return -errno;
-        if (created && fchmod(dfd, DIR_MODE) < 0)
+        /* mkdirat honours the umask; the mode we promise does not. */
+        if (a->type == ACTION_CREATE && fchmod(dfd, DIR_MODE) < 0)
                 return -errno;
-
-        /* Record ownership on disk before writing into it: if we die
-         * between mkdir and the final manifest save, the next run must still
-         * know the directory is ours, or it would be a conflict forever. */
-        if (created) {
-                r = manifest_put(m, a->target->name, a->registry, "", true);
-                if (r >= 0)
-                        r = manifest_save(rootfd, state_dir, m);
-                if (r < 0)
-                        return r;
-        }
 
         r = write_file_atomic_at(dfd, CA_FILE, e->bundle->pem, e->bundle->pem_size, FILE_MODE,
                                  (uid_t) -1, (gid_t) -1);
@@ -59,7 +45,27 @@ static int apply_write(int rootfd, const char *state_dir, PlanAction *a, Manifes
                 return r;
 
         ManifestEntry *me = manifest_find(m, a->target->name, a->registry);
-        return manifest_put(m, a->target->name, a->registry, e->fingerprint, me ? me->dir_created : created);
+        return manifest_put(m, a->target->name, a->registry, e->fingerprint, me ? me->dir_created : true);
+}
+
+/* Record every directory we are about to create, on disk, before creating
+ * any: if we die between mkdir and the final save, the next run must still
+ * know they are ours, or they would be conflicts forever. One save for the
+ * whole batch keeps a first sync of N registries O(N), not O(N^2). */
+static int record_intents(int rootfd, const char *state_dir, const Plan *p, Manifest *m) {
+        bool any = false;
+        int r;
+
+        for (size_t i = 0; i < p->n_actions; i++) {
+                const PlanAction *a = &p->actions[i];
+                if (a->type != ACTION_CREATE || manifest_find(m, a->target->name, a->registry))
+                        continue;
+                r = manifest_put(m, a->target->name, a->registry, "", true);
+                if (r < 0)
+                        return r;
+                any = true;
+        }
+        return any ? manifest_save(rootfd, state_dir, m) : 0;
 }
 
 static int apply_remove(int rootfd, PlanAction *a, Manifest *m) {
@@ -100,13 +106,20 @@ forget:
 int apply_plan(int rootfd, const char *state_dir, Plan *p, Manifest *m) {
         int failed = 0, r;
 
+        if (!plan_changes(p))
+                return 0; /* write only on change: the manifest too */
+
+        r = record_intents(rootfd, state_dir, p, m);
+        if (r < 0)
+                return r;
+
         for (size_t i = 0; i < p->n_actions; i++) {
                 PlanAction *a = &p->actions[i];
 
                 switch (a->type) {
                 case ACTION_CREATE:
                 case ACTION_UPDATE:
-                        r = apply_write(rootfd, state_dir, a, m);
+                        r = apply_write(rootfd, a, m);
                         break;
                 case ACTION_REMOVE:
                         r = apply_remove(rootfd, a, m);

@@ -46,10 +46,17 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
+static void manager_repair(Manager *m);
+
 static int on_sync_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
         (void) s;
         (void) usec;
-        (void) manager_sync(userdata);
+        if (m->source_dirty || !m->trust)
+                (void) manager_sync(m);
+        else
+                manager_repair(m);
         return 0;
 }
 
@@ -78,7 +85,14 @@ static void on_source_change(void *userdata) {
         manager_schedule_sync(userdata, SYNC_DELAY_USEC);
 }
 
+static void manager_arm_sync_timer(Manager *m, uint64_t delay_usec);
+
 void manager_schedule_sync(Manager *m, uint64_t delay_usec) {
+        m->source_dirty = true;
+        manager_arm_sync_timer(m, delay_usec);
+}
+
+static void manager_arm_sync_timer(Manager *m, uint64_t delay_usec) {
         uint64_t now, when;
         int enabled = SD_EVENT_OFF;
 
@@ -99,9 +113,11 @@ void manager_schedule_sync(Manager *m, uint64_t delay_usec) {
 static int on_output_event(sd_event_source *s, const struct inotify_event *ev, void *userdata) {
         (void) s;
         (void) ev;
-        /* Someone (possibly us) touched an output directory: a sync finds
-         * out whether anything drifted, and writes only if it did. */
-        manager_schedule_sync(userdata, SYNC_DELAY_USEC);
+        /* Someone (possibly us) touched an output directory: re-planning
+         * against the trust set we already have finds out whether anything
+         * drifted, and writes only if it did. Our own writes land here too,
+         * which is why this must not re-read and re-parse the source. */
+        manager_arm_sync_timer(userdata, SYNC_DELAY_USEC);
         return 0;
 }
 
@@ -216,15 +232,11 @@ static int exit_code_for(const State *s) {
         return EXIT_APPLIED;
 }
 
-/* The trust half of a sync: snapshot -> trust set -> plan -> apply -> state. */
-static int manager_sync_trust(Manager *m, const Snapshot *snap, bool content_changed) {
-        _cleanup_(trust_set_freep) TrustSet *t = NULL;
+/* trust set -> plan -> apply -> state. -EIO when some write failed. */
+static int manager_apply_trust(Manager *m, const TrustSet *t, bool content_changed) {
         _cleanup_(plan_freep) Plan *p = NULL;
         int r, failed = 0;
 
-        r = trust_set_from_snapshot(snap, m->config->ignore_keys, time(NULL), &t);
-        if (r < 0)
-                return r;
         r = plan_compute(m->root_fd, t, m->manifest, m->config->targets, &p);
         if (r < 0)
                 return r;
@@ -249,6 +261,43 @@ static int manager_sync_trust(Manager *m, const Snapshot *snap, bool content_cha
         return failed > 0 ? -EIO : 0;
 }
 
+/* The trust half of a sync: snapshot -> trust set, then apply it. */
+static int manager_sync_trust(Manager *m, const Snapshot *snap, bool content_changed) {
+        _cleanup_(trust_set_freep) TrustSet *t = NULL;
+        int r;
+
+        r = trust_set_from_snapshot(snap, m->config->ignore_keys, time(NULL), m->trust, &t);
+        if (r < 0)
+                return r;
+        r = manager_apply_trust(m, t, content_changed);
+        trust_set_free(m->trust);
+        m->trust = TAKE_PTR(t);
+        return r;
+}
+
+/* Drift repair after an output event: the source has not changed, so apply
+ * the trust set we have. A failure here marks the agent degraded until the
+ * next full sync; success leaves the last full sync's verdict alone. */
+static void manager_repair(Manager *m) {
+        State *s = &m->state;
+        int r;
+
+        if (!manager_has_trust(m))
+                return;
+        r = manager_apply_trust(m, m->trust, false);
+        if (r < 0) {
+                _cleanup_free_ char *err = NULL;
+                if (asprintf(&err, "Drift repair failed: %s",
+                             r == -EIO ? "a registry could not be written" : strerror(-r)) < 0)
+                        err = NULL;
+                s->last_sync_ok = false;
+                (void) state_set_error(s, err ? err : "drift repair failed");
+                log_error("%s", s->last_error);
+        }
+        manager_notify(m, false);
+        reporter_sync_done(m->reporter);
+}
+
 int manager_sync(Manager *m) {
         _cleanup_(snapshot_freep) Snapshot *snap = NULL;
         _cleanup_free_ char *err = NULL;
@@ -257,6 +306,7 @@ int manager_sync(Manager *m) {
         char hash[65];
         int r;
 
+        m->source_dirty = false;
         r = source_read(m->source, &snap);
         if (r == -EAGAIN)
                 return 0; /* the source has nothing complete yet; it will call again */
@@ -454,6 +504,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->once_timer);
         source_free(m->source);
         manifest_free(m->manifest);
+        trust_set_free(m->trust);
         state_done(&m->state);
         safe_close(m->root_fd);
         sd_event_unref(m->event);

@@ -13,6 +13,7 @@
 #include "manifest.h"
 #include "source.h"
 #include "state.h"
+#include "trust.h"
 
 typedef struct Health Health;
 typedef struct Reporter Reporter;
@@ -31,6 +32,13 @@ typedef struct Manager {
         int root_fd;
         Manifest *manifest;
         State state;
+
+        /* The last trust set: output events re-plan against it without
+         * reading and parsing the source again, and the next full sync
+         * reuses its parsed bundles. */
+        TrustSet *trust;
+        /* The source may have changed since the last full sync. */
+        bool source_dirty;
 
         Health *health;
         Reporter *reporter;
@@ -51,7 +59,7 @@ int manager_run(Manager *m);
 /* Read the source and carry the result all the way to disk and state. */
 int manager_sync(Manager *m);
 
-/* Schedule a sync after delay_usec (coalescing bursts of events). */
+/* Schedule a full sync after delay_usec (coalescing bursts of events). */
 void manager_schedule_sync(Manager *m, uint64_t delay_usec);
 
 /* true when /readyz should say ready; *reason says why not. */

@@ -36,6 +36,10 @@ typedef struct Watch {
         char *path; /* the directory to watch */
         sd_event_source *src;
         bool on_parent;
+        /* The trust watch: read_trust() skips dot files, so an event on one
+         * (the kubelet's new "..2026_..." directory, "..data_tmp", editors'
+         * temporaries) cannot change the snapshot; only "..data" can. */
+        bool ignore_dotfiles;
 } Watch;
 
 struct DirSource {
@@ -53,6 +57,9 @@ static int on_inotify(sd_event_source *s, const struct inotify_event *ev, void *
         Watch *w = userdata;
 
         (void) s;
+        if (w->ignore_dotfiles && !w->on_parent && ev->len > 0 && ev->name[0] == '.' &&
+            strcmp(ev->name, "..data") != 0)
+                return 0;
         /* The directory itself went away, or something appeared in the
          * parent we watch while it is missing: re-arm on what exists now. */
         if ((ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) || w->on_parent)
@@ -89,7 +96,7 @@ static int watch_arm(Watch *w) {
         return 0;
 }
 
-static int watch_init(DirSource *d, const char *path) {
+static int watch_init(DirSource *d, const char *path, bool ignore_dotfiles) {
         struct stat st;
         Watch *w = &d->watches[d->n_watches];
         _cleanup_free_ char *copy = strdup(path);
@@ -104,6 +111,7 @@ static int watch_init(DirSource *d, const char *path) {
         if (!w->path)
                 return -ENOMEM;
         w->owner = d;
+        w->ignore_dotfiles = ignore_dotfiles;
         d->n_watches++;
         return watch_arm(w);
 }
@@ -114,12 +122,12 @@ static int dir_start(Source *s, sd_event *event) {
 
         d->event = sd_event_ref(event);
         if (d->trust_path) {
-                r = watch_init(d, d->trust_path);
+                r = watch_init(d, d->trust_path, true);
                 if (r < 0)
                         return r;
         }
         if (d->pull_path) {
-                r = watch_init(d, d->pull_path);
+                r = watch_init(d, d->pull_path, false);
                 if (r < 0)
                         return r;
         }

@@ -161,7 +161,16 @@ static int entry_cmp(const void *a, const void *b) {
         return strcmp(((const TrustEntry *) a)->registry, ((const TrustEntry *) b)->registry);
 }
 
-int trust_set_from_snapshot(const Snapshot *s, char *const *ignore, time_t now, TrustSet **ret) {
+/* Take the bundle parsed from a value with this hash out of reuse, or NULL. */
+static CertBundle *reuse_take(TrustSet *reuse, const char *value_hash) {
+        for (size_t i = 0; reuse && i < reuse->n_entries; i++)
+                if (reuse->entries[i].bundle && streq(reuse->entries[i].value_hash, value_hash))
+                        return TAKE_PTR(reuse->entries[i].bundle);
+        return NULL;
+}
+
+int trust_set_from_snapshot(const Snapshot *s, char *const *ignore, time_t now, TrustSet *reuse,
+                            TrustSet **ret) {
         _cleanup_(trust_set_freep) TrustSet *t = calloc(1, sizeof *t);
         int r;
 
@@ -198,14 +207,19 @@ int trust_set_from_snapshot(const Snapshot *s, char *const *ignore, time_t now, 
                         continue;
                 }
 
-                r = cert_bundle_parse(e->value, e->size, &bundle, &reason);
-                if (r == -ENOMEM)
-                        return r;
-                if (r < 0) {
-                        r = refuse(t, e->key, registry, reason);
-                        if (r < 0)
+                char value_hash[65];
+                sha256_hex(e->value, e->size, value_hash);
+                bundle = reuse_take(reuse, value_hash);
+                if (!bundle) {
+                        r = cert_bundle_parse(e->value, e->size, &bundle, &reason);
+                        if (r == -ENOMEM)
                                 return r;
-                        continue;
+                        if (r < 0) {
+                                r = refuse(t, e->key, registry, reason);
+                                if (r < 0)
+                                        return r;
+                                continue;
+                        }
                 }
 
                 TrustEntry *n = realloc(t->entries, (t->n_entries + 1) * sizeof *n);
@@ -217,6 +231,7 @@ int trust_set_from_snapshot(const Snapshot *s, char *const *ignore, time_t now, 
                 if (!n->key)
                         return -ENOMEM;
                 n->registry = TAKE_PTR(registry);
+                memcpy(n->value_hash, value_hash, sizeof value_hash);
                 sha256_hex(bundle->pem, bundle->pem_size, n->fingerprint);
                 for (size_t c = 0; c < bundle->n_certs; c++) {
                         if (bundle->certs[c].not_after < now)

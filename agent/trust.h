@@ -22,6 +22,7 @@ typedef struct TrustEntry {
         char *registry; /* decoded, e.g. "registry.example.com:5000" */
         CertBundle *bundle;
         char fingerprint[65]; /* sha256 of the normalized PEM bundle */
+        char value_hash[65];  /* sha256 of the raw value, to reuse a parse */
         bool expired;         /* some certificate's notAfter has passed */
         bool not_yet_valid;   /* some certificate's notBefore is in the future */
 } TrustEntry;
@@ -45,8 +46,13 @@ typedef struct TrustSet {
 int registry_from_key(const char *key, char **ret, const char **ret_reason);
 
 /* Validate every entry of the snapshot; never fails on bad input, only on
- * allocation failure. now is used for the expiry flags. */
-int trust_set_from_snapshot(const Snapshot *s, char *const *ignore, time_t now, TrustSet **ret);
+ * allocation failure. now is used for the expiry flags. When reuse (the
+ * previous trust set, may be NULL) holds a bundle parsed from the very same
+ * value bytes, that bundle is moved over instead of parsed again: OpenSSL
+ * decoding dominates a sync, and a config map change rarely touches more
+ * than a key or two. reuse is left valid but without those bundles. */
+int trust_set_from_snapshot(const Snapshot *s, char *const *ignore, time_t now, TrustSet *reuse,
+                            TrustSet **ret);
 
 TrustSet *trust_set_free(TrustSet *t);
 static inline void trust_set_freep(TrustSet **t) {

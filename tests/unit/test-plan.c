@@ -63,7 +63,7 @@ static TrustSet *trust(const char *const *kv) {
         for (size_t i = 0; kv[i]; i += 2)
                 assert_int_equal(snapshot_add_entry(s, kv[i], kv[i + 1], strlen(kv[i + 1])), 0);
         snapshot_sort(s);
-        assert_int_equal(trust_set_from_snapshot(s, NULL, time(NULL), &t), 0);
+        assert_int_equal(trust_set_from_snapshot(s, NULL, time(NULL), NULL, &t), 0);
         return t;
 }
 

@@ -111,7 +111,7 @@ static void test_trust_set(void **state) {
 
         (void) state;
         assert_int_equal(strv_split_comma(DEFAULT_IGNORE_KEYS, &ignore), 0);
-        assert_int_equal(trust_set_from_snapshot(s, ignore, time(NULL), &t), 0);
+        assert_int_equal(trust_set_from_snapshot(s, ignore, time(NULL), NULL, &t), 0);
 
         assert_int_equal(t->n_entries, 1);
         assert_string_equal(t->entries[0].registry, "good.example.com:5000");
@@ -146,7 +146,7 @@ static void test_ignore_list_configurable(void **state) {
         /* A custom list replaces the default: storage-ca-bundle.pem is then a
          * key like any other, and as it is a valid host name it is applied. */
         assert_int_equal(strv_split_comma("skip.example.com", &ignore), 0);
-        assert_int_equal(trust_set_from_snapshot(s, ignore, time(NULL), &t), 0);
+        assert_int_equal(trust_set_from_snapshot(s, ignore, time(NULL), NULL, &t), 0);
         assert_int_equal(strv_length(t->ignored), 1);
         assert_string_equal(t->ignored[0], "skip.example.com");
         assert_int_equal(t->n_entries, 1);
@@ -162,7 +162,7 @@ static void test_expiry_flags(void **state) {
         _cleanup_(trust_set_freep) TrustSet *t = NULL;
 
         (void) state;
-        assert_int_equal(trust_set_from_snapshot(s, NULL, time(NULL), &t), 0);
+        assert_int_equal(trust_set_from_snapshot(s, NULL, time(NULL), NULL, &t), 0);
         /* Written but flagged, never refused. */
         assert_int_equal(t->n_entries, 2);
         assert_int_equal(t->n_refused, 0);
@@ -186,6 +186,29 @@ static void test_snapshot_hash(void **state) {
         assert_string_equal(ha, ha2);
 }
 
+static void test_reuse_moves_unchanged_bundles(void **state) {
+        _cleanup_free_ char *a = certgen_pem("A"), *b = certgen_pem("B"), *c = certgen_pem("C");
+        const char *kv1[] = { "a.example.com", a, "b.example.com", b, NULL };
+        /* b's value changed; a's did not, though its key moved. */
+        const char *kv2[] = { "a2.example.com", a, "b.example.com", c, NULL };
+        _cleanup_(snapshot_freep) Snapshot *s1 = snap_with(kv1), *s2 = snap_with(kv2);
+        _cleanup_(trust_set_freep) TrustSet *t1 = NULL, *t2 = NULL;
+
+        (void) state;
+        assert_int_equal(trust_set_from_snapshot(s1, NULL, time(NULL), NULL, &t1), 0);
+        CertBundle *bundle_a = t1->entries[0].bundle;
+        assert_int_equal(trust_set_from_snapshot(s2, NULL, time(NULL), t1, &t2), 0);
+
+        /* Same bytes: the very same parsed bundle, taken out of t1. */
+        assert_ptr_equal(trust_set_find(t2, "a2.example.com")->bundle, bundle_a);
+        assert_null(trust_set_find(t1, "a.example.com")->bundle);
+        /* Changed bytes: parsed afresh, and t1 keeps its own. */
+        assert_non_null(trust_set_find(t1, "b.example.com")->bundle);
+        assert_non_null(strstr(trust_set_find(t2, "b.example.com")->bundle->certs[0].subject, "CN=C"));
+        assert_string_equal(trust_set_find(t2, "a2.example.com")->fingerprint,
+                            trust_set_find(t1, "a.example.com")->fingerprint);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_key_decoding),
@@ -194,6 +217,7 @@ int main(void) {
                 cmocka_unit_test(test_ignore_list_configurable),
                 cmocka_unit_test(test_expiry_flags),
                 cmocka_unit_test(test_snapshot_hash),
+                cmocka_unit_test(test_reuse_moves_unchanged_bundles),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
