@@ -105,9 +105,11 @@ demo:
 	$(MAKE) all
 	scripts/demo.sh $(B)/nodetrustd
 
+# Binaries here; units, man pages, config, SELinux module: mk/ship.mk.
 install: all
 	install -d $(DESTDIR)$(SBINDIR)
 	install -m 0755 $(B)/nodetrustd $(B)/nodetrust-aggregator $(DESTDIR)$(SBINDIR)/
+	$(MAKE) install-ship
 
 clean:
 	rm -rf build build-san
