@@ -37,7 +37,11 @@
  * <state-dir>/pullsecret.json (target path -> registry names + sha256 of the
  * file written); it never holds a credential.
  *
- * Secrets never leave this module: reasons, log lines and the dry-run plan
+ * The pieces: pullsecret-validate (parsing a .dockerconfigjson),
+ * pullsecret-render (what a target file becomes), pullsecret-ledger (the
+ * state file); this file's module plans, applies and reports.
+ *
+ * Secrets never leave these modules: reasons, log lines and the dry-run plan
  * name registries and hashes only, and every buffer that held a credential
  * is wiped before it is freed.
  */
@@ -48,18 +52,11 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "pullsecret-ledger.h"
+#include "pullsecret-render.h"
+#include "pullsecret-validate.h"
 #include "snapshot.h"
 #include "state.h"
-
-/* Kubernetes caps a secret at 1 MiB; a real pull secret nests 3 levels. */
-#define PULL_SECRET_MAX (1024u * 1024)
-#define PULL_SECRET_DEPTH_MAX 32
-#define PULL_SECRET_STATE_FILE "pullsecret.json"
-
-typedef enum PullSecretPolicy {
-        PULL_SECRET_REPLACE,
-        PULL_SECRET_MERGE,
-} PullSecretPolicy;
 
 typedef enum PullSecretStatus {
         PULL_SECRET_ABSENT,  /* the source has no pull secret */
@@ -100,30 +97,12 @@ typedef struct PullSecretPlan {
         bool ledger_corrupt;
 } PullSecretPlan;
 
-/* Parse "replace"/"merge"; -EINVAL otherwise. */
-int pull_secret_policy_from_string(const char *s, PullSecretPolicy *ret);
+/* "create", "update", ...: the word the dry-run plan prints. */
 const char *pull_secret_action_to_string(PullSecretActionType t);
 
 /* Parse "UID" or "UID:GID" (numeric; GID omitted keeps the writer's group,
  * as chown does). Either out-param may be NULL (validation only). */
 int pull_secret_owner_parse(const char *s, uid_t *ret_uid, gid_t *ret_gid);
-
-/* Validate a .dockerconfigjson. On success *ret is the parsed object. On
- * refusal returns -EBADMSG and *ret_reason says why without quoting any
- * value (registry names only). -ENOMEM on allocation failure. */
-int pull_secret_parse(const void *data, size_t size, json_t **ret, char **ret_reason);
-
-/* The registries of a parsed secret's "auths", sorted (strv). */
-int pull_secret_registries(const json_t *secret, char ***ret);
-
-/* Compute a target file's content from a parsed secret. existing (NULL: no
- * file) is the current file; previous the registries nodetrustd put there
- * earlier. *ret_same is true when the file already says exactly this (see
- * the policies above). -EBADMSG with *ret_reason when merge cannot use the
- * existing file. The caller wipes and frees *ret_content. */
-int pull_secret_render(const json_t *secret, PullSecretPolicy policy, const char *existing, size_t existing_size,
-                       char *const *previous, char **ret_content, size_t *ret_size, bool *ret_same,
-                       char **ret_reason);
 
 /* Validate the snapshot's pull secret and decide, per target, what to do. */
 int pull_secret_plan_compute(int rootfd, const char *state_dir, const Snapshot *snap, char *const *paths,

@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "fs.h"
+#include "pullsecret-ledger.h"
+#include "pullsecret-render.h"
+#include "strv.h"
+
+#define STATE_MAX (4u * 1024 * 1024)
+
+int pull_secret_ledger_new(json_t **ret) {
+        *ret = json_pack("{s:i, s:{}}", "version", 1, "targets");
+        return *ret ? 0 : -ENOMEM;
+}
+
+int pull_secret_ledger_load(int rootfd, const char *state_dir, json_t **ret) {
+        _cleanup_free_ char *data = NULL;
+        _cleanup_close_ int dfd = -1;
+        json_t *j;
+        size_t size;
+        int r;
+
+        r = open_dir_beneath(rootfd, state_dir, 0, &dfd, NULL);
+        if (r >= 0)
+                r = read_file_at(dfd, PULL_SECRET_STATE_FILE, false, STATE_MAX, &data, &size);
+        if (r == -ENOENT)
+                return pull_secret_ledger_new(ret);
+        if (r < 0)
+                return r;
+        j = json_loadb(data, size, 0, NULL);
+        if (!json_is_object(json_object_get(j, "targets"))) {
+                json_decref(j);
+                return -EBADMSG;
+        }
+        *ret = j;
+        return 0;
+}
+
+static const json_t *entry_get(const json_t *ledger, const char *path, const char *field) {
+        return json_object_get(json_object_get(json_object_get(ledger, "targets"), path), field);
+}
+
+int pull_secret_ledger_registries(const json_t *ledger, const char *path, char ***ret) {
+        const json_t *regs = entry_get(ledger, path, "registries");
+        _cleanup_strv_free_ char **l = NULL;
+        size_t i;
+        json_t *v;
+
+        json_array_foreach(regs, i, v)
+                if (json_is_string(v) && strv_extend(&l, json_string_value(v)) < 0)
+                        return -ENOMEM;
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+const char *pull_secret_ledger_sha256(const json_t *ledger, const char *path) {
+        return json_string_value(entry_get(ledger, path, "sha256")) ?: "";
+}
+
+int pull_secret_ledger_set(json_t *ledger, const char *path, char *const *registries, const char *sha256,
+                           bool *ret_changed) {
+        json_t *by_path = json_object_get(ledger, "targets"), *regs = json_array(), *entry;
+
+        if (!regs)
+                return -ENOMEM;
+        for (char *const *p = registries; p && *p; p++)
+                if (json_array_append_new(regs, json_string(*p)) < 0) {
+                        json_decref(regs);
+                        return -ENOMEM;
+                }
+        entry = json_pack("{s:o, s:s}", "registries", regs, "sha256", sha256);
+        if (!entry)
+                return -ENOMEM;
+        if (json_equal(entry, json_object_get(by_path, path))) {
+                json_decref(entry);
+                return 0;
+        }
+        *ret_changed = true;
+        return json_object_set_new(by_path, path, entry) < 0 ? -ENOMEM : 0;
+}
+
+/* Open (creating) the state directory 0700, its missing parents 0755 like
+ * any system directory: a fresh --root must not get a private /var/lib. */
+static int open_state_dir(int rootfd, const char *state_dir, int *ret) {
+        _cleanup_free_ char *parent = strdup(state_dir);
+        _cleanup_close_ int pfd = -1;
+        size_t len;
+        char *slash;
+        int r;
+
+        if (!parent)
+                return -ENOMEM;
+        len = strlen(parent);
+        while (len > 1 && parent[len - 1] == '/')
+                parent[--len] = 0;
+        slash = strrchr(parent, '/');
+        if (!slash)
+                return open_dir_beneath(rootfd, parent, 0700, ret, NULL);
+        *slash = 0;
+        r = open_dir_beneath(rootfd, parent, 0755, &pfd, NULL);
+        if (r < 0)
+                return r;
+        return open_dir_beneath(pfd, slash + 1, 0700, ret, NULL);
+}
+
+int pull_secret_ledger_save(int rootfd, const char *state_dir, const json_t *ledger) {
+        _cleanup_free_ char *text = json_dumps(ledger, PULL_SECRET_DUMP_FLAGS);
+        _cleanup_close_ int dfd = -1;
+        int r;
+
+        if (!text)
+                return -ENOMEM;
+        r = open_state_dir(rootfd, state_dir, &dfd);
+        if (r < 0)
+                return r;
+        return write_file_atomic_at(dfd, PULL_SECRET_STATE_FILE, text, strlen(text), 0600, (uid_t) -1,
+                                    (gid_t) -1);
+}
