@@ -82,9 +82,9 @@ int pull_secret_ledger_set(json_t *ledger, const char *path, char *const *regist
         return json_object_set_new(by_path, path, entry) < 0 ? -ENOMEM : 0;
 }
 
-/* Open (creating) the state directory 0700, its missing parents 0755 like
- * any system directory: a fresh --root must not get a private /var/lib. */
-static int open_state_dir(int rootfd, const char *state_dir, int *ret) {
+/* Missing parents are 0755 like any system directory: a fresh --root must
+ * not get a private /var/lib. */
+int pull_secret_state_dir_open(int rootfd, const char *state_dir, int *ret) {
         _cleanup_free_ char *parent = strdup(state_dir);
         _cleanup_close_ int pfd = -1;
         size_t len;
@@ -113,7 +113,7 @@ int pull_secret_ledger_save(int rootfd, const char *state_dir, const json_t *led
 
         if (!text)
                 return -ENOMEM;
-        r = open_state_dir(rootfd, state_dir, &dfd);
+        r = pull_secret_state_dir_open(rootfd, state_dir, &dfd);
         if (r < 0)
                 return r;
         return write_file_atomic_at(dfd, PULL_SECRET_STATE_FILE, text, strlen(text), 0600, (uid_t) -1,

@@ -217,8 +217,13 @@ int pull_secret_plan_compute(int rootfd, const char *state_dir, const Snapshot *
                         _cleanup_free_ char *canon = json_dumps(secret, JSON_COMPACT | JSON_SORT_KEYS);
                         if (!canon)
                                 return -ENOMEM;
-                        sha256_hex(canon, strlen(canon), p->hash);
+                        /* Keyed: a plain sha256 of a secret is a way to test guesses of its passwords. */
+                        r = pull_secret_hash_key_load(rootfd, state_dir, p->hash_key, &p->hash_key_origin);
+                        if (r >= 0)
+                                r = pull_secret_hash(p->hash_key, canon, strlen(canon), p->hash);
                         explicit_bzero(canon, strlen(canon));
+                        if (r < 0)
+                                return r;
                         p->status = PULL_SECRET_VALID;
                         r = pull_secret_registries(secret, &p->registries);
                         if (r < 0)
@@ -282,6 +287,15 @@ static int strv_union(char *const *previous, char *const *now, char ***ret) {
 int pull_secret_apply(int rootfd, const char *state_dir, PullSecretPlan *p, uid_t uid, gid_t gid) {
         bool changed = false;
         int failed = 0, r;
+
+        /* Saved before anything can publish p->hash, so that the hash of
+         * an unchanged secret stays the same across restarts. */
+        if (p->status == PULL_SECRET_VALID &&
+            (p->hash_key_origin == PULL_SECRET_KEY_NEW || p->hash_key_origin == PULL_SECRET_KEY_REPLACED)) {
+                r = pull_secret_hash_key_save(rootfd, state_dir, p->hash_key);
+                if (r < 0)
+                        return r;
+        }
 
         for (size_t i = 0; i < p->n_targets; i++) {
                 PullSecretTarget *t = &p->targets[i];
@@ -363,6 +377,7 @@ PullSecretPlan *pull_secret_plan_free(PullSecretPlan *p) {
         free(p->reason);
         strv_free(p->registries);
         json_decref(p->ledger);
+        explicit_bzero(p->hash_key, sizeof p->hash_key);
         free(p);
         return NULL;
 }
@@ -382,6 +397,7 @@ static int append(char **s, const char *path, const char *what) {
 
 static void log_target(const PullSecretPlan *p, const PullSecretTarget *t, const char *policy, bool reason_changed) {
         _cleanup_free_ char *regs = NULL;
+        char file_hash[65];
 
         switch (t->type) {
         case PULL_SECRET_CREATE:
@@ -391,9 +407,13 @@ static void log_target(const PullSecretPlan *p, const PullSecretTarget *t, const
                                  strerror(-t->error), NULL);
                         break;
                 }
+                /* Keyed like the secret's hash: the file's plain sha256 (kept
+                 * in the private ledger) is as good as the secret's for
+                 * testing password guesses. */
                 regs = strv_join(t->registries, ",");
+                (void) pull_secret_hash(p->hash_key, t->content, t->size, file_hash);
                 log_full(LOG_INFO, t->type == PULL_SECRET_CREATE ? "Created pull secret file" : "Updated pull secret file",
-                         "TARGET=%s", t->path, "POLICY=%s", policy, "SHA256=%s", t->sha256, "SECRET_SHA256=%s",
+                         "TARGET=%s", t->path, "POLICY=%s", policy, "FILE_HASH=%s", file_hash, "SECRET_HASH=%s",
                          p->hash, "REGISTRIES=%s", regs ? regs : "", NULL);
                 break;
         case PULL_SECRET_CONFLICT:
@@ -438,6 +458,12 @@ int pull_secret_sync(int rootfd, const Config *c, const Snapshot *snap, State *s
                 failed = pull_secret_apply(rootfd, c->state_dir, p, uid, gid);
                 if (failed < 0)
                         return failed;
+                if (p->hash_key_origin == PULL_SECRET_KEY_REPLACED)
+                        log_warning("'%s/%s' was not a valid hash key; replaced it with a new one, so the published "
+                                    "pull secret hash changes once",
+                                    c->state_dir, PULL_SECRET_KEY_FILE);
+                else if (p->hash_key_origin == PULL_SECRET_KEY_NEW)
+                        log_info("Created the pull secret hash key '%s/%s'", c->state_dir, PULL_SECRET_KEY_FILE);
         }
 
         /* State: "applied" only when every target holds the secret. */
@@ -483,8 +509,9 @@ int pull_secret_sync(int rootfd, const Config *c, const Snapshot *snap, State *s
         s->pull_secret_state = new_state;
         free(s->pull_secret_error);
         s->pull_secret_error = TAKE_PTR(error);
-        /* The hash says what the node holds: it moves only when every target does. */
-        if (p->status == PULL_SECRET_VALID && all_ok)
+        /* The hash says what the node holds: it moves only when every target
+         * does. A dry run never publishes one made with a key it did not save. */
+        if (p->status == PULL_SECRET_VALID && all_ok && (!c->dry_run || p->hash_key_origin == PULL_SECRET_KEY_LOADED))
                 memcpy(s->pull_secret_hash, p->hash, sizeof s->pull_secret_hash);
         return failed > 0 ? -EIO : 0;
 }

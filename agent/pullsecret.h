@@ -37,9 +37,14 @@
  * <state-dir>/pullsecret.json (target path -> registry names + sha256 of the
  * file written); it never holds a credential.
  *
+ * The hash published for the secret (State.pull_secret_hash) is keyed with
+ * a per-node key in <state-dir>/hash.key, so it cannot be used to test
+ * password guesses offline (pullsecret-hash.h).
+ *
  * The pieces: pullsecret-validate (parsing a .dockerconfigjson),
  * pullsecret-render (what a target file becomes), pullsecret-ledger (the
- * state file); this file's module plans, applies and reports.
+ * state file), pullsecret-hash (the published hash and its key); this
+ * file's module plans, applies and reports.
  *
  * Secrets never leave these modules: reasons, log lines and the dry-run plan
  * name registries and hashes only, and every buffer that held a credential
@@ -48,10 +53,12 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
 
 #include "config.h"
+#include "pullsecret-hash.h"
 #include "pullsecret-ledger.h"
 #include "pullsecret-render.h"
 #include "pullsecret-validate.h"
@@ -89,7 +96,9 @@ typedef struct PullSecretPlan {
         PullSecretStatus status;
         PullSecretPolicy policy;
         char *reason;      /* INVALID: why, secret-free */
-        char hash[65];     /* VALID: sha256 of the secret, normalized */
+        char hash[65];     /* VALID: HMAC-SHA256 of the secret, normalized, with hash_key */
+        uint8_t hash_key[PULL_SECRET_KEY_SIZE]; /* VALID: the node's hash key (wiped on free) */
+        PullSecretKeyOrigin hash_key_origin;    /* NEW/REPLACED: apply saves hash_key */
         char **registries; /* VALID: the secret's registries (strv, sorted) */
         PullSecretTarget *targets;
         size_t n_targets;
@@ -104,13 +113,15 @@ const char *pull_secret_action_to_string(PullSecretActionType t);
  * as chown does). Either out-param may be NULL (validation only). */
 int pull_secret_owner_parse(const char *s, uid_t *ret_uid, gid_t *ret_gid);
 
-/* Validate the snapshot's pull secret and decide, per target, what to do. */
+/* Validate the snapshot's pull secret and decide, per target, what to do.
+ * Reads the ledger and the hash key from state_dir; writes nothing. */
 int pull_secret_plan_compute(int rootfd, const char *state_dir, const Snapshot *snap, char *const *paths,
                              PullSecretPolicy policy, uid_t uid, gid_t gid, PullSecretPlan **ret);
 
-/* Write what the plan says and record ownership in the state file. Returns
- * the number of targets that failed (each target's error says why), or a
- * negative errno when the state file could not be saved. */
+/* Write what the plan says and record ownership in the state file (and a
+ * new hash key in hash.key, first). Returns the number of targets that
+ * failed (each target's error says why), or a negative errno when a state
+ * file could not be saved. */
 int pull_secret_apply(int rootfd, const char *state_dir, PullSecretPlan *p, uid_t uid, gid_t gid);
 
 /* One line per target, "ACTION pull-secret ROOT/PATH[: reason]"; never content. */

@@ -11,6 +11,8 @@ config.json`, the file CRI-O and the kubelet read. The machine's own /etc and
 """
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -76,6 +78,17 @@ def assert_credentials_file(root):
     assert (st.st_uid, st.st_gid) == (0, 0)
     assert stat.S_IMODE(f.parent.stat().st_mode) == 0o755
     return json.loads(f.read_text())
+
+
+def normalized(text):
+    """The secret as nodetrustd normalizes it before hashing (jansson's
+    JSON_COMPACT | JSON_SORT_KEYS)."""
+    return json.dumps(json.loads(text), separators=(",", ":"), sort_keys=True,
+                      ensure_ascii=False).encode()
+
+
+def sha256(data):
+    return hashlib.sha256(data if isinstance(data, bytes) else data.encode()).hexdigest()
 
 
 def status(port):
@@ -383,12 +396,14 @@ def test_secret_never_leaks(auth_registry, ps_agent, root, trust_volume, secret_
         for path in ("/status", "/metrics"):
             with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
                 outputs.append(path + "\n" + r.read().decode())
+        published_hash = status(port)["pull_secret"]["hash"]
         d.sighup()
         wait_for(lambda: "Received SIGHUP" in d.log(), what="SIGHUP resync")
     outputs.append(d.log())
     outputs.append(d.stdout_path.read_text(errors="replace"))
     outputs.append("\n".join(d.notifications))
 
+    published = list(outputs)
     # Everything nodetrustd keeps for itself.
     for f in sorted((root / STATE_DIR).rglob("*")):
         if f.is_file():
@@ -403,3 +418,22 @@ def test_secret_never_leaks(auth_registry, ps_agent, root, trust_volume, secret_
     # The credentials did reach the one place they belong.
     text = config.read_text()
     assert auth in text and token in text
+
+    # A plain sha256 of the secret would let anyone who sees it test
+    # password guesses offline: what is published is an HMAC keyed with
+    # the node's own key, which stays in the state directory.
+    key_file = root / STATE_DIR / "hash.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    key = key_file.read_bytes()
+    assert len(key) == 32
+    assert published_hash == hmac.new(key, normalized(good), hashlib.sha256).hexdigest()
+    plain = (sha256(normalized(good)), sha256(good))
+    for needle in plain:
+        for o in outputs:
+            assert needle not in o, f"the plain sha256 of the secret leaked into:\n{o[:2000]}"
+    # The file written is the secret re-serialized: its plain sha256 is as
+    # good for guessing and stays in the private ledger only.
+    for o in published:
+        assert sha256(config.read_bytes()) not in o, f"the plain sha256 of config.json leaked into:\n{o[:2000]}"
+    for o in published:
+        assert key.hex() not in o

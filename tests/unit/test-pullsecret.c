@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 
 #include "cleanup.h"
 #include "fs.h"
+#include "hash.h"
 #include "pullsecret.h"
 #include "strv.h"
 
@@ -662,6 +665,148 @@ static void test_plan_print_holds_no_content(void **state) {
         }
 }
 
+/* ------------------------------------------------------------------------
+ * The published hash: keyed with the node's hash.key, never a plain sha256. */
+
+/* pull_secret_sync() with the replace policy into f's root; returns the
+ * published hash (a static buffer). */
+static const char *sync_hash(Fixture *f, const char *text, bool dry_run) {
+        _cleanup_(snapshot_freep) Snapshot *snap = snapshot_new();
+        char *paths[] = { (char *) TARGET, NULL };
+        static char hash[65];
+        char owner[32];
+        State s = {};
+        Config c = {
+                .root = f->root,
+                .state_dir = (char *) STATE_DIR,
+                .pull_secret_targets = paths,
+                .pull_secret_policy = (char *) "replace",
+                .pull_secret_owner = owner,
+                .dry_run = dry_run,
+        };
+
+        snprintf(owner, sizeof owner, "%u:%u", (unsigned) geteuid(), (unsigned) getegid());
+        assert_int_equal(snapshot_set_pull_secret(snap, text, strlen(text)), 0);
+        assert_int_equal(pull_secret_sync(f->rootfd, &c, snap, &s), 0);
+        assert_string_equal(s.pull_secret_state, "applied");
+        memcpy(hash, s.pull_secret_hash, sizeof hash);
+        state_done(&s);
+        return hash;
+}
+
+/* The secret as the agent normalizes it before hashing. */
+static char *normalized(const char *text) {
+        json_t *j = secret(text);
+        char *canon = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+
+        json_decref(j);
+        assert_non_null(canon);
+        return canon;
+}
+
+static void read_key(Fixture *f, uint8_t key[PULL_SECRET_KEY_SIZE]) {
+        _cleanup_free_ char *data = NULL;
+        size_t size = 0;
+        struct stat st;
+
+        assert_int_equal(fstatat(f->rootfd, "var/lib/nodetrust/" PULL_SECRET_KEY_FILE, &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_true(S_ISREG(st.st_mode));
+        assert_int_equal(st.st_mode & 07777, 0600);
+        assert_int_equal(read_file_at(f->rootfd, "var/lib/nodetrust/" PULL_SECRET_KEY_FILE, false, 4096, &data, &size),
+                         0);
+        assert_int_equal(size, PULL_SECRET_KEY_SIZE);
+        memcpy(key, data, PULL_SECRET_KEY_SIZE);
+}
+
+static void test_published_hash_is_keyed(void **state) {
+        Fixture *f = *state;
+        _cleanup_free_ char *canon = normalized(S1), *file = NULL;
+        char plain[65], plain_text[65], plain_file[65], first[65], expect[65];
+        unsigned char mac[EVP_MAX_MD_SIZE];
+        uint8_t key[PULL_SECRET_KEY_SIZE];
+        unsigned len = 0;
+
+        memcpy(first, sync_hash(f, S1, false), sizeof first);
+        assert_int_equal(strlen(first), 64);
+        assert_int_equal(strspn(first, "0123456789abcdef"), 64);
+
+        /* Not the plain sha256 of the secret (normalized or as given), nor
+         * of the file written. */
+        sha256_hex(canon, strlen(canon), plain);
+        sha256_hex(S1, strlen(S1), plain_text);
+        file = read_rel(f, "var/lib/kubelet/config.json");
+        sha256_hex(file, strlen(file), plain_file);
+        assert_string_not_equal(first, plain);
+        assert_string_not_equal(first, plain_text);
+        assert_string_not_equal(first, plain_file);
+
+        /* It is HMAC-SHA256 of the normalized secret with the key that
+         * nodetrustd created in the state directory. */
+        read_key(f, key);
+        assert_non_null(HMAC(EVP_sha256(), key, sizeof key, (const unsigned char *) canon, strlen(canon), mac, &len));
+        assert_int_equal(len, 32);
+        for (unsigned i = 0; i < len; i++)
+                snprintf(expect + 2 * i, 3, "%02x", mac[i]);
+        assert_string_equal(first, expect);
+
+        /* Stable across syncs (and restarts: the key is read back), and
+         * the key is not rewritten. */
+        {
+                uint8_t again[PULL_SECRET_KEY_SIZE];
+                assert_string_equal(sync_hash(f, S1, false), first);
+                assert_string_equal(sync_hash(f, S1, false), first);
+                read_key(f, again);
+                assert_memory_equal(key, again, sizeof key);
+        }
+
+        /* It moves when the secret does. */
+        assert_string_not_equal(sync_hash(f, "{\"auths\":{\"cluster.example\":{\"auth\":\"" AUTH_BOB "\"}}}", false),
+                                first);
+        assert_string_equal(sync_hash(f, S1, false), first);
+}
+
+static void test_hash_key_replaced_when_corrupt(void **state) {
+        Fixture *f = *state;
+        char first[65], second[65];
+        uint8_t key[PULL_SECRET_KEY_SIZE], zeros[PULL_SECRET_KEY_SIZE] = {};
+        struct stat st;
+
+        /* A dry run on a fresh root writes no key, and publishes no hash
+         * made with one it threw away. */
+        assert_string_equal(sync_hash(f, S1, true), "");
+        assert_int_equal(fstatat(f->rootfd, "var/lib/nodetrust", &st, 0), -1);
+
+        memcpy(first, sync_hash(f, S1, false), sizeof first);
+        read_key(f, key);
+
+        /* Short, long, all zeros, a symlink: each is replaced by a new key. */
+        write_rel(f, "var/lib/nodetrust", PULL_SECRET_KEY_FILE, "short");
+        memcpy(second, sync_hash(f, S1, false), sizeof second);
+        assert_string_not_equal(second, first);
+        read_key(f, key);
+        assert_string_equal(sync_hash(f, S1, false), second);
+
+        write_rel(f, "var/lib/nodetrust", PULL_SECRET_KEY_FILE, "0123456789012345678901234567890123456789");
+        assert_string_not_equal(sync_hash(f, S1, false), second);
+        read_key(f, key);
+
+        {
+                _cleanup_close_ int dfd = -1;
+                assert_int_equal(open_dir_beneath(f->rootfd, "var/lib/nodetrust", 0, &dfd, NULL), 0);
+                assert_int_equal(write_file_atomic_at(dfd, PULL_SECRET_KEY_FILE, zeros, sizeof zeros, 0600, (uid_t) -1,
+                                                      (gid_t) -1),
+                                 0);
+                (void) sync_hash(f, S1, false);
+                read_key(f, key);
+                assert_memory_not_equal(key, zeros, sizeof zeros);
+
+                assert_int_equal(unlinkat(dfd, PULL_SECRET_KEY_FILE, 0), 0);
+                assert_int_equal(symlinkat("/dev/zero", dfd, PULL_SECRET_KEY_FILE), 0);
+                (void) sync_hash(f, S1, false);
+                read_key(f, key);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_valid_secrets),
@@ -683,6 +828,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_apply_several_targets, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_corrupt_state_file, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_print_holds_no_content, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_published_hash_is_keyed, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hash_key_replaced_when_corrupt, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
