@@ -140,22 +140,8 @@ int manifest_save(int rootfd, const char *state_dir, const Manifest *m) {
         if (!text)
                 return -ENOMEM;
 
-        /* The parents (var/lib) are ordinary 0755 directories; only the
-         * state directory itself is private. */
-        {
-                _cleanup_free_ char *parent = strdup(state_dir);
-                _cleanup_close_ int pfd = -1;
-                char *slash;
-                if (!parent)
-                        return -ENOMEM;
-                slash = strrchr(parent, '/');
-                if (slash)
-                        *slash = 0;
-                r = open_dir_beneath(rootfd, slash ? parent : ".", 0755, &pfd, NULL);
-                if (r < 0)
-                        return r;
-        }
-        r = open_dir_beneath(rootfd, state_dir, 0700, &dfd, NULL);
+        /* Only the state directory itself is private, not var/lib. */
+        r = open_private_dir_beneath(rootfd, state_dir, &dfd);
         if (r < 0)
                 return r;
         return write_file_atomic_at(dfd, MANIFEST_FILE, text, strlen(text), 0600, (uid_t) -1, (gid_t) -1);

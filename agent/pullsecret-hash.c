@@ -70,7 +70,7 @@ int pull_secret_hash_key_save(int rootfd, const char *state_dir, const uint8_t k
         _cleanup_close_ int dfd = -1;
         int r;
 
-        r = pull_secret_state_dir_open(rootfd, state_dir, &dfd);
+        r = open_private_dir_beneath(rootfd, state_dir, &dfd);
         if (r < 0)
                 return r;
         return write_file_atomic_at(dfd, PULL_SECRET_KEY_FILE, key, PULL_SECRET_KEY_SIZE, 0600, (uid_t) -1,

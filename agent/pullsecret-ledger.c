@@ -84,28 +84,6 @@ int pull_secret_ledger_set(json_t *ledger, const char *path, char *const *regist
 
 /* Missing parents are 0755 like any system directory: a fresh --root must
  * not get a private /var/lib. */
-int pull_secret_state_dir_open(int rootfd, const char *state_dir, int *ret) {
-        _cleanup_free_ char *parent = strdup(state_dir);
-        _cleanup_close_ int pfd = -1;
-        size_t len;
-        char *slash;
-        int r;
-
-        if (!parent)
-                return -ENOMEM;
-        len = strlen(parent);
-        while (len > 1 && parent[len - 1] == '/')
-                parent[--len] = 0;
-        slash = strrchr(parent, '/');
-        if (!slash)
-                return open_dir_beneath(rootfd, parent, 0700, ret, NULL);
-        *slash = 0;
-        r = open_dir_beneath(rootfd, parent, 0755, &pfd, NULL);
-        if (r < 0)
-                return r;
-        return open_dir_beneath(pfd, slash + 1, 0700, ret, NULL);
-}
-
 int pull_secret_ledger_save(int rootfd, const char *state_dir, const json_t *ledger) {
         _cleanup_free_ char *text = json_dumps(ledger, PULL_SECRET_DUMP_FLAGS);
         _cleanup_close_ int dfd = -1;
@@ -113,7 +91,7 @@ int pull_secret_ledger_save(int rootfd, const char *state_dir, const json_t *led
 
         if (!text)
                 return -ENOMEM;
-        r = pull_secret_state_dir_open(rootfd, state_dir, &dfd);
+        r = open_private_dir_beneath(rootfd, state_dir, &dfd);
         if (r < 0)
                 return r;
         return write_file_atomic_at(dfd, PULL_SECRET_STATE_FILE, text, strlen(text), 0600, (uid_t) -1,

@@ -36,8 +36,5 @@ const char *pull_secret_ledger_sha256(const json_t *ledger, const char *path);
 int pull_secret_ledger_set(json_t *ledger, const char *path, char *const *registries, const char *sha256,
                            bool *ret_changed);
 
-/* Open (creating) the state directory 0700, its missing parents 0755. */
-int pull_secret_state_dir_open(int rootfd, const char *state_dir, int *ret);
-
 /* Save atomically, creating the state directory 0700 (parents 0755). */
 int pull_secret_ledger_save(int rootfd, const char *state_dir, const json_t *ledger);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base64.h"
 #include "cleanup.h"
 #include "pullsecret-validate.h"
 #include "strv.h"
@@ -127,20 +128,6 @@ static const char *registry_key_check(const char *key) {
         return NULL;
 }
 
-static int b64_value(char c) {
-        if (c >= 'A' && c <= 'Z')
-                return c - 'A';
-        if (c >= 'a' && c <= 'z')
-                return c - 'a' + 26;
-        if (c >= '0' && c <= '9')
-                return c - '0' + 52;
-        if (c == '+')
-                return 62;
-        if (c == '/')
-                return 63;
-        return -1;
-}
-
 /*
  * Check that s is standard base64 (Go's base64.StdEncoding, what the kubelet
  * and containers/image decode with: padded, CR/LF ignored) of "user:password"
@@ -161,7 +148,7 @@ static const char *auth_check(const char *s) {
                         pad++;
                         continue;
                 }
-                v = b64_value(*s);
+                v = base64_char_value(*s);
                 if (v < 0 || pad > 0)
                         return "'auth' is not valid base64";
                 bits = (bits << 6) | (unsigned) v;

@@ -5,7 +5,7 @@
 
 #include "base64.h"
 
-static int b64_value(char c) {
+int base64_char_value(char c) {
         if (c >= 'A' && c <= 'Z')
                 return c - 'A';
         if (c >= 'a' && c <= 'z')
@@ -39,7 +39,7 @@ int base64_decode_alloc(const char *s, size_t len, unsigned char **ret, size_t *
                         group++;
                         continue;
                 }
-                v = b64_value(c);
+                v = base64_char_value(c);
                 /* Nothing but padding and blanks may follow padding. */
                 if (v < 0 || pad > 0)
                         goto bad;

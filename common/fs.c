@@ -68,6 +68,28 @@ int open_dir_beneath(int dirfd, const char *relpath, mode_t mode, int *ret_fd, b
         return 0;
 }
 
+int open_private_dir_beneath(int dirfd, const char *relpath, int *ret_fd) {
+        _cleanup_free_ char *parent = strdup(relpath);
+        _cleanup_close_ int pfd = -1;
+        size_t len;
+        char *slash;
+        int r;
+
+        if (!parent)
+                return -ENOMEM;
+        len = strlen(parent);
+        while (len > 1 && parent[len - 1] == '/')
+                parent[--len] = 0;
+        slash = strrchr(parent, '/');
+        if (!slash)
+                return open_dir_beneath(dirfd, parent, 0700, ret_fd, NULL);
+        *slash = 0;
+        r = open_dir_beneath(dirfd, parent, 0755, &pfd, NULL);
+        if (r < 0)
+                return r;
+        return open_dir_beneath(pfd, slash + 1, 0700, ret_fd, NULL);
+}
+
 int read_file_at(int dirfd, const char *name, bool follow, size_t max, char **ret, size_t *ret_size) {
         _cleanup_close_ int fd = -1;
         _cleanup_free_ char *buf = NULL;

@@ -18,6 +18,10 @@
  * when the last component was created by this call. "" or "." is dirfd. */
 int open_dir_beneath(int dirfd, const char *relpath, mode_t mode, int *ret_fd, bool *ret_created);
 
+/* Like open_dir_beneath(), creating missing parents 0755 and the last
+ * component 0700: for private state directories such as /var/lib/nodetrust. */
+int open_private_dir_beneath(int dirfd, const char *relpath, int *ret_fd);
+
 /* Read the regular file name in dirfd (no symlink follow unless follow is
  * true) into a NUL-terminated buffer of at most max bytes (-EFBIG beyond). */
 int read_file_at(int dirfd, const char *name, bool follow, size_t max, char **ret, size_t *ret_size);
