@@ -9,6 +9,7 @@
 
 #include "base64.h"
 #include "cleanup.h"
+#include "hostname.h"
 #include "pullsecret-validate.h"
 #include "strv.h"
 
@@ -43,8 +44,6 @@ static bool is_alnum(char c) {
 
 /* RFC 1123 host name (IPv4 addresses pass too), or a bracketed IPv6 address. */
 static const char *host_check(const char *h, size_t len) {
-        size_t label = 0;
-
         if (len == 0)
                 return "empty host name";
         if (h[0] == '[') {
@@ -56,24 +55,7 @@ static const char *host_check(const char *h, size_t len) {
                 buf[len - 2] = 0;
                 return inet_pton(AF_INET6, buf, &a) == 1 ? NULL : "malformed IPv6 address";
         }
-        if (len > 253)
-                return "host name longer than 253 characters";
-        for (size_t i = 0; i < len; i++) {
-                char c = h[i];
-                if (c == '.') {
-                        if (label == 0 || h[i - 1] == '-')
-                                return "malformed host name label";
-                        label = 0;
-                        continue;
-                }
-                if (!is_alnum(c) && c != '-')
-                        return "invalid character in host name";
-                if ((c == '-' && label == 0) || ++label > 63)
-                        return "malformed host name label";
-        }
-        if (label == 0 || h[len - 1] == '-')
-                return "malformed host name label";
-        return NULL;
+        return hostname_check(h, len);
 }
 
 /*

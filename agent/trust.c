@@ -6,46 +6,12 @@
 
 #include "cleanup.h"
 #include "hash.h"
+#include "hostname.h"
 #include "strv.h"
 #include "trust.h"
 
 static bool is_alnum(char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-/* RFC 1123 host name: dot-separated labels of 1-63 letters, digits and
- * hyphens, not starting or ending with a hyphen. IPv4 addresses pass too. */
-static const char *host_check(const char *h, size_t len) {
-        size_t label = 0;
-
-        if (len == 0)
-                return "empty host name";
-        if (len > 253)
-                return "host name longer than 253 characters";
-        for (size_t i = 0; i < len; i++) {
-                char c = h[i];
-                if (c == '.') {
-                        if (label == 0)
-                                return "empty label in host name";
-                        if (h[i - 1] == '-')
-                                return "host name label ends with '-'";
-                        label = 0;
-                        continue;
-                }
-                if (c == '_')
-                        return "'_' is not allowed in a host name";
-                if (!is_alnum(c) && c != '-')
-                        return "invalid character in host name";
-                if (c == '-' && label == 0)
-                        return "host name label starts with '-'";
-                if (++label > 63)
-                        return "host name label longer than 63 characters";
-        }
-        if (label == 0)
-                return "empty label in host name";
-        if (h[len - 1] == '-')
-                return "host name label ends with '-'";
-        return NULL;
 }
 
 int registry_from_key(const char *key, char **ret, const char **ret_reason) {
@@ -77,7 +43,7 @@ int registry_from_key(const char *key, char **ret, const char **ret_reason) {
                 sep = p;
 
         size_t host_len = sep ? (size_t) (sep - key) : len;
-        reason = host_check(key, host_len);
+        reason = hostname_check(key, host_len);
         if (reason) {
                 *ret_reason = reason;
                 return -EINVAL;
