@@ -452,6 +452,9 @@ int manager_run(Manager *m) {
         (void) sd_event_source_set_enabled(m->sync_timer, SD_EVENT_OFF);
 
         if (m->config->once || m->config->dry_run) {
+                /* Until a sync says otherwise: a SIGTERM before the first
+                 * one must not exit 0 ("applied") when nothing was. */
+                m->exit_code = EXIT_FAILURE_;
                 r = sd_event_add_time_relative(m->event, &m->once_timer, CLOCK_MONOTONIC, ONCE_TIMEOUT_USEC,
                                                USEC_PER_SEC, on_once_timeout, m);
                 if (r < 0)

@@ -456,3 +456,18 @@ def test_event_to_disk_latency(kube, kagent, root, test_ca, other_ca, report_lin
     report_line(f"kube: watch event sent -> ca.crt on disk (3 targets, fsync): median {median:.1f} ms, "
                 f"p95 {p95:.1f} ms, max {samples[-1]:.1f} ms over {len(samples)} updates")
     assert median < 200, samples
+
+
+def test_once_stopped_before_a_sync_is_a_failure(root, tmp_path, nodetrustd_bin):
+    """--once stopped by SIGTERM before it applied anything must not exit 0
+    ("applied"): nothing was. Here the API server never answers."""
+    kc = tmp_path / "kubeconfig"
+    kc.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: k, cluster: {{server: 'https://127.0.0.1:{peers.free_port()}'}}}}]\n"
+        "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+        "users: [{name: u, user: {token: t}}]\n")
+    agent = peers.Agent(root, binary=nodetrustd_bin, workdir=tmp_path, extra=["--kubeconfig", kc])
+    with agent.daemon("--once", notify=False, expect_exit=3) as d:
+        time.sleep(1)
+        assert d.proc.poll() is None, d.log()
