@@ -152,6 +152,26 @@ static int open_volume(const char *path, int *ret) {
         return 0;
 }
 
+/* One generation is whole only while it is current: after renaming the
+ * new "..data" into place the kubelet deletes the old directory, so a read
+ * that opened the old one just before the swap may see some keys, or none.
+ * True when fd (what open_volume() gave) is no longer what path reads. */
+static bool volume_swapped(const char *path, int fd) {
+        struct stat a, b;
+        int pfd, r;
+
+        pfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (pfd < 0)
+                return true;
+        r = fstatat(pfd, "..data", &b, 0);
+        if ((r < 0 && errno == ENOENT) || (r >= 0 && !S_ISDIR(b.st_mode)))
+                r = fstat(pfd, &b); /* a plain directory, as open_volume() read it */
+        close(pfd);
+        if (r < 0 || fstat(fd, &a) < 0)
+                return true;
+        return a.st_dev != b.st_dev || a.st_ino != b.st_ino;
+}
+
 static int read_trust(const char *path, Snapshot *snap) {
         _cleanup_close_ int fd = -1;
         struct dirent *de;
@@ -192,6 +212,8 @@ static int read_trust(const char *path, Snapshot *snap) {
                 if (r < 0)
                         break;
         }
+        if (r >= 0 && volume_swapped(path, dirfd(dir)))
+                r = -ESTALE;
         closedir(dir);
         return r;
 }
@@ -210,6 +232,11 @@ static int read_pull_secret(const char *path, Snapshot *snap) {
                 if (r < 0)
                         return r;
                 r = read_file_at(fd, PULL_SECRET_KEY, true, VALUE_MAX, &data, &size);
+                if (r != -ENOMEM && volume_swapped(path, fd)) {
+                        if (data)
+                                explicit_bzero(data, size);
+                        return -ESTALE;
+                }
         } else
                 r = read_file_at(AT_FDCWD, path, true, VALUE_MAX, &data, &size);
         if (r < 0)
@@ -219,8 +246,7 @@ static int read_pull_secret(const char *path, Snapshot *snap) {
         return r;
 }
 
-static int dir_read(Source *s, Snapshot **ret) {
-        DirSource *d = (DirSource *) s;
+static int dir_read_once(DirSource *d, Snapshot **ret) {
         _cleanup_(snapshot_freep) Snapshot *snap = snapshot_new();
         int r;
 
@@ -247,6 +273,18 @@ static int dir_read(Source *s, Snapshot **ret) {
         snapshot_sort(snap);
         *ret = TAKE_PTR(snap);
         return 0;
+}
+
+/* A kubelet swap during the read: read the new generation instead. Should
+ * swaps keep coming, say "nothing yet"; the next swap's event calls again. */
+static int dir_read(Source *s, Snapshot **ret) {
+        for (unsigned attempt = 0; attempt < 8; attempt++) {
+                int r = dir_read_once((DirSource *) s, ret);
+                if (r != -ESTALE)
+                        return r;
+                log_debug("A '..data' swap happened while reading; reading again");
+        }
+        return -EAGAIN;
 }
 
 static bool dir_healthy(Source *s, const char **reason) {

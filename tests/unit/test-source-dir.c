@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "source-dir.h"
+
+static char vol[64];
+static unsigned generation;
+static bool swap_on_open;
+
+static void write_file(const char *path, const char *text) {
+        FILE *f = fopen(path, "we");
+        assert_non_null(f);
+        fputs(text, f);
+        assert_int_equal(fclose(f), 0);
+}
+
+/* What the kubelet's AtomicWriter does: a new timestamped directory, a
+ * "..data_tmp" symlink renamed over "..data", the old directory deleted. */
+static void kubelet_write(const char *const *keys) {
+        char dir[128], path[256], old[128] = "", cmd[300];
+        ssize_t n;
+
+        n = readlink(strcat(strcpy(path, vol), "/..data"), old, sizeof old - 1);
+        old[n > 0 ? n : 0] = 0;
+        snprintf(dir, sizeof dir, "..2026_11_21_16_00_00.%u", ++generation);
+        snprintf(path, sizeof path, "%s/%s", vol, dir);
+        assert_int_equal(mkdir(path, 0755), 0);
+        for (size_t i = 0; keys[i]; i++) {
+                snprintf(path, sizeof path, "%s/%s/%s", vol, dir, keys[i]);
+                write_file(path, "value");
+                snprintf(path, sizeof path, "%s/%s", vol, keys[i]);
+                char target[128];
+                snprintf(target, sizeof target, "..data/%s", keys[i]);
+                (void) symlink(target, path);
+        }
+        snprintf(path, sizeof path, "%s/..data_tmp", vol);
+        assert_int_equal(symlink(dir, path), 0);
+        char data[128];
+        snprintf(data, sizeof data, "%s/..data", vol);
+        assert_int_equal(rename(path, data), 0);
+        if (*old) {
+                snprintf(cmd, sizeof cmd, "rm -rf '%s/%s'", vol, old);
+                assert_int_equal(system(cmd), 0);
+        }
+}
+
+static const char *const keys[] = { "a.example.com", "b.example.com", NULL };
+
+/* source-dir.c lists a volume with fdopendir(): a swap that lands right
+ * after it opened "..data" is this one, made deterministic. */
+DIR *fdopendir(int fd) {
+        static DIR *(*real)(int);
+
+        if (!real)
+                real = (DIR * (*) (int)) dlsym(RTLD_NEXT, "fdopendir");
+        if (swap_on_open) {
+                swap_on_open = false;
+                kubelet_write(keys);
+        }
+        return real(fd);
+}
+
+static int setup(void **state) {
+        (void) state;
+        snprintf(vol, sizeof vol, "/tmp/nodetrust-test-source-dir.XXXXXX");
+        assert_non_null(mkdtemp(vol));
+        generation = 0;
+        kubelet_write(keys);
+        return 0;
+}
+
+static int teardown(void **state) {
+        char cmd[128];
+
+        (void) state;
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", vol);
+        assert_int_equal(system(cmd), 0);
+        return 0;
+}
+
+static void test_reads_kubelet_volume(void **state) {
+        _cleanup_(source_freep) Source *s = NULL;
+        _cleanup_(snapshot_freep) Snapshot *snap = NULL;
+
+        (void) state;
+        assert_int_equal(source_dir_new(vol, NULL, &s), 0);
+        assert_int_equal(source_read(s, &snap), 0);
+        assert_true(snap->have_trust);
+        assert_int_equal(snap->n_entries, 2);
+}
+
+static void test_swap_during_read_is_not_a_partial_snapshot(void **state) {
+        _cleanup_(source_freep) Source *s = NULL;
+        _cleanup_(snapshot_freep) Snapshot *snap = NULL;
+
+        (void) state;
+        assert_int_equal(source_dir_new(vol, NULL, &s), 0);
+        /* The generation we opened is deleted before we list it: reading
+         * it would give an empty trust map, and every registry pruned. */
+        swap_on_open = true;
+        assert_int_equal(source_read(s, &snap), 0);
+        assert_false(swap_on_open);
+        assert_int_equal(snap->n_entries, 2);
+        assert_string_equal(snap->entries[0].key, "a.example.com");
+        assert_string_equal(snap->entries[1].key, "b.example.com");
+}
+
+static void test_plain_directory(void **state) {
+        _cleanup_(source_freep) Source *s = NULL;
+        _cleanup_(snapshot_freep) Snapshot *snap = NULL;
+        char dir[128], path[192];
+
+        (void) state;
+        snprintf(dir, sizeof dir, "%s/plain", vol);
+        assert_int_equal(mkdir(dir, 0755), 0);
+        snprintf(path, sizeof path, "%s/c.example.com", dir);
+        write_file(path, "value");
+        assert_int_equal(source_dir_new(dir, NULL, &s), 0);
+        assert_int_equal(source_read(s, &snap), 0);
+        assert_int_equal(snap->n_entries, 1);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_reads_kubelet_volume, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_swap_during_read_is_not_a_partial_snapshot, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_plain_directory, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
