@@ -19,12 +19,15 @@ static int apply_write(int rootfd, PlanAction *a, Manifest *m) {
         int r;
 
         r = open_dir_beneath(rootfd, a->target->dir, DIR_MODE, &basefd, NULL);
+        if (r < 0 && a->type == ACTION_CREATE)
+                goto not_created;
         if (r < 0)
                 return r;
 
         if (a->type == ACTION_CREATE && mkdirat(basefd, a->registry, DIR_MODE) < 0) {
-                if (errno != EEXIST)
-                        return -errno;
+                r = -errno;
+                if (r != -EEXIST)
+                        goto not_created;
                 /* Someone else made it since the plan was computed: theirs. */
                 manifest_remove(m, a->target->name, a->registry);
                 a->type = ACTION_CONFLICT;
@@ -46,6 +49,13 @@ static int apply_write(int rootfd, PlanAction *a, Manifest *m) {
 
         ManifestEntry *me = manifest_find(m, a->target->name, a->registry);
         return manifest_put(m, a->target->name, a->registry, e->fingerprint, me ? me->dir_created : true);
+
+not_created:
+        /* No directory, so nothing of ours is there: drop the intent (or
+         * the entry of one someone deleted). Kept, it would make a
+         * directory an admin creates there later look like ours. */
+        manifest_remove(m, a->target->name, a->registry);
+        return r;
 }
 
 /* Record every directory we are about to create, on disk, before creating
@@ -62,10 +72,22 @@ static int record_intents(int rootfd, const char *state_dir, const Plan *p, Mani
                         continue;
                 r = manifest_put(m, a->target->name, a->registry, "", true);
                 if (r < 0)
-                        return r;
+                        goto undo;
                 any = true;
         }
-        return any ? manifest_save(rootfd, state_dir, m) : 0;
+        r = any ? manifest_save(rootfd, state_dir, m) : 0;
+        if (r >= 0)
+                return r;
+undo:
+        /* Nothing will be created: claim nothing, in memory either. */
+        for (size_t i = 0; i < p->n_actions; i++) {
+                const PlanAction *a = &p->actions[i];
+                ManifestEntry *me;
+                if (a->type == ACTION_CREATE && (me = manifest_find(m, a->target->name, a->registry)) &&
+                    me->dir_created && !me->sha256[0])
+                        manifest_remove(m, a->target->name, a->registry);
+        }
+        return r;
 }
 
 static int apply_remove(int rootfd, PlanAction *a, Manifest *m) {

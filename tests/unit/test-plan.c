@@ -297,6 +297,58 @@ static void test_disabled_target_pruned(void **state) {
         assert_int_equal(find(p2, "containerd", "reg.example.com")->type, ACTION_REMOVE);
 }
 
+/* A directory we failed to create is not ours: were it still in the
+ * manifest, an admin's directory made there later would be overwritten,
+ * and pruned once the key goes. */
+static void test_failed_create_claims_nothing(void **state) {
+        Fixture *f = *state;
+        const char *kv[] = { "reg.example.com", f->ca1, NULL };
+        _cleanup_(trust_set_freep) TrustSet *t = trust(kv);
+        _cleanup_(plan_freep) Plan *p = plan(f, t, TARGET_DOCKER | TARGET_CONTAINERS);
+        int fd = -1;
+
+        /* After the plan, before apply: etc/docker becomes a file. */
+        assert_int_equal(open_dir_beneath(f->rootfd, "etc", 0755, &fd, NULL), 0);
+        close(fd);
+        put(f, "etc/docker", "not a directory\n");
+        assert_int_equal(apply_plan(f->rootfd, STATE_DIR, p, f->manifest), 1);
+        assert_int_equal(find(p, "docker", "reg.example.com")->error, -ENOTDIR);
+        assert_null(manifest_find(f->manifest, "docker", "reg.example.com"));
+        assert_non_null(manifest_find(f->manifest, "containers", "reg.example.com"));
+        _cleanup_(manifest_freep) Manifest *saved = NULL;
+        assert_int_equal(manifest_load(f->rootfd, STATE_DIR, &saved), 0);
+        assert_null(manifest_find(saved, "docker", "reg.example.com"));
+
+        /* The admin makes the directory: theirs, left alone. */
+        assert_int_equal(unlinkat(f->rootfd, "etc/docker", 0), 0);
+        assert_int_equal(open_dir_beneath(f->rootfd, "etc/docker/certs.d/reg.example.com", 0755, &fd, NULL), 0);
+        close(fd);
+        put(f, "etc/docker/certs.d/reg.example.com/ca.crt", "admin ca\n");
+        _cleanup_(plan_freep) Plan *p2 = plan(f, t, TARGET_DOCKER | TARGET_CONTAINERS);
+        assert_int_equal(find(p2, "docker", "reg.example.com")->type, ACTION_CONFLICT);
+}
+
+/* The same when the intents cannot be recorded at all: nothing was
+ * created, so nothing may be claimed, in memory either. */
+static void test_unsaved_intents_claim_nothing(void **state) {
+        Fixture *f = *state;
+        const char *kv[] = { "reg.example.com", f->ca1, NULL };
+        _cleanup_(trust_set_freep) TrustSet *t = trust(kv);
+        _cleanup_(plan_freep) Plan *p = plan(f, t, TARGET_DOCKER);
+        int fd = -1;
+
+        assert_int_equal(open_dir_beneath(f->rootfd, "var/lib", 0755, &fd, NULL), 0);
+        close(fd);
+        put(f, STATE_DIR, "not a directory\n");
+        assert_true(apply_plan(f->rootfd, STATE_DIR, p, f->manifest) < 0);
+        assert_int_equal(f->manifest->n_entries, 0);
+
+        assert_int_equal(open_dir_beneath(f->rootfd, "etc/docker/certs.d/reg.example.com", 0755, &fd, NULL), 0);
+        close(fd);
+        _cleanup_(plan_freep) Plan *p2 = plan(f, t, TARGET_DOCKER);
+        assert_int_equal(find(p2, "docker", "reg.example.com")->type, ACTION_CONFLICT);
+}
+
 static void test_targets_parse(void **state) {
         unsigned mask = 0;
         const char *bad = NULL;
@@ -318,6 +370,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_symlinks_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refused_value_keeps_last_good, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_disabled_target_pruned, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_failed_create_claims_nothing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_unsaved_intents_claim_nothing, setup, teardown),
                 cmocka_unit_test(test_targets_parse),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
