@@ -103,11 +103,12 @@ static int apply_remove(int rootfd, PlanAction *a, Manifest *m) {
                 return r;
 
         dfd = openat(basefd, a->registry, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (dfd < 0) {
-                if (errno == ENOENT)
-                        goto forget;
+        /* Gone, or replaced by a symlink or a file: not ours any more.
+         * Leave it and forget it, rather than fail every sync over it. */
+        if (dfd < 0 && (errno == ENOENT || errno == ELOOP || errno == ENOTDIR))
+                goto forget;
+        if (dfd < 0)
                 return -errno;
-        }
         r = unlink_file_at(dfd, CA_FILE);
         if (r < 0)
                 return r;

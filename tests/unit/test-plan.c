@@ -349,6 +349,42 @@ static void test_unsaved_intents_claim_nothing(void **state) {
         assert_int_equal(find(p2, "docker", "reg.example.com")->type, ACTION_CONFLICT);
 }
 
+/* Our directory replaced by a symlink or a file is no longer ours: the
+ * prune leaves it alone and forgets it, instead of failing every sync. */
+static void test_prune_of_replaced_dir_forgets_it(void **state) {
+        Fixture *f = *state;
+        const char *kv[] = { "a.example.com", f->ca1, "b.example.com", f->ca1, NULL };
+        const char *none[] = { NULL };
+        _cleanup_(trust_set_freep) TrustSet *t = trust(kv), *empty = trust(none);
+        _cleanup_(plan_freep) Plan *p = plan(f, t, TARGET_DOCKER);
+        struct stat st;
+
+        apply(f, p);
+        assert_int_equal(unlinkat(f->rootfd, "etc/docker/certs.d/a.example.com/ca.crt", 0), 0);
+        assert_int_equal(unlinkat(f->rootfd, "etc/docker/certs.d/a.example.com", AT_REMOVEDIR), 0);
+        assert_int_equal(mkdirat(f->rootfd, "shared", 0755), 0);
+        put(f, "shared/ca.crt", "admin ca\n");
+        char target[128];
+        snprintf(target, sizeof target, "%s/shared", f->root);
+        assert_int_equal(symlinkat(target, f->rootfd, "etc/docker/certs.d/a.example.com"), 0);
+        assert_int_equal(unlinkat(f->rootfd, "etc/docker/certs.d/b.example.com/ca.crt", 0), 0);
+        assert_int_equal(unlinkat(f->rootfd, "etc/docker/certs.d/b.example.com", AT_REMOVEDIR), 0);
+        put(f, "etc/docker/certs.d/b.example.com", "a file\n");
+
+        _cleanup_(plan_freep) Plan *p2 = plan(f, empty, TARGET_DOCKER);
+        assert_int_equal(plan_count(p2, ACTION_REMOVE), 2);
+        apply(f, p2);
+        for (size_t i = 0; i < p2->n_actions; i++)
+                assert_int_equal(p2->actions[i].error, 0);
+        assert_int_equal(f->manifest->n_entries, 0);
+        _cleanup_free_ char *admin = slurp(f, "shared/ca.crt");
+        assert_string_equal(admin, "admin ca\n");
+        assert_int_equal(fstatat(f->rootfd, "etc/docker/certs.d/a.example.com", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_true(S_ISLNK(st.st_mode));
+        _cleanup_free_ char *file = slurp(f, "etc/docker/certs.d/b.example.com");
+        assert_string_equal(file, "a file\n");
+}
+
 static void test_targets_parse(void **state) {
         unsigned mask = 0;
         const char *bad = NULL;
@@ -372,6 +408,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_disabled_target_pruned, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_failed_create_claims_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unsaved_intents_claim_nothing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_prune_of_replaced_dir_forgets_it, setup, teardown),
                 cmocka_unit_test(test_targets_parse),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
