@@ -57,7 +57,8 @@ int aggregator_run(Aggregator *a);
 uint64_t aggregator_now(Aggregator *a);
 
 /* The HTTP entry points (routes.c): once the headers are in (counts and
- * authenticates reports), and once the whole request is. */
+ * authenticates reports, answers everything else), and once the whole
+ * request is. */
 int aggregator_handle_headers(HttpdRequest *req, void *userdata);
 int aggregator_handle_request(HttpdRequest *req, void *userdata);
 

@@ -196,8 +196,11 @@ int aggregator_handle_headers(HttpdRequest *req, void *userdata) {
         Aggregator *a = userdata;
         int r;
 
+        /* Only a report has a body worth reading: answer every other request
+         * from its headers, so nobody can make us buffer a body (up to the
+         * report size limit, on every connection) that no route looks at. */
         if (!streq(req->path, REPORTS_PATH) || !streq(req->method, "POST"))
-                return 0;
+                return aggregator_handle_request(req, userdata);
 
         a->stats.reports_received++;
 

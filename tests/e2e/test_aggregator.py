@@ -328,6 +328,20 @@ def test_oversized_refused_before_upload(agg):
     assert agg.healthy()
 
 
+def test_no_body_buffered_outside_reports(agg):
+    """Only an authenticated report has a body worth reading: any other
+    request is answered from its headers, so a stranger cannot make the
+    aggregator hold a body (up to the report limit) on each connection."""
+    for line, status in ((b"POST / HTTP/1.1", b"405"), (b"PUT /api/v1/reports HTTP/1.1", b"405"),
+                         (b"GET /healthz HTTP/1.1", b"200"), (b"POST /nope HTTP/1.1", b"404")):
+        with socket.create_connection(("127.0.0.1", agg.port), timeout=5) as s:
+            s.sendall(line + b"\r\nHost: x\r\nContent-Length: 200000\r\n\r\n")
+            answer = s.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 " + status), (line, answer)
+    assert agg.healthy()
+    assert agg.post_report(report("worker-1"))[0] == 200
+
+
 def test_malformed(agg):
     cases = [
         (b"{not json", "invalid JSON"),
