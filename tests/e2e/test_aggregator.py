@@ -619,6 +619,23 @@ def test_page_in_browser(tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10000
 
 
+def test_page_survives_absurd_expiry(tmp_path):
+    """A report's not_after is any integer; one beyond what a JavaScript Date
+    holds (about 285,000 years either way) must not break the whole page."""
+    node = _browser_ready()
+    with Aggregator(tmp_path / "agg") as agg:
+        for name, t in (("worker-1", -10**13), ("worker-2", 10**15)):
+            regs = [{"name": "odd.example.com", "state": "applied", "fingerprint": sha("b"), "not_after": t}]
+            assert agg.post_report(report(name, registries=regs))[0] == 200
+        p = subprocess.run([node, str(BROWSER_DIR / "screenshot.js"), agg.url + "/", str(tmp_path / "page.png"),
+                            "--timeout", "15000"], capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, f"browser script failed:\n{p.stdout}\n{p.stderr}"
+        seen = json.loads(p.stdout.strip().splitlines()[-1])
+    assert seen["problems"] == [], seen["problems"]
+    assert not seen["banner_shown"]
+    assert seen["counts"]["total"] == 2
+
+
 # ---------------------------------------------------------------------------
 # The exposition parser must itself be strict, or the checks above prove little.
 
