@@ -196,11 +196,18 @@ int aggregator_handle_headers(HttpdRequest *req, void *userdata) {
         Aggregator *a = userdata;
         int r;
 
-        /* Only a report has a body worth reading: answer every other request
-         * from its headers, so nobody can make us buffer a body (up to the
-         * report size limit, on every connection) that no route looks at. */
-        if (!streq(req->path, REPORTS_PATH) || !streq(req->method, "POST"))
-                return aggregator_handle_request(req, userdata);
+        if (!streq(req->path, REPORTS_PATH) || !streq(req->method, "POST")) {
+                const char *cl = httpd_request_header(req, "Content-Length");
+
+                /* Only a report has a body worth reading: answer any other
+                 * request that comes with one from its headers, so nobody can
+                 * make us buffer a body (up to the report limit, on every
+                 * connection) that no route looks at. MHD closes such a
+                 * connection; one without a body stays kept alive. */
+                if ((cl && !streq(cl, "0")) || httpd_request_header(req, "Transfer-Encoding"))
+                        return aggregator_handle_request(req, userdata);
+                return 0;
+        }
 
         a->stats.reports_received++;
 

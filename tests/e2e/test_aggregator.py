@@ -338,6 +338,17 @@ def test_no_body_buffered_outside_reports(agg):
             s.sendall(line + b"\r\nHost: x\r\nContent-Length: 200000\r\n\r\n")
             answer = s.recv(4096)
         assert answer.startswith(b"HTTP/1.1 " + status), (line, answer)
+    with socket.create_connection(("127.0.0.1", agg.port), timeout=5) as s:
+        s.sendall(b"POST /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1000\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 405")
+    # A request without a body keeps its connection.
+    c = http.client.HTTPConnection("127.0.0.1", agg.port, timeout=5)
+    for _ in range(3):
+        c.request("GET", "/healthz")
+        r = c.getresponse()
+        assert (r.status, r.read(), r.getheader("Connection")) == (200, b"ok\n", None)
+        assert c.sock is not None
+    c.close()
     assert agg.healthy()
     assert agg.post_report(report("worker-1"))[0] == 200
 
