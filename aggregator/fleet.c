@@ -187,7 +187,10 @@ size_t fleet_prune(Fleet *f, uint64_t now, uint64_t forget_usec) {
 
         for (size_t i = 0; i < n; i++) {
                 Node *node = f->nodes[i];
-                if (now > node->last_seen && now - node->last_seen > forget_usec)
+                /* Only a node already shown as stale: one with a long report
+                 * interval must not vanish between two of its reports. */
+                if (now > node->last_seen && now - node->last_seen > forget_usec &&
+                    fleet_node_state(f, node, now) == NODE_STALE)
                         node_free(node);
                 else
                         f->nodes[kept++] = node;

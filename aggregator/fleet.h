@@ -109,7 +109,7 @@ Node *fleet_get(Fleet *f, const char *name);
 /* The state of node n at now. */
 NodeState fleet_node_state(const Fleet *f, const Node *n, uint64_t now);
 
-/* Forget nodes not heard from in forget_usec; returns how many. */
+/* Forget stale nodes not heard from in forget_usec; returns how many. */
 size_t fleet_prune(Fleet *f, uint64_t now, uint64_t forget_usec);
 
 /* Every node with its state, the ones needing attention first (failing,

@@ -23,7 +23,7 @@ static void help(void) {
                "                         (default %u); a node is stale after 3 intervals\n"
                "  --max-body BYTES       largest report accepted (default %u)\n"
                "  --max-nodes N          most nodes kept (default %u)\n"
-               "  --forget SECONDS       drop nodes silent this long, 0 = never (default %u)\n"
+               "  --forget SECONDS       drop stale nodes silent this long, 0 = never (default %u)\n"
                "  --log-level LEVEL      debug, info, notice, warning or error (default info)\n"
                "  -h --help              show this help\n"
                "     --version           show the version\n",

@@ -209,6 +209,23 @@ static void test_node_limit_and_prune(void **state) {
         assert_int_equal(f->n_nodes, 2);
 }
 
+static void test_prune_only_stale(void **state) {
+        _cleanup_(fleet_freep) Fleet *f = NULL;
+
+        (void) state;
+        /* A node that reports hourly, with --forget at 30 minutes: silent for
+         * an hour it is merely between reports, and must first show up as
+         * stale (after 3 hours) before it may vanish from the fleet. */
+        assert_int_equal(fleet_new(0, 30, &f), 0);
+        post(f, mk("hourly", HASH_A, HASH_A, NULL, 3600), T0);
+        assert_int_equal(fleet_prune(f, T0 + SEC(3600), SEC(1800)), 0);
+        assert_int_equal(fleet_node_state(f, fleet_get(f, "hourly"), T0 + SEC(3 * 3600)), NODE_CONVERGED);
+        assert_int_equal(fleet_prune(f, T0 + SEC(3 * 3600), SEC(1800)), 0);
+        assert_int_equal(fleet_node_state(f, fleet_get(f, "hourly"), T0 + SEC(3 * 3600 + 1)), NODE_STALE);
+        assert_int_equal(fleet_prune(f, T0 + SEC(3 * 3600 + 1), SEC(1800)), 1);
+        assert_int_equal(f->n_nodes, 0);
+}
+
 static void test_list_attention_order(void **state) {
         _cleanup_(fleet_freep) Fleet *f = NULL;
         _cleanup_free_ NodeView *v = NULL;
@@ -512,6 +529,7 @@ int main(void) {
                 cmocka_unit_test(test_current_hash_after_restart),
                 cmocka_unit_test(test_hash_history_bounded),
                 cmocka_unit_test(test_node_limit_and_prune),
+                cmocka_unit_test(test_prune_only_stale),
                 cmocka_unit_test(test_list_attention_order),
                 cmocka_unit_test(test_expiry),
                 cmocka_unit_test(test_certs_capped_soonest_kept),
