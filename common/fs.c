@@ -2,12 +2,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <stdint.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -92,13 +94,20 @@ int open_private_dir_beneath(int dirfd, const char *relpath, int *ret_fd) {
 
 int read_file_at(int dirfd, const char *name, bool follow, size_t max, char **ret, size_t *ret_size) {
         _cleanup_close_ int fd = -1;
+
+        /* O_NONBLOCK: a FIFO planted where a file belongs must not hang the
+         * loop in open(); read_fd() refuses it like any non-regular file. */
+        fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (follow ? 0 : O_NOFOLLOW));
+        if (fd < 0)
+                return -errno;
+        return read_fd(fd, max, ret, ret_size);
+}
+
+int read_fd(int fd, size_t max, char **ret, size_t *ret_size) {
         _cleanup_free_ char *buf = NULL;
         size_t size = 0, alloc = 0;
         struct stat st;
 
-        fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | (follow ? 0 : O_NOFOLLOW));
-        if (fd < 0)
-                return -errno;
         if (fstat(fd, &st) < 0)
                 return -errno;
         if (!S_ISREG(st.st_mode))
@@ -230,4 +239,25 @@ char *path_join(const char *a, const char *b) {
         if (asprintf(&p, "%.*s/%s", (int) la, a, b) < 0)
                 return NULL;
         return p;
+}
+
+int open_in_root(int rootfd, const char *path, int flags) {
+        /* openat2 refuses O_NOCTTY beside O_PATH, where it means nothing. */
+        struct open_how how = {
+                .flags = (uint64_t) (flags | O_CLOEXEC | (flags & O_PATH ? 0 : O_NOCTTY)),
+                .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        };
+        const char *rel = path + strspn(path, "/");
+        int fd;
+
+        if (!*rel)
+                rel = ".";
+        fd = (int) syscall(SYS_openat2, rootfd, rel, &how, sizeof how);
+        if (fd >= 0)
+                return fd;
+        if (errno != ENOSYS && errno != EPERM)
+                return -errno;
+        /* No openat2 (old kernel, or a seccomp filter that predates it). */
+        fd = openat(rootfd, rel, (int) how.flags | O_NOFOLLOW);
+        return fd >= 0 ? fd : -errno;
 }

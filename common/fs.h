@@ -26,6 +26,16 @@ int open_private_dir_beneath(int dirfd, const char *relpath, int *ret_fd);
  * true) into a NUL-terminated buffer of at most max bytes (-EFBIG beyond). */
 int read_file_at(int dirfd, const char *name, bool follow, size_t max, char **ret, size_t *ret_size);
 
+/* Read the regular file open at fd, as read_file_at() does. */
+int read_fd(int fd, size_t max, char **ret, size_t *ret_size);
+
+/* Open the absolute path below rootfd as if rootfd were "/": symlinks are
+ * followed but resolved inside rootfd (openat2 RESOLVE_IN_ROOT), so a host
+ * file seen through --root resolves as the host resolves it and never
+ * escapes. Where openat2 is missing, symlinks are not followed at all.
+ * flags are open(2) flags; O_CLOEXEC and O_NOCTTY are added. */
+int open_in_root(int rootfd, const char *path, int flags);
+
 /* Replace name in dirfd atomically and durably: write a temp file in dirfd,
  * fchmod, fsync, rename over name, fsync dirfd. uid/gid (uid_t)-1 = keep. */
 int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t size, mode_t mode,
