@@ -7,6 +7,7 @@
 
 #include "apply.h"
 #include "cleanup.h"
+#include "containerd-hosts.h"
 #include "fs.h"
 #include "log.h"
 
@@ -90,6 +91,61 @@ undo:
         return r;
 }
 
+/* The hosts.toml beside a ca.crt just written (or found current): write
+ * ours, recorded in the manifest entry that ca.crt's write made. */
+static int apply_write_hosts(int rootfd, PlanAction *a, Manifest *m) {
+        _cleanup_close_ int basefd = -1, dfd = -1;
+        ManifestEntry *me;
+        int r;
+
+        r = open_dir_beneath(rootfd, a->target->dir, 0, &basefd, NULL);
+        if (r < 0)
+                return r;
+        dfd = openat(basefd, a->registry, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0)
+                return -errno;
+        r = write_file_atomic_at(dfd, HOSTS_FILE, a->content, a->content_size, FILE_MODE, (uid_t) -1, (gid_t) -1);
+        if (r < 0)
+                return r;
+        me = manifest_find(m, a->target->name, a->registry);
+        if (me)
+                memcpy(me->hosts_sha256, a->content_sha, sizeof me->hosts_sha256);
+        return 0;
+}
+
+/* Remove our hosts.toml, and only ours: one that lost its first line since
+ * is an administrator's now and stays. Either way we no longer own one. */
+static int apply_remove_hosts(int rootfd, PlanAction *a, Manifest *m) {
+        _cleanup_close_ int basefd = -1, dfd = -1;
+        _cleanup_free_ char *text = NULL;
+        ManifestEntry *me = manifest_find(m, a->target->name, a->registry);
+        size_t size;
+        int r;
+
+        r = open_dir_beneath(rootfd, a->target->dir, 0, &basefd, NULL);
+        if (r == -ENOENT)
+                goto forget;
+        if (r < 0)
+                return r;
+        dfd = openat(basefd, a->registry, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0 && (errno == ENOENT || errno == ELOOP || errno == ENOTDIR))
+                goto forget;
+        if (dfd < 0)
+                return -errno;
+        r = read_file_at(dfd, HOSTS_FILE, false, 256u * 1024, &text, &size);
+        if (r == -ENOMEM)
+                return r;
+        if (r == 0 && containerd_hosts_is_ours(text, size)) {
+                r = unlink_file_at(dfd, HOSTS_FILE);
+                if (r < 0)
+                        return r;
+        }
+forget:
+        if (me)
+                me->hosts_sha256[0] = 0;
+        return 0;
+}
+
 static int apply_remove(int rootfd, PlanAction *a, Manifest *m) {
         _cleanup_close_ int basefd = -1, dfd = -1;
         ManifestEntry *me = manifest_find(m, a->target->name, a->registry);
@@ -127,6 +183,7 @@ forget:
 }
 
 int apply_plan(int rootfd, const char *state_dir, Plan *p, Manifest *m) {
+        const PlanAction *ca = NULL;
         int failed = 0, r;
 
         if (!plan_changes(p))
@@ -138,14 +195,28 @@ int apply_plan(int rootfd, const char *state_dir, Plan *p, Manifest *m) {
 
         for (size_t i = 0; i < p->n_actions; i++) {
                 PlanAction *a = &p->actions[i];
+                bool hosts = streq(a->file, HOSTS_FILE);
+
+                if (!hosts)
+                        ca = a;
+                /* A hosts.toml follows its ca.crt: not into a directory that
+                 * turned out not to be ours, nor naming a file not written. */
+                if (hosts && (a->type == ACTION_CREATE || a->type == ACTION_UPDATE) && ca &&
+                    streq(ca->registry, a->registry) && ca->target == a->target &&
+                    (ca->error < 0 || ca->type == ACTION_CONFLICT)) {
+                        a->error = ca->error;
+                        if (ca->type == ACTION_CONFLICT)
+                                a->type = ACTION_CONFLICT;
+                        continue;
+                }
 
                 switch (a->type) {
                 case ACTION_CREATE:
                 case ACTION_UPDATE:
-                        r = apply_write(rootfd, a, m);
+                        r = hosts ? apply_write_hosts(rootfd, a, m) : apply_write(rootfd, a, m);
                         break;
                 case ACTION_REMOVE:
-                        r = apply_remove(rootfd, a, m);
+                        r = hosts ? apply_remove_hosts(rootfd, a, m) : apply_remove(rootfd, a, m);
                         break;
                 default:
                         r = 0;

@@ -33,6 +33,8 @@ static const Option options[] = {
         { "kube-watch-timeout", "SECONDS", "API watches are renewed this often, and count as dead when silent longer (plus a margin); default 300" },
         { "root", "DIR", "prefix for every path written; default /" },
         { "targets", "LIST", "any of docker,containers,containerd; default all three" },
+        { "containerd-hosts-toml", "MODE", "always: an owned hosts.toml (server, ca) beside each containerd ca.crt; never: ca.crt only; default always" },
+        { "containerd-config", "FILE", "containerd's config, read under --root to check it reads certs.d; default " DEFAULT_CONTAINERD_CONFIG },
         { "state-dir", "DIR", "ownership manifest and state, under --root; default " DEFAULT_STATE_DIR },
         { "once", NULL, "apply once and exit (0 applied, 1 partial, 3 failed)" },
         { "dry-run", NULL, "print the plan, write nothing, exit" },
@@ -154,6 +156,24 @@ static int config_set(Config *c, const char *name, const char *v, bool from_cmdl
                         *err = "expected a comma-separated list of docker, containers, containerd";
                 return r;
         }
+        if (streq(name, "containerd-hosts-toml")) {
+                if (streq(v, "always"))
+                        c->containerd_hosts_toml = true;
+                else if (streq(v, "never"))
+                        c->containerd_hosts_toml = false;
+                else {
+                        *err = "must be 'always' or 'never'";
+                        return -EINVAL;
+                }
+                return 0;
+        }
+        if (streq(name, "containerd-config")) {
+                if (v[0] != '/') {
+                        *err = "must be an absolute path (it is read under --root)";
+                        return -EINVAL;
+                }
+                return set_string(&c->containerd_config, v);
+        }
         if (streq(name, "state-dir"))
                 return set_string(&c->state_dir, v);
         if (streq(name, "once"))
@@ -267,7 +287,7 @@ static int config_defaults(Config *c) {
         char host[256];
         const char *n = getenv("NODE_NAME");
 
-        *c = (Config){ .targets = TARGET_ALL, .resync_sec = DEFAULT_RESYNC_SEC,
+        *c = (Config){ .targets = TARGET_ALL, .containerd_hosts_toml = true, .resync_sec = DEFAULT_RESYNC_SEC,
                        .report_interval_sec = DEFAULT_REPORT_INTERVAL_SEC, .log_level = LOG_INFO };
         if (!n || !*n) {
                 if (gethostname(host, sizeof host) < 0)
@@ -276,6 +296,7 @@ static int config_defaults(Config *c) {
                 n = host;
         }
         if (set_string(&c->root, "/") < 0 || set_string(&c->state_dir, DEFAULT_STATE_DIR) < 0 ||
+            set_string(&c->containerd_config, DEFAULT_CONTAINERD_CONFIG) < 0 ||
             set_string(&c->health_listen, DEFAULT_HEALTH_LISTEN) < 0 || set_string(&c->node_name, n) < 0 ||
             set_string(&c->pull_secret_policy, "replace") < 0 || set_string(&c->pull_secret_owner, "0:0") < 0 ||
             strv_extend(&c->pull_secret_targets, DEFAULT_PULL_SECRET_TARGET) < 0 ||
@@ -373,6 +394,7 @@ void config_done(Config *c) {
         free(c->kubeconfig);
         free(c->root);
         free(c->state_dir);
+        free(c->containerd_config);
         strv_free(c->ignore_keys);
         free(c->health_listen);
         free(c->report_url);

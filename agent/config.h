@@ -14,6 +14,7 @@
 #define DEFAULT_HEALTH_LISTEN "127.0.0.1:9447"
 #define DEFAULT_RESYNC_SEC 300
 #define DEFAULT_REPORT_INTERVAL_SEC 30
+#define DEFAULT_CONTAINERD_CONFIG "/etc/containerd/config.toml"
 
 typedef struct Config {
         char *config_file;
@@ -27,6 +28,8 @@ typedef struct Config {
         unsigned kube_watch_timeout_sec; /* 0: the API source's default */
         char *root;
         unsigned targets; /* TARGET_* bit mask */
+        bool containerd_hosts_toml; /* write an owned hosts.toml beside each containerd ca.crt */
+        char *containerd_config;    /* read (never written) under --root to see whether containerd reads certs.d */
         char *state_dir;
         bool once;
         bool dry_run;

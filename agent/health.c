@@ -27,8 +27,44 @@ static json_t *time_or_null(time_t t) {
         return t ? json_integer((json_int_t) t) : json_null();
 }
 
+/* Per enabled target: what a runtime reading that target gets. */
+static json_t *registry_targets_json(const RegistryResult *r) {
+        json_t *o = json_object();
+
+        for (size_t k = 0; o && k < ELEMENTSOF(targets); k++) {
+                const RegistryTargetResult *rt = &r->targets[k];
+                if (!rt->enabled)
+                        continue;
+                if (json_object_set_new(o, targets[k].name,
+                                        json_pack("{s:s, s:o}", "state", registry_target_state_to_string(rt->state),
+                                                  "reason", string_or_null(rt->reason))) < 0) {
+                        json_decref(o);
+                        return NULL;
+                }
+        }
+        return o;
+}
+
+static json_t *targets_json(const RuntimeStatus *rs) {
+        json_t *o = json_object();
+
+        for (size_t i = 0; o && i < ELEMENTSOF(targets); i++) {
+                const TargetStatus *ts = &rs->targets[i];
+                if (!ts->enabled)
+                        continue;
+                if (json_object_set_new(o, targets[i].name,
+                                        json_pack("{s:s, s:o, s:o}", "state", target_state_to_string(ts->state),
+                                                  "reason", string_or_null(ts->reason), "dir",
+                                                  json_sprintf("/%s", targets[i].dir))) < 0) {
+                        json_decref(o);
+                        return NULL;
+                }
+        }
+        return o;
+}
+
 static json_t *registry_json(const RegistryResult *r) {
-        return json_pack("{s:s, s:o, s:s, s:o, s:o, s:o, s:i, s:b, s:b}",
+        return json_pack("{s:s, s:o, s:s, s:o, s:o, s:o, s:i, s:b, s:b, s:o}",
                          "key", r->key,
                          "name", string_or_null(r->registry),
                          "state", registry_state_to_string(r->state),
@@ -37,7 +73,8 @@ static json_t *registry_json(const RegistryResult *r) {
                          "not_after", time_or_null(r->not_after),
                          "certificates", (int) r->n_certs,
                          "expired", r->expired,
-                         "not_yet_valid", r->not_yet_valid);
+                         "not_yet_valid", r->not_yet_valid,
+                         "targets", r->registry ? registry_targets_json(r) : json_object());
 }
 
 static json_t *reporter_json(const StatusInfo *info) {
@@ -72,8 +109,8 @@ json_t *health_status_json(const State *s, const StatusInfo *info) {
                          " s:{s:s, s:o, s:I, s:o}, s:o,"
                          " s:b, s:b, s:o, s:o, s:o,"
                          " s:{s:I, s:I, s:I, s:I},"
-                         " s:{s:i, s:i, s:i, s:i, s:i},"
-                         " s:O, s:o,"
+                         " s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i},"
+                         " s:o, s:O, s:o,"
                          " s:{s:s, s:o, s:o},"
                          " s:o}",
                          "node", string_or_null(info->node),
@@ -102,7 +139,10 @@ json_t *health_status_json(const State *s, const StatusInfo *info) {
                          "refused", (int) s->n_refused,
                          "conflict", (int) s->n_conflicts,
                          "failed", (int) s->n_failed,
+                         "shadowed", (int) s->n_shadowed,
                          "ignored", (int) s->n_ignored,
+                         "inactive_targets", (int) s->n_inactive_targets,
+                         "targets", targets_json(&s->runtime),
                          "registries", regs,
                          "soonest_expiry", time_or_null(state_soonest_expiry(s)),
                          "pull_secret",

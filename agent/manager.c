@@ -11,6 +11,7 @@
 
 #include "apply.h"
 #include "cleanup.h"
+#include "containerd-hosts.h"
 #include "fs.h"
 #include "health.h"
 #include "log.h"
@@ -18,6 +19,7 @@
 #include "plan.h"
 #include "pullsecret.h"
 #include "report.h"
+#include "runtime.h"
 #include "source-dir.h"
 #include "source-kube.h"
 #include "trust.h"
@@ -158,6 +160,16 @@ static void output_watches_update(Manager *m) {
         for (size_t i = 0; i < ELEMENTSOF(targets); i++)
                 if (m->config->targets & targets[i].bit)
                         output_watch_add(m, targets[i].dir);
+        /* An admin who fixes containerd's config_path hears about it at
+         * once, not at the next resync: its directory is watched too. */
+        if (m->config->targets & TARGET_CONTAINERD) {
+                _cleanup_free_ char *dir = strdup(m->config->containerd_config + 1);
+                char *slash = dir ? strrchr(dir, '/') : NULL;
+                if (slash) {
+                        *slash = 0;
+                        output_watch_add(m, dir);
+                }
+        }
         for (size_t i = 0; i < m->manifest->n_entries; i++) {
                 const Target *tg = target_by_name(m->manifest->entries[i].target);
                 _cleanup_free_ char *rel = NULL;
@@ -173,24 +185,26 @@ static void log_plan(Manager *m, const Plan *p, const TrustSet *t, bool content_
 
                 if (a->error < 0) {
                         log_full(LOG_ERR, "Failed to apply registry CA", "REGISTRY=%s", a->registry,
-                                 "TARGET=%s", a->target->name, "ACTION=%s", action_type_to_string(a->type),
+                                 "TARGET=%s", a->target->name, "FILE=%s", a->file,
+                                 "ACTION=%s", action_type_to_string(a->type),
                                  "ERROR=%s", strerror(-a->error), NULL);
                         continue;
                 }
+                bool hosts = streq(a->file, HOSTS_FILE);
                 switch (a->type) {
-                case ACTION_CREATE: what = "Created registry CA"; break;
-                case ACTION_UPDATE: what = "Updated registry CA"; break;
-                case ACTION_REMOVE: what = "Removed registry CA"; break;
+                case ACTION_CREATE: what = hosts ? "Created containerd hosts.toml" : "Created registry CA"; break;
+                case ACTION_UPDATE: what = hosts ? "Updated containerd hosts.toml" : "Updated registry CA"; break;
+                case ACTION_REMOVE: what = hosts ? "Removed containerd hosts.toml" : "Removed registry CA"; break;
                 default: break;
                 }
                 if (what)
                         log_full(LOG_INFO, what, "REGISTRY=%s", a->registry, "TARGET=%s", a->target->name,
-                                 "FINGERPRINT=%s", a->entry ? a->entry->fingerprint : "-", NULL);
+                                 "FILE=%s", a->file, "FINGERPRINT=%s", a->entry ? a->entry->fingerprint : "-", NULL);
                 /* Conflicts and refusals repeat on every resync; say them
                  * once per content change, not every few minutes. */
                 else if (a->type == ACTION_CONFLICT && content_changed)
                         log_full(LOG_WARNING, "Conflict, left untouched", "REGISTRY=%s", a->registry,
-                                 "TARGET=%s", a->target->name, "REASON=%s", a->reason, NULL);
+                                 "TARGET=%s", a->target->name, "FILE=%s", a->file, "REASON=%s", a->reason, NULL);
                 else if (a->type == ACTION_KEEP && content_changed)
                         log_full(LOG_WARNING, "Key refused; keeping the last good CA", "REGISTRY=%s",
                                  a->registry, "TARGET=%s", a->target->name, NULL);
@@ -211,14 +225,23 @@ static void log_plan(Manager *m, const Plan *p, const TrustSet *t, bool content_
 }
 
 static void manager_notify(Manager *m, bool first) {
-        char status[256];
+        char status[512];
         State *s = &m->state;
 
-        if (s->last_sync_ok)
-                snprintf(status, sizeof status,
-                         "Trusting %u registries (%u refused, %u conflicting), generation %llu",
-                         s->n_applied, s->n_refused, s->n_conflicts, (unsigned long long) s->generation);
-        else
+        if (s->last_sync_ok) {
+                int n = snprintf(status, sizeof status,
+                                 "Trusting %u registries (%u refused, %u conflicting, %u shadowed), generation %llu",
+                                 s->n_applied, s->n_refused, s->n_conflicts, s->n_shadowed,
+                                 (unsigned long long) s->generation);
+                /* A runtime that will not read what we write is said here
+                 * too, where systemctl status shows it. */
+                for (size_t i = 0; i < ELEMENTSOF(targets) && n > 0 && (size_t) n < sizeof status; i++) {
+                        const TargetStatus *ts = &s->runtime.targets[i];
+                        if (ts->enabled && ts->state == TARGET_STATE_INACTIVE)
+                                n += snprintf(status + n, sizeof status - (size_t) n, "; %s inactive: %s",
+                                              targets[i].name, ts->reason);
+                }
+        } else
                 snprintf(status, sizeof status, "Degraded: %s", s->last_error ? s->last_error : "sync failed");
         (void) sd_notifyf(false, "%sSTATUS=%s", first ? "READY=1\n" : "", status);
 }
@@ -226,38 +249,97 @@ static void manager_notify(Manager *m, bool first) {
 static int exit_code_for(const State *s) {
         if (!s->last_sync_ok || s->n_failed > 0)
                 return EXIT_FAILURE_;
-        if (s->n_refused > 0 || s->n_conflicts > 0 ||
+        if (s->n_refused > 0 || s->n_conflicts > 0 || s->n_shadowed > 0 ||
             (s->pull_secret_state && streq(s->pull_secret_state, "invalid")))
                 return EXIT_PARTIAL;
         return EXIT_APPLIED;
 }
 
+/* Say a target's change of state once, when it happens. */
+static void log_runtime(const RuntimeStatus *old, const RuntimeStatus *now) {
+        for (size_t i = 0; i < ELEMENTSOF(targets); i++) {
+                const TargetStatus *o = &old->targets[i], *n = &now->targets[i];
+                if (!n->enabled || (o->enabled && o->state == n->state && !o->reason == !n->reason &&
+                                    (!o->reason || streq(o->reason, n->reason))))
+                        continue;
+                log_full(n->state == TARGET_STATE_INACTIVE ? LOG_WARNING : LOG_INFO,
+                         n->state == TARGET_STATE_INACTIVE ? "Target inactive: its runtime will not read what nodetrustd writes"
+                         : n->state == TARGET_STATE_ACTIVE ? "Target active"
+                                                           : "Target's runtime is not installed",
+                         "TARGET=%s", targets[i].name, "TARGET_STATE=%s", target_state_to_string(n->state),
+                         "REASON=%s", n->reason ? n->reason : "-", NULL);
+        }
+}
+
+/* A registry's CA that a runtime will not use, said when that changes. */
+static void log_shadowed(const State *s) {
+        for (size_t i = 0; i < s->n_valid; i++) {
+                const RegistryResult *r = &s->registries[i];
+                if (!r->changed)
+                        continue;
+                for (size_t k = 0; k < ELEMENTSOF(targets); k++)
+                        if (r->targets[k].enabled && r->targets[k].state == REGISTRY_TARGET_SHADOWED)
+                                log_full(LOG_WARNING, "Registry CA shadowed: the runtime will not use it",
+                                         "REGISTRY=%s", r->registry, "TARGET=%s", targets[k].name, "REASON=%s",
+                                         r->targets[k].reason, NULL);
+        }
+}
+
+static void print_runtime(FILE *f, const RuntimeStatus *rs) {
+        for (size_t i = 0; i < ELEMENTSOF(targets); i++) {
+                const TargetStatus *ts = &rs->targets[i];
+                if (!ts->enabled)
+                        continue;
+                fprintf(f, "target %s %s", targets[i].name, target_state_to_string(ts->state));
+                if (ts->reason)
+                        fprintf(f, ": %s", ts->reason);
+                fputc('\n', f);
+        }
+}
+
 /* trust set -> plan -> apply -> state. -EIO when some write failed. */
 static int manager_apply_trust(Manager *m, const TrustSet *t, bool content_changed) {
+        _cleanup_(runtime_status_done) RuntimeStatus rs = {};
         _cleanup_(plan_freep) Plan *p = NULL;
         int r, failed = 0;
 
-        r = plan_compute(m->root_fd, t, m->manifest, m->config->targets, &p);
+        /* Which runtimes read what we write is judged at every sync: it is
+         * a few stats and one small file. */
+        r = runtime_check(m->root_fd, m->config->root, m->config->containerd_config, m->config->targets, &rs);
+        if (r < 0)
+                return r;
+
+        PlanOptions o = {
+                .target_mask = m->config->targets,
+                .containerd_hosts_toml = m->config->containerd_hosts_toml,
+                .containerd_read_first = rs.targets[target_by_name("containerd") - targets].read_first,
+        };
+        r = plan_compute(m->root_fd, t, m->manifest, &o, &p);
         if (r < 0)
                 return r;
 
         if (m->config->dry_run) {
                 plan_print(stdout, p, t, m->config->root);
+                print_runtime(stdout, &rs);
                 fflush(stdout);
         } else {
                 failed = apply_plan(m->root_fd, m->config->state_dir, p, m->manifest);
                 if (failed < 0)
                         return failed;
                 log_plan(m, p, t, content_changed);
+                log_runtime(&m->state.runtime, &rs);
                 m->state.files_written_total += plan_count(p, ACTION_CREATE) + plan_count(p, ACTION_UPDATE);
                 m->state.files_removed_total += plan_count(p, ACTION_REMOVE);
                 if (plan_changes(p))
                         output_watches_update(m);
         }
 
+        state_set_runtime(&m->state, &rs);
         r = state_set_registries(&m->state, t, p);
         if (r < 0)
                 return r;
+        if (!m->config->dry_run)
+                log_shadowed(&m->state);
         return failed > 0 ? -EIO : 0;
 }
 

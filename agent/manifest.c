@@ -107,11 +107,16 @@ int manifest_load(int rootfd, const char *state_dir, Manifest **ret) {
                 const char *t = json_string_value(json_object_get(e, "target"));
                 const char *reg = json_string_value(json_object_get(e, "registry"));
                 const char *sha = json_string_value(json_object_get(e, "sha256"));
+                const char *hosts = json_string_value(json_object_get(e, "hosts_toml_sha256"));
                 if (!t || !reg)
                         return -EBADMSG;
                 r = manifest_put(m, t, reg, sha, json_is_true(json_object_get(e, "dir_created")));
                 if (r < 0)
                         return r;
+                if (hosts) {
+                        ManifestEntry *me = manifest_find(m, t, reg);
+                        snprintf(me->hosts_sha256, sizeof me->hosts_sha256, "%s", hosts);
+                }
         }
         *ret = TAKE_PTR(m);
         return 0;
@@ -132,9 +137,12 @@ int manifest_save(int rootfd, const char *state_dir, const Manifest *m) {
         json_object_set_new(j, "entries", entries);
         for (size_t i = 0; i < m->n_entries; i++) {
                 const ManifestEntry *e = &m->entries[i];
-                json_array_append_new(entries, json_pack("{s:s, s:s, s:s, s:b}", "target", e->target,
-                                                         "registry", e->registry, "sha256", e->sha256,
-                                                         "dir_created", e->dir_created));
+                json_t *o = json_pack("{s:s, s:s, s:s, s:b}", "target", e->target, "registry", e->registry,
+                                      "sha256", e->sha256, "dir_created", e->dir_created);
+                /* Only where we wrote one: older manifests stay byte-identical. */
+                if (o && e->hosts_sha256[0])
+                        json_object_set_new(o, "hosts_toml_sha256", json_string(e->hosts_sha256));
+                json_array_append_new(entries, o);
         }
         text = json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS);
         if (!text)

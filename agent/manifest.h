@@ -3,7 +3,8 @@
 
 /*
  * The ownership manifest: every certs.d directory and ca.crt nodetrustd
- * created, so that pruning touches only those. Stored as JSON in
+ * created (ca.crt, and containerd's hosts.toml), so that pruning touches
+ * only those. Stored as JSON in
  * <root>/<state-dir>/manifest.json, written atomically.
  */
 
@@ -14,6 +15,7 @@ typedef struct ManifestEntry {
         char *target;   /* "docker", "containers", "containerd" */
         char *registry; /* "host:port" */
         char sha256[65];  /* of the ca.crt we last wrote */
+        char hosts_sha256[65]; /* of the hosts.toml we last wrote (containerd); "" none */
         bool dir_created; /* we created the HOST:PORT directory */
 } ManifestEntry;
 
@@ -36,6 +38,6 @@ int manifest_load(int rootfd, const char *state_dir, Manifest **ret);
 int manifest_save(int rootfd, const char *state_dir, const Manifest *m);
 
 ManifestEntry *manifest_find(const Manifest *m, const char *target, const char *registry);
-/* Add or update (target, registry). */
+/* Add or update (target, registry); an existing entry keeps its hosts_sha256. */
 int manifest_put(Manifest *m, const char *target, const char *registry, const char *sha256, bool dir_created);
 void manifest_remove(Manifest *m, const char *target, const char *registry);

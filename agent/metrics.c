@@ -67,9 +67,9 @@ int metrics_render(const State *s, const MetricsInfo *info, char **ret, size_t *
         family(f, "nodetrust_sync_failures_total", "counter",
                "Syncs that could not read the source or write every file.");
         sample_u64(f, "nodetrust_sync_failures_total", s->sync_failures_total);
-        family(f, "nodetrust_files_written_total", "counter", "CA files created or rewritten.");
+        family(f, "nodetrust_files_written_total", "counter", "Files created or rewritten: ca.crt, and containerd's hosts.toml.");
         sample_u64(f, "nodetrust_files_written_total", s->files_written_total);
-        family(f, "nodetrust_files_removed_total", "counter", "CA files pruned because their key went away.");
+        family(f, "nodetrust_files_removed_total", "counter", "Files pruned because their key went away: ca.crt and hosts.toml.");
         sample_u64(f, "nodetrust_files_removed_total", s->files_removed_total);
 
         /* Only after a sync: a 0 timestamp would read as 1970 on a dashboard. */
@@ -90,12 +90,40 @@ int metrics_render(const State *s, const MetricsInfo *info, char **ret, size_t *
 
         family(f, "nodetrust_registries", "gauge", "Registry keys in the trust config map, by result.");
         for (RegistryStateType t = 0; t < _REGISTRY_STATE_MAX; t++) {
-                unsigned n = t == REGISTRY_APPLIED ? s->n_applied
-                             : t == REGISTRY_REFUSED ? s->n_refused
+                unsigned n = t == REGISTRY_APPLIED    ? s->n_applied
+                             : t == REGISTRY_REFUSED  ? s->n_refused
                              : t == REGISTRY_CONFLICT ? s->n_conflicts
+                             : t == REGISTRY_SHADOWED ? s->n_shadowed
                                                       : s->n_failed;
                 fprintf(f, "nodetrust_registries{state=\"%s\"} %u\n", registry_state_to_string(t), n);
         }
+
+        family(f, "nodetrust_target_active", "gauge",
+               "1 when the target's runtime is installed and reads the directory nodetrustd writes, else 0.");
+        for (size_t i = 0; i < ELEMENTSOF(targets); i++)
+                if (s->runtime.targets[i].enabled)
+                        fprintf(f, "nodetrust_target_active{target=\"%s\"} %d\n", targets[i].name,
+                                s->runtime.targets[i].state == TARGET_STATE_ACTIVE);
+        family(f, "nodetrust_target_state", "gauge",
+               "1 for each enabled target's state (active, not_installed, inactive), 0 for the others.");
+        for (size_t i = 0; i < ELEMENTSOF(targets); i++)
+                for (TargetStateType t = 0; s->runtime.targets[i].enabled && t < _TARGET_STATE_MAX; t++)
+                        fprintf(f, "nodetrust_target_state{target=\"%s\",state=\"%s\"} %d\n", targets[i].name,
+                                target_state_to_string(t), s->runtime.targets[i].state == t);
+        /* Only the pairs that need attention: a series per registry and
+         * target in the good case would be 3N lines saying nothing. */
+        family(f, "nodetrust_registry_target_ineffective", "gauge",
+               "1 for each registry and target where the CA is not used: conflict, shadowed or failed.");
+        for (size_t i = 0; i < s->n_valid; i++)
+                for (size_t k = 0; k < ELEMENTSOF(targets); k++) {
+                        const RegistryTargetResult *rt = &s->registries[i].targets[k];
+                        if (!rt->enabled || rt->state == REGISTRY_TARGET_APPLIED || rt->state == REGISTRY_TARGET_INACTIVE)
+                                continue;
+                        fputs("nodetrust_registry_target_ineffective{registry=\"", f);
+                        label_value(f, s->registries[i].registry);
+                        fprintf(f, "\",target=\"%s\",state=\"%s\"} 1\n", targets[k].name,
+                                registry_target_state_to_string(rt->state));
+                }
         family(f, "nodetrust_ignored_keys", "gauge", "Keys skipped by the ignore list.");
         sample_u64(f, "nodetrust_ignored_keys", s->n_ignored);
 

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "cleanup.h"
+#include "containerd-hosts.h"
 #include "fs.h"
 #include "hash.h"
 #include "plan.h"
@@ -18,6 +19,10 @@ const Target targets[3] = {
 
 /* A ca.crt larger than this is not one we wrote. */
 #define CA_FILE_MAX (4u * 1024 * 1024)
+/* Nor a hosts.toml larger than this anyone's: it is not read further. */
+#define HOSTS_FILE_MAX (256u * 1024)
+/* Where containerd looks, as it sees the path (not below --root). */
+#define CONTAINERD_CERTS_DIR "/etc/containerd/certs.d"
 
 const Target *target_by_name(const char *name) {
         for (size_t i = 0; i < ELEMENTSOF(targets); i++)
@@ -66,21 +71,23 @@ Plan *plan_free(Plan *p) {
         for (size_t i = 0; i < p->n_actions; i++) {
                 free(p->actions[i].registry);
                 free(p->actions[i].reason);
+                free(p->actions[i].shadowed);
+                free(p->actions[i].content);
         }
         free(p->actions);
         free(p);
         return NULL;
 }
 
-static int plan_add(Plan *p, ActionType type, const Target *tg, const char *registry,
-                    const TrustEntry *entry, const char *reason) {
+static int plan_add_file(Plan *p, ActionType type, const Target *tg, const char *file, const char *registry,
+                         const TrustEntry *entry, const char *reason) {
         PlanAction *n = realloc(p->actions, (p->n_actions + 1) * sizeof *n);
 
         if (!n)
                 return -ENOMEM;
         p->actions = n;
         n = &p->actions[p->n_actions];
-        *n = (PlanAction){ .type = type, .target = tg, .entry = entry,
+        *n = (PlanAction){ .type = type, .target = tg, .file = file, .entry = entry,
                            .registry = strdup(registry), .reason = reason ? strdup(reason) : NULL };
         if (!n->registry || (reason && !n->reason)) {
                 free(n->registry);
@@ -91,11 +98,84 @@ static int plan_add(Plan *p, ActionType type, const Target *tg, const char *regi
         return 0;
 }
 
+static int plan_add(Plan *p, ActionType type, const Target *tg, const char *registry, const TrustEntry *entry,
+                    const char *reason) {
+        return plan_add_file(p, type, tg, CA_FILE, registry, entry, reason);
+}
+
+/* The hosts.toml half of a containerd registry directory we own, after its
+ * ca.crt action (index ca). dfd is the directory, or negative when it is
+ * still to be created. Ours (it starts with HOSTS_MARKER) is kept current,
+ * or removed when hosts.toml is off; anyone else's is left alone and only
+ * checked: does containerd still use our ca.crt? */
+static int plan_hosts(Plan *p, size_t ca, int dfd, const TrustEntry *e, const ManifestEntry *me,
+                      const PlanOptions *o) {
+        _cleanup_free_ char *old = NULL, *want = NULL, *shadowed = NULL;
+        const Target *tg = p->actions[ca].target;
+        size_t size = 0, want_size = 0;
+        char sha[65], want_sha[65];
+        int r = -ENOENT;
+
+        if (dfd >= 0) {
+                r = read_file_at(dfd, HOSTS_FILE, false, HOSTS_FILE_MAX, &old, &size);
+                if (r == -ENOMEM)
+                        return r;
+        }
+        if (r == 0 && !containerd_hosts_is_ours(old, size)) {
+                r = containerd_hosts_check(old, size, e->registry, CONTAINERD_CERTS_DIR, &shadowed);
+                if (r < 0)
+                        return r;
+                p->actions[ca].shadowed = TAKE_PTR(shadowed);
+                return plan_add_file(p, ACTION_CONFLICT, tg, HOSTS_FILE, e->registry, e,
+                                     HOSTS_FILE " was not written by nodetrustd; left untouched");
+        }
+        if (r < 0 && r != -ENOENT) {
+                /* A symlink, a directory, a FIFO, too big: not ours, and
+                 * containerd's reading of it is not ours to guess. */
+                if (asprintf(&shadowed, HOSTS_FILE " cannot be checked: %s", strerror(-r)) < 0)
+                        return -ENOMEM;
+                p->actions[ca].shadowed = TAKE_PTR(shadowed);
+                return plan_add_file(p, ACTION_CONFLICT, tg, HOSTS_FILE, e->registry, e, strerror(-r));
+        }
+
+        if (!o->containerd_hosts_toml) {
+                if (registry_is_loopback(e->registry) &&
+                    !(p->actions[ca].shadowed = strdup("containerd talks plain HTTP to a loopback registry without a " HOSTS_FILE
+                                                       "; run with --containerd-hosts-toml always")))
+                        return -ENOMEM;
+                if (r == 0) /* ours, from when hosts.toml was on */
+                        return plan_add_file(p, ACTION_REMOVE, tg, HOSTS_FILE, e->registry, e, NULL);
+                return 0;
+        }
+
+        r = containerd_hosts_render(e->registry, &want, &want_size);
+        if (r < 0)
+                return r;
+        sha256_hex(want, want_size, want_sha);
+        if (old) {
+                sha256_hex(old, size, sha);
+                r = plan_add_file(p, streq(sha, want_sha) ? ACTION_UNCHANGED : ACTION_UPDATE, tg, HOSTS_FILE,
+                                  e->registry, e, NULL);
+        } else
+                /* Missing: new, or someone deleted ours (drift). */
+                r = plan_add_file(p, dfd >= 0 && me && me->hosts_sha256[0] ? ACTION_UPDATE : ACTION_CREATE, tg,
+                                  HOSTS_FILE, e->registry, e, NULL);
+        if (r < 0)
+                return r;
+        PlanAction *h = &p->actions[p->n_actions - 1];
+        memcpy(h->content_sha, want_sha, sizeof want_sha);
+        h->content_size = want_size;
+        h->content = TAKE_PTR(want);
+        return 0;
+}
+
 /* Decide the action for one wanted (target, registry). basefd is the
  * target's certs.d directory, or negative when it does not exist yet. */
-static int plan_wanted(Plan *p, int basefd, const Target *tg, const TrustEntry *e, const Manifest *m) {
+static int plan_wanted(Plan *p, int basefd, const Target *tg, const TrustEntry *e, const Manifest *m,
+                       const PlanOptions *o) {
         _cleanup_close_ int dfd = -1;
         _cleanup_free_ char *old = NULL;
+        const ManifestEntry *me;
         struct stat st;
         size_t size;
         char sha[65];
@@ -106,13 +186,17 @@ static int plan_wanted(Plan *p, int basefd, const Target *tg, const TrustEntry *
                         return plan_add(p, ACTION_CONFLICT, tg, e->registry, e, strerror(errno));
                 /* Missing. If the manifest says it is ours, someone deleted it:
                  * recreating it is drift repair, and it stays ours. */
-                return plan_add(p, ACTION_CREATE, tg, e->registry, e, NULL);
+                r = plan_add(p, ACTION_CREATE, tg, e->registry, e, NULL);
+                if (r < 0 || tg->bit != TARGET_CONTAINERD)
+                        return r;
+                return plan_hosts(p, p->n_actions - 1, -1, e, manifest_find(m, tg->name, e->registry), o);
         }
         if (S_ISLNK(st.st_mode))
                 return plan_add(p, ACTION_CONFLICT, tg, e->registry, e, "is a symlink; not following it");
         if (!S_ISDIR(st.st_mode))
                 return plan_add(p, ACTION_CONFLICT, tg, e->registry, e, "exists and is not a directory");
-        if (!manifest_find(m, tg->name, e->registry))
+        me = manifest_find(m, tg->name, e->registry);
+        if (!me)
                 return plan_add(p, ACTION_CONFLICT, tg, e->registry, e,
                                 "directory was not created by nodetrustd; left untouched");
 
@@ -123,12 +207,37 @@ static int plan_wanted(Plan *p, int basefd, const Target *tg, const TrustEntry *
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
-                return plan_add(p, ACTION_UPDATE, tg, e->registry, e, NULL);
-        sha256_hex(old, size, sha);
-        return plan_add(p, streq(sha, e->fingerprint) ? ACTION_UNCHANGED : ACTION_UPDATE, tg, e->registry, e, NULL);
+                r = plan_add(p, ACTION_UPDATE, tg, e->registry, e, NULL);
+        else {
+                sha256_hex(old, size, sha);
+                r = plan_add(p, streq(sha, e->fingerprint) ? ACTION_UNCHANGED : ACTION_UPDATE, tg, e->registry, e,
+                             NULL);
+        }
+        if (r < 0 || tg->bit != TARGET_CONTAINERD)
+                return r;
+        return plan_hosts(p, p->n_actions - 1, dfd, e, me, o);
 }
 
-int plan_compute(int rootfd, const TrustSet *t, const Manifest *m, unsigned target_mask, Plan **ret) {
+/* Does containerd find registry in a directory it searches before ours? */
+static int plan_read_first(Plan *p, int rootfd, size_t ca, const PlanOptions *o) {
+        PlanAction *a = &p->actions[ca];
+
+        for (char *const *d = o->containerd_read_first; d && *d && !a->shadowed; d++) {
+                _cleanup_free_ char *path = NULL;
+                _cleanup_close_ int fd = -1;
+
+                if (asprintf(&path, "%s/%s", *d, a->registry) < 0)
+                        return -ENOMEM;
+                fd = open_in_root(rootfd, path, O_PATH | O_DIRECTORY);
+                if (fd >= 0 && asprintf(&a->shadowed,
+                                        "containerd's config_path searches %s first, and %s exists, so containerd reads that instead",
+                                        *d, path) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+int plan_compute(int rootfd, const TrustSet *t, const Manifest *m, const PlanOptions *o, Plan **ret) {
         _cleanup_(plan_freep) Plan *p = calloc(1, sizeof *p);
         int r;
 
@@ -140,7 +249,7 @@ int plan_compute(int rootfd, const TrustSet *t, const Manifest *m, unsigned targ
                 _cleanup_close_ int basefd = -1;
                 const char *base_problem = NULL;
 
-                if (!(target_mask & tg->bit))
+                if (!(o->target_mask & tg->bit))
                         continue;
 
                 r = open_dir_beneath(rootfd, tg->dir, 0, &basefd, NULL);
@@ -152,8 +261,12 @@ int plan_compute(int rootfd, const TrustSet *t, const Manifest *m, unsigned targ
                 for (size_t i = 0; i < t->n_entries; i++) {
                         if (base_problem)
                                 r = plan_add(p, ACTION_CONFLICT, tg, t->entries[i].registry, &t->entries[i], base_problem);
-                        else
-                                r = plan_wanted(p, basefd, tg, &t->entries[i], m);
+                        else {
+                                size_t first = p->n_actions;
+                                r = plan_wanted(p, basefd, tg, &t->entries[i], m, o);
+                                if (r >= 0 && tg->bit == TARGET_CONTAINERD && p->actions[first].type != ACTION_CONFLICT)
+                                        r = plan_read_first(p, rootfd, first, o);
+                        }
                         if (r < 0)
                                 return r;
                 }
@@ -164,16 +277,25 @@ int plan_compute(int rootfd, const TrustSet *t, const Manifest *m, unsigned targ
         for (size_t i = 0; i < m->n_entries; i++) {
                 const ManifestEntry *me = &m->entries[i];
                 const Target *tg = target_by_name(me->target);
-                bool enabled = tg && (target_mask & tg->bit);
+                bool enabled = tg && (o->target_mask & tg->bit);
 
                 if (!tg)
                         continue;
                 if (enabled && trust_set_find(t, me->registry))
                         continue;
-                if (enabled && trust_set_find_refused(t, me->registry))
+                if (enabled && trust_set_find_refused(t, me->registry)) {
                         r = plan_add(p, ACTION_KEEP, tg, me->registry, NULL, NULL);
-                else
-                        r = plan_add(p, ACTION_REMOVE, tg, me->registry, NULL, NULL);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                /* hosts.toml first: it must never name a ca.crt that is gone. */
+                if (me->hosts_sha256[0]) {
+                        r = plan_add_file(p, ACTION_REMOVE, tg, HOSTS_FILE, me->registry, NULL, NULL);
+                        if (r < 0)
+                                return r;
+                }
+                r = plan_add(p, ACTION_REMOVE, tg, me->registry, NULL, NULL);
                 if (r < 0)
                         return r;
         }
@@ -199,10 +321,12 @@ void plan_print(FILE *f, const Plan *p, const TrustSet *t, const char *root) {
         for (size_t i = 0; i < p->n_actions; i++) {
                 const PlanAction *a = &p->actions[i];
                 fprintf(f, "%s %s %s %s%s%s/%s/%s", action_type_to_string(a->type), a->target->name,
-                        a->registry, root, sep, a->target->dir, a->registry, CA_FILE);
+                        a->registry, root, sep, a->target->dir, a->registry, a->file);
                 if (a->reason)
                         fprintf(f, ": %s", a->reason);
                 fputc('\n', f);
+                if (a->shadowed)
+                        fprintf(f, "shadowed %s %s: %s\n", a->target->name, a->registry, a->shadowed);
         }
         for (size_t i = 0; t && i < t->n_refused; i++)
                 fprintf(f, "refuse %s: %s\n", t->refused[i].key, t->refused[i].reason);

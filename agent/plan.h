@@ -32,6 +32,15 @@ int targets_parse(const char *list, unsigned *ret, const char **ret_bad);
 
 #define CA_FILE "ca.crt"
 
+/* How the plan is made beyond the trust set and the manifest. */
+typedef struct PlanOptions {
+        unsigned target_mask;       /* TARGET_* bits of the enabled targets */
+        bool containerd_hosts_toml; /* own a hosts.toml beside each containerd ca.crt */
+        /* Directories containerd searches before ours (config_path order),
+         * as it sees them; a registry found there is not read from ours. */
+        char *const *containerd_read_first;
+} PlanOptions;
+
 typedef enum ActionType {
         ACTION_CREATE,    /* directory and ca.crt are ours to create */
         ACTION_UPDATE,    /* ours, content differs or is missing (drift) */
@@ -42,13 +51,20 @@ typedef enum ActionType {
         _ACTION_MAX,
 } ActionType;
 
+/* One action on one file: ca.crt in every target, and for containerd also
+ * hosts.toml, whose action follows its ca.crt action in the plan. */
 typedef struct PlanAction {
         ActionType type;
         const Target *target;
+        const char *file; /* CA_FILE or HOSTS_FILE */
         char *registry;
         const TrustEntry *entry; /* borrowed from the trust set; NULL for remove/keep */
         char *reason;            /* why, for conflicts */
-        int error;               /* set by apply: 0 or negative errno */
+        char *shadowed;          /* ca.crt only: why the runtime will not use it, or NULL */
+        char *content;           /* hosts.toml only: what to write */
+        size_t content_size;
+        char content_sha[65];
+        int error; /* set by apply: 0 or negative errno */
 } PlanAction;
 
 typedef struct Plan {
@@ -58,8 +74,8 @@ typedef struct Plan {
 
 const char *action_type_to_string(ActionType t);
 
-/* Compute the plan for the enabled targets (bit mask) below rootfd. */
-int plan_compute(int rootfd, const TrustSet *t, const Manifest *m, unsigned target_mask, Plan **ret);
+/* Compute the plan for the enabled targets below rootfd. */
+int plan_compute(int rootfd, const TrustSet *t, const Manifest *m, const PlanOptions *o, Plan **ret);
 
 Plan *plan_free(Plan *p);
 static inline void plan_freep(Plan **p) {

@@ -69,8 +69,9 @@ static int registry_priority(const RegistryResult *r) {
         switch (r->state) {
         case REGISTRY_FAILED: return 0;
         case REGISTRY_CONFLICT: return 1;
-        case REGISTRY_REFUSED: return 2;
-        default: return 3;
+        case REGISTRY_SHADOWED: return 2;
+        case REGISTRY_REFUSED: return 3;
+        default: return 4;
         }
 }
 
@@ -109,6 +110,25 @@ static json_t *registry_json(const RegistryResult *r) {
         if ((r->expired || r->not_yet_valid) &&
             json_object_set_new(o, r->expired ? "expired" : "not_yet_valid", json_true()) < 0)
                 goto fail;
+        /* Which runtime is affected, only where something is: a report of
+         * a thousand applied registries stays small. */
+        if (r->state == REGISTRY_CONFLICT || r->state == REGISTRY_FAILED || r->state == REGISTRY_SHADOWED) {
+                json_t *t = json_object();
+                if (!t || json_object_set_new(o, "targets", t) < 0)
+                        goto fail;
+                for (size_t k = 0; k < ELEMENTSOF(targets); k++) {
+                        const RegistryTargetResult *rt = &r->targets[k];
+                        json_t *e;
+                        if (!rt->enabled)
+                                continue;
+                        e = json_pack("{s:s}", "state", registry_target_state_to_string(rt->state));
+                        if (!e || (rt->reason && json_object_set_new(e, "reason", json_string(rt->reason)) < 0) ||
+                            json_object_set_new(t, targets[k].name, e) < 0) {
+                                json_decref(e);
+                                goto fail;
+                        }
+                }
+        }
         return o;
 fail:
         json_decref(o);
@@ -141,6 +161,26 @@ static json_t *registries_json(const State *s, size_t limit) {
                         return NULL;
         }
         return json_incref(a);
+}
+
+static json_t *targets_json(const State *s) {
+        json_auto_t *o = json_object();
+
+        if (!o)
+                return NULL;
+        for (size_t i = 0; i < ELEMENTSOF(targets); i++) {
+                const TargetStatus *ts = &s->runtime.targets[i];
+                json_t *e;
+                if (!ts->enabled)
+                        continue;
+                e = json_pack("{s:s}", "state", target_state_to_string(ts->state));
+                if (!e || (ts->reason && json_object_set_new(e, "reason", json_string(ts->reason)) < 0) ||
+                    json_object_set_new(o, targets[i].name, e) < 0) {
+                        json_decref(e);
+                        return NULL;
+                }
+        }
+        return json_incref(o);
 }
 
 static json_t *errors_json(const State *s, const ReportContext *ctx) {
@@ -176,8 +216,8 @@ static json_t *report_build_limited(const State *s, const ReportContext *ctx, bo
         root = json_pack("{s:i, s:s, s:s, s:i, s:b,"
                          " s:{s:s, s:I, s:s},"
                          " s:o, s:o, s:o, s:o,"
-                         " s:{s:s, s:o},"
-                         " s:{s:i, s:i, s:i, s:i, s:i}}",
+                         " s:{s:s, s:o}, s:o,"
+                         " s:{s:i, s:i, s:i, s:i, s:i, s:i}}",
                          "schema", 1,
                          "node", ctx->node ? ctx->node : "",
                          "agent_version", NODETRUST_VERSION,
@@ -194,12 +234,14 @@ static json_t *report_build_limited(const State *s, const ReportContext *ctx, bo
                          "pull_secret",
                          "state", s->pull_secret_state ? s->pull_secret_state : "absent",
                          "hash", string_or_null(s->pull_secret_hash),
+                         "targets", targets_json(s),
                          /* Whole counts even when registries is cut short. */
                          "registry_counts",
                          "applied", (int) s->n_applied,
                          "refused", (int) s->n_refused,
                          "conflict", (int) s->n_conflicts,
                          "failed", (int) s->n_failed,
+                         "shadowed", (int) s->n_shadowed,
                          "ignored", (int) s->n_ignored);
         if (!root)
                 return NULL;

@@ -13,7 +13,20 @@ static const char *const registry_state_names[_REGISTRY_STATE_MAX] = {
         [REGISTRY_REFUSED] = "refused",
         [REGISTRY_CONFLICT] = "conflict",
         [REGISTRY_FAILED] = "failed",
+        [REGISTRY_SHADOWED] = "shadowed",
 };
+
+static const char *const registry_target_state_names[_REGISTRY_TARGET_STATE_MAX] = {
+        [REGISTRY_TARGET_APPLIED] = "applied",
+        [REGISTRY_TARGET_CONFLICT] = "conflict",
+        [REGISTRY_TARGET_SHADOWED] = "shadowed",
+        [REGISTRY_TARGET_FAILED] = "failed",
+        [REGISTRY_TARGET_INACTIVE] = "inactive",
+};
+
+const char *registry_target_state_to_string(RegistryTargetStateType t) {
+        return t >= 0 && t < _REGISTRY_TARGET_STATE_MAX ? registry_target_state_names[t] : "unknown";
+}
 
 const char *registry_state_to_string(RegistryStateType t) {
         return t >= 0 && t < _REGISTRY_STATE_MAX ? registry_state_names[t] : "unknown";
@@ -24,65 +37,170 @@ static void results_free(RegistryResult *r, size_t n) {
                 free(r[i].key);
                 free(r[i].registry);
                 free(r[i].reason);
+                for (size_t k = 0; k < ELEMENTSOF(targets); k++)
+                        free(r[i].targets[k].reason);
         }
         free(r);
 }
 
-static int set_reason(RegistryResult *r, const char *target, const char *why) {
-        free(r->reason);
-        r->reason = NULL;
-        return asprintf(&r->reason, "%s: %s", target, why) < 0 ? -ENOMEM : 0;
+static int set_reason(char **field, const char *prefix, const char *why) {
+        free(*field);
+        *field = NULL;
+        if (prefix)
+                return asprintf(field, "%s: %s", prefix, why) < 0 ? -ENOMEM : 0;
+        return (*field = strdup(why)) ? 0 : -ENOMEM;
+}
+
+void state_set_runtime(State *s, RuntimeStatus *rs) {
+        runtime_status_done(&s->runtime);
+        s->runtime = *rs;
+        *rs = (RuntimeStatus){};
+        s->n_inactive_targets = 0;
+        for (size_t i = 0; i < ELEMENTSOF(targets); i++)
+                s->n_inactive_targets += s->runtime.targets[i].enabled &&
+                                         s->runtime.targets[i].state == TARGET_STATE_INACTIVE;
+}
+
+/* Record one plan action in its registry's result for that target. The
+ * worst outcome wins: failed > conflict > shadowed > applied. */
+static int result_add_action(RegistryTargetResult *rt, const PlanAction *pa) {
+        _cleanup_free_ char *why = NULL;
+
+        rt->enabled = true;
+        if (pa->error < 0) {
+                rt->state = REGISTRY_TARGET_FAILED;
+                if (asprintf(&why, "writing %s: %s", pa->file, strerror(-pa->error)) < 0)
+                        return -ENOMEM;
+                return set_reason(&rt->reason, NULL, why);
+        }
+        if (rt->state == REGISTRY_TARGET_FAILED)
+                return 0;
+        /* Someone else's hosts.toml is not a conflict of the registry: its
+         * verdict is the ca.crt action's shadowed. */
+        if (pa->type == ACTION_CONFLICT && streq(pa->file, CA_FILE)) {
+                rt->state = REGISTRY_TARGET_CONFLICT;
+                return set_reason(&rt->reason, NULL, pa->reason ? pa->reason : "conflict");
+        }
+        if (pa->shadowed && rt->state != REGISTRY_TARGET_CONFLICT) {
+                rt->state = REGISTRY_TARGET_SHADOWED;
+                return set_reason(&rt->reason, NULL, pa->shadowed);
+        }
+        return 0;
+}
+
+/* The registry's own state and reason from its targets'. A target whose
+ * runtime does not read it says inactive there; the target's own warning
+ * covers that, so it does not make the registry worse. */
+static int result_finish(RegistryResult *r, const RuntimeStatus *rs) {
+        static const RegistryStateType from_target[] = {
+                [REGISTRY_TARGET_APPLIED] = REGISTRY_APPLIED, [REGISTRY_TARGET_CONFLICT] = REGISTRY_CONFLICT,
+                [REGISTRY_TARGET_SHADOWED] = REGISTRY_SHADOWED, [REGISTRY_TARGET_FAILED] = REGISTRY_FAILED,
+                [REGISTRY_TARGET_INACTIVE] = REGISTRY_APPLIED,
+        };
+        static const int rank[_REGISTRY_STATE_MAX] = {
+                [REGISTRY_APPLIED] = 0, [REGISTRY_SHADOWED] = 1, [REGISTRY_CONFLICT] = 2, [REGISTRY_FAILED] = 3,
+        };
+        int r_;
+
+        r->state = REGISTRY_APPLIED;
+        for (size_t k = 0; k < ELEMENTSOF(targets); k++) {
+                RegistryTargetResult *rt = &r->targets[k];
+                const TargetStatus *ts = &rs->targets[k];
+                RegistryStateType st;
+
+                if (!rt->enabled)
+                        continue;
+                if ((rt->state == REGISTRY_TARGET_APPLIED || rt->state == REGISTRY_TARGET_SHADOWED) && ts->enabled &&
+                    ts->state != TARGET_STATE_ACTIVE) {
+                        rt->state = REGISTRY_TARGET_INACTIVE;
+                        r_ = set_reason(&rt->reason, NULL, ts->reason ? ts->reason : target_state_to_string(ts->state));
+                        if (r_ < 0)
+                                return r_;
+                }
+                st = from_target[rt->state];
+                if (rank[st] > rank[r->state] || (st != REGISTRY_APPLIED && rank[st] == rank[r->state])) {
+                        r->state = st;
+                        r_ = set_reason(&r->reason, targets[k].name, rt->reason);
+                        if (r_ < 0)
+                                return r_;
+                }
+        }
+        return 0;
+}
+
+static bool result_differs(const RegistryResult *a, const RegistryResult *b) {
+        if (a->state != b->state || !a->reason != !b->reason || (a->reason && !streq(a->reason, b->reason)))
+                return true;
+        for (size_t k = 0; k < ELEMENTSOF(targets); k++) {
+                const RegistryTargetResult *x = &a->targets[k], *y = &b->targets[k];
+                if (x->enabled != y->enabled || x->state != y->state || !x->reason != !y->reason ||
+                    (x->reason && !streq(x->reason, y->reason)))
+                        return true;
+        }
+        return false;
+}
+
+static int result_cmp_registry(const void *key, const void *elem) {
+        return strcmp(key, ((const RegistryResult *) elem)->registry);
 }
 
 int state_set_registries(State *s, const TrustSet *t, const Plan *p) {
         size_t n = t->n_entries + t->n_refused;
         RegistryResult *res = calloc(n ? n : 1, sizeof *res);
-        unsigned applied = 0, refused = 0, conflicts = 0, failed = 0;
+        unsigned applied = 0, refused = 0, conflicts = 0, failed = 0, shadowed = 0;
+        int r;
 
         if (!res)
                 return -ENOMEM;
 
         for (size_t i = 0; i < t->n_entries; i++) {
                 const TrustEntry *e = &t->entries[i];
-                RegistryResult *r = &res[i];
+                RegistryResult *rr = &res[i];
 
-                r->key = strdup(e->key);
-                r->registry = strdup(e->registry);
-                if (!r->key || !r->registry)
+                rr->key = strdup(e->key);
+                rr->registry = strdup(e->registry);
+                if (!rr->key || !rr->registry)
                         goto oom;
-                memcpy(r->fingerprint, e->fingerprint, sizeof r->fingerprint);
-                r->not_after = cert_bundle_not_after(e->bundle);
-                r->n_certs = (unsigned) e->bundle->n_certs;
-                r->expired = e->expired;
-                r->not_yet_valid = e->not_yet_valid;
-                r->state = REGISTRY_APPLIED;
+                memcpy(rr->fingerprint, e->fingerprint, sizeof rr->fingerprint);
+                rr->not_after = cert_bundle_not_after(e->bundle);
+                rr->n_certs = (unsigned) e->bundle->n_certs;
+                rr->expired = e->expired;
+                rr->not_yet_valid = e->not_yet_valid;
+        }
 
-                /* The worst outcome over the targets decides: failed > conflict. */
-                for (size_t a = 0; p && a < p->n_actions; a++) {
-                        const PlanAction *pa = &p->actions[a];
-                        if (pa->entry != e)
-                                continue;
-                        if (pa->error < 0) {
-                                r->state = REGISTRY_FAILED;
-                                if (set_reason(r, pa->target->name, strerror(-pa->error)) < 0)
-                                        goto oom;
-                        } else if (pa->type == ACTION_CONFLICT && r->state != REGISTRY_FAILED) {
-                                r->state = REGISTRY_CONFLICT;
-                                if (set_reason(r, pa->target->name, pa->reason ? pa->reason : "conflict") < 0)
-                                        goto oom;
-                        }
-                }
-                applied += r->state == REGISTRY_APPLIED;
-                conflicts += r->state == REGISTRY_CONFLICT;
-                failed += r->state == REGISTRY_FAILED;
+        /* One pass over the plan: every action with an entry points into
+         * t->entries, so its index is its result's. */
+        for (size_t a = 0; p && a < p->n_actions; a++) {
+                const PlanAction *pa = &p->actions[a];
+                if (!pa->entry || pa->entry < t->entries || pa->entry >= t->entries + t->n_entries)
+                        continue;
+                r = result_add_action(&res[pa->entry - t->entries].targets[pa->target - targets], pa);
+                if (r < 0)
+                        goto oom;
+        }
+
+        for (size_t i = 0; i < t->n_entries; i++) {
+                RegistryResult *rr = &res[i];
+                const RegistryResult *old;
+
+                if (result_finish(rr, &s->runtime) < 0)
+                        goto oom;
+                applied += rr->state == REGISTRY_APPLIED;
+                conflicts += rr->state == REGISTRY_CONFLICT;
+                failed += rr->state == REGISTRY_FAILED;
+                shadowed += rr->state == REGISTRY_SHADOWED;
+                old = s->registries ? bsearch(rr->registry, s->registries, s->n_valid, sizeof *s->registries,
+                                              result_cmp_registry)
+                                    : NULL;
+                rr->changed = !old || result_differs(rr, old);
         }
         for (size_t i = 0; i < t->n_refused; i++) {
-                RegistryResult *r = &res[t->n_entries + i];
-                r->key = strdup(t->refused[i].key);
-                r->registry = t->refused[i].registry ? strdup(t->refused[i].registry) : NULL;
-                r->reason = strdup(t->refused[i].reason);
-                r->state = REGISTRY_REFUSED;
-                if (!r->key || !r->reason || (t->refused[i].registry && !r->registry))
+                RegistryResult *rr = &res[t->n_entries + i];
+                rr->key = strdup(t->refused[i].key);
+                rr->registry = t->refused[i].registry ? strdup(t->refused[i].registry) : NULL;
+                rr->reason = strdup(t->refused[i].reason);
+                rr->state = REGISTRY_REFUSED;
+                if (!rr->key || !rr->reason || (t->refused[i].registry && !rr->registry))
                         goto oom;
                 refused++;
         }
@@ -90,10 +208,12 @@ int state_set_registries(State *s, const TrustSet *t, const Plan *p) {
         results_free(s->registries, s->n_registries);
         s->registries = res;
         s->n_registries = n;
+        s->n_valid = t->n_entries;
         s->n_applied = applied;
         s->n_refused = refused;
         s->n_conflicts = conflicts;
         s->n_failed = failed;
+        s->n_shadowed = shadowed;
         s->n_ignored = (unsigned) strv_length(t->ignored);
         return 0;
 oom:
@@ -123,6 +243,7 @@ int state_set_error(State *s, const char *error) {
 
 void state_done(State *s) {
         results_free(s->registries, s->n_registries);
+        runtime_status_done(&s->runtime);
         free(s->last_error);
         free(s->source_origin);
         free(s->pull_secret_error);

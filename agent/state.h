@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "plan.h"
+#include "runtime.h"
 #include "trust.h"
 
 typedef enum RegistryStateType {
@@ -20,8 +21,25 @@ typedef enum RegistryStateType {
         REGISTRY_REFUSED,  /* the key or value was refused */
         REGISTRY_CONFLICT, /* some target holds an entry we do not own */
         REGISTRY_FAILED,   /* a write failed */
+        REGISTRY_SHADOWED, /* written, but an active runtime will not use it */
         _REGISTRY_STATE_MAX,
 } RegistryStateType;
+
+/* One registry in one target: what a runtime reading that target gets. */
+typedef enum RegistryTargetStateType {
+        REGISTRY_TARGET_APPLIED,  /* written, and the runtime reads it */
+        REGISTRY_TARGET_CONFLICT, /* someone else's entry: not written */
+        REGISTRY_TARGET_SHADOWED, /* written, but the runtime reads something else */
+        REGISTRY_TARGET_FAILED,   /* the write failed */
+        REGISTRY_TARGET_INACTIVE, /* written, but the target's runtime is not installed or not reading it */
+        _REGISTRY_TARGET_STATE_MAX,
+} RegistryTargetStateType;
+
+typedef struct RegistryTargetResult {
+        bool enabled; /* the target is in --targets and the key was valid */
+        RegistryTargetStateType state;
+        char *reason; /* NULL when applied */
+} RegistryTargetResult;
 
 typedef struct RegistryResult {
         char *key;
@@ -33,6 +51,8 @@ typedef struct RegistryResult {
         unsigned n_certs;
         bool expired;
         bool not_yet_valid;
+        RegistryTargetResult targets[ELEMENTSOF(targets)]; /* indexed like targets[] */
+        bool changed; /* state, reason or a target's state differ from the sync before */
 } RegistryResult;
 
 typedef struct State {
@@ -56,8 +76,13 @@ typedef struct State {
 
         RegistryResult *registries; /* sorted: valid keys by registry, then refused keys */
         size_t n_registries;
-        unsigned n_applied, n_refused, n_conflicts, n_failed;
+        size_t n_valid; /* registries[0..n_valid) are the valid keys */
+        unsigned n_applied, n_refused, n_conflicts, n_failed, n_shadowed;
         unsigned n_ignored;
+
+        /* Is each target's runtime there and reading what we write? */
+        RuntimeStatus runtime;
+        unsigned n_inactive_targets; /* enabled targets whose runtime is installed but not reading */
 
         /* Pull secret (filled by pullsecret.c): "absent", "applied" or "invalid". */
         const char *pull_secret_state;
@@ -66,8 +91,14 @@ typedef struct State {
 } State;
 
 const char *registry_state_to_string(RegistryStateType t);
+const char *registry_target_state_to_string(RegistryTargetStateType t);
 
-/* Rebuild the per-registry results from a trust set and the applied plan. */
+/* Take over rs (left empty) as the runtime status the next
+ * state_set_registries() judges by. */
+void state_set_runtime(State *s, RuntimeStatus *rs);
+
+/* Rebuild the per-registry results from a trust set, the applied plan and
+ * the runtime status already set. */
 int state_set_registries(State *s, const TrustSet *t, const Plan *p);
 
 /* Soonest notAfter among applied registries, 0 when none. */

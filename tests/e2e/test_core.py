@@ -539,8 +539,16 @@ def test_dry_run_writes_nothing_and_lists_plan(agent, root, trust_volume,
     p = agent.dry_run()
     assert p.returncode in (0, 1), p.stderr
     assert list(root.iterdir()) == [], "dry-run wrote under --root"
-    assert set(p.stdout.splitlines()) == {
-        f"create {t} a.example.com {ca_path(root, t, 'a.example.com')}" for t in TARGETS}
+    hosts_toml = lambda host: ca_path(root, "containerd", host).with_name("hosts.toml")
+    assert {l for l in plan_lines(p.stdout) if not l.startswith("target ")} == {
+        f"create {t} a.example.com {ca_path(root, t, 'a.example.com')}" for t in TARGETS} | {
+        f"create containerd a.example.com {hosts_toml('a.example.com')}"}
+    # Then which runtimes will read it: none is installed under this root.
+    assert sorted(l for l in p.stdout.splitlines() if l.startswith("target ")) == [
+        f"target {t} not_installed: " + why for t, why in (
+            ("containerd", "no /etc/containerd/config.toml, containerd socket or binary"),
+            ("containers", "no CRI-O, podman, skopeo or buildah found (/etc/containers/registries.conf, ...)"),
+            ("docker", "no docker daemon found (/etc/docker/daemon.json, ...)"))]
 
     trust_volume.update({"a.example.com": test_ca.pem(),
                          "b.example.com..5000": test_ca.pem(),
@@ -575,11 +583,21 @@ def test_dry_run_writes_nothing_and_lists_plan(agent, root, trust_volume,
     expected.add(f"conflict docker admin.example.com {ca_path(root, 'docker', 'admin.example.com')}")
     for t in ("containers", "containerd"):
         expected.add(f"create {t} admin.example.com {ca_path(root, t, 'admin.example.com')}")
+    # containerd's hosts.toml follows its ca.crt, and goes before it.
+    expected |= {
+        f"unchanged containerd a.example.com {hosts_toml('a.example.com')}",
+        f"unchanged containerd b.example.com:5000 {hosts_toml('b.example.com:5000')}",
+        f"remove containerd c.example.com {hosts_toml('c.example.com')}",
+        f"create containerd d.example.com {hosts_toml('d.example.com')}",
+        f"create containerd admin.example.com {hosts_toml('admin.example.com')}",
+    }
     # Beyond the contract the plan may say which keys it ignored; only
     # ignored keys may appear there.
     ignored = [l for l in lines if l.startswith("ignore ")]
     assert set(ignored) <= {"ignore storage-ca-bundle.pem"}, ignored
-    assert set(lines) - set(refusals) - set(ignored) == expected, "\n".join(sorted(lines))
+    runtimes = [l for l in lines if l.startswith("target ")]
+    assert len(runtimes) == 3, lines
+    assert set(lines) - set(refusals) - set(ignored) - set(runtimes) == expected, "\n".join(sorted(lines))
     assert len(lines) == len(set(lines)), "duplicate plan lines"
 
     # Apply it; the plan is then empty of changes.

@@ -112,7 +112,8 @@ def test_every_path(nodetrustd_bin, root, trust_volume, tmp_path, test_ca):
         assert v(fams, "nodetrust_registries", state="conflict") == 0
         assert v(fams, "nodetrust_registries", state="failed") == 0
         assert v(fams, "nodetrust_source_generation") == 1
-        assert v(fams, "nodetrust_files_written_total") == 3
+        # Three ca.crt and containerd's hosts.toml.
+        assert v(fams, "nodetrust_files_written_total") == 4
         assert fams["nodetrust_files_written_total"].type == "counter"
         assert abs(v(fams, "nodetrust_last_successful_sync_timestamp_seconds") - time.time()) < 60
         assert v(fams, "nodetrust_certificate_not_after_timestamp_seconds",

@@ -14,8 +14,10 @@
 #include "apply.h"
 #include "certgen.h"
 #include "cleanup.h"
+#include "containerd-hosts.h"
 #include "fs.h"
 #include "plan.h"
+#include "state.h"
 #include "trust.h"
 
 #define STATE_DIR "var/lib/nodetrust"
@@ -67,22 +69,47 @@ static TrustSet *trust(const char *const *kv) {
         return t;
 }
 
-static Plan *plan(Fixture *f, const TrustSet *t, unsigned mask) {
+static Plan *plan_with(Fixture *f, const TrustSet *t, const PlanOptions *o) {
         Plan *p = NULL;
-        assert_int_equal(plan_compute(f->rootfd, t, f->manifest, mask, &p), 0);
+        assert_int_equal(plan_compute(f->rootfd, t, f->manifest, o, &p), 0);
         return p;
+}
+
+/* The ca.crt tests: containerd's hosts.toml has its own tests below. */
+static Plan *plan(Fixture *f, const TrustSet *t, unsigned mask) {
+        return plan_with(f, t, &(PlanOptions){ .target_mask = mask });
+}
+
+static Plan *plan_hosts(Fixture *f, const TrustSet *t, bool hosts_toml) {
+        return plan_with(f, t, &(PlanOptions){ .target_mask = TARGET_CONTAINERD, .containerd_hosts_toml = hosts_toml });
 }
 
 static void apply(Fixture *f, Plan *p) {
         assert_int_equal(apply_plan(f->rootfd, STATE_DIR, p, f->manifest), 0);
 }
 
-static const PlanAction *find(const Plan *p, const char *target, const char *registry) {
+static const PlanAction *find_file(const Plan *p, const char *target, const char *registry, const char *file) {
         for (size_t i = 0; i < p->n_actions; i++)
-                if (streq(p->actions[i].target->name, target) && streq(p->actions[i].registry, registry))
+                if (streq(p->actions[i].target->name, target) && streq(p->actions[i].registry, registry) &&
+                    streq(p->actions[i].file, file))
                         return &p->actions[i];
-        fail_msg("no action for %s %s", target, registry);
+        fail_msg("no action for %s %s %s", target, registry, file);
         return NULL;
+}
+
+static const PlanAction *find(const Plan *p, const char *target, const char *registry) {
+        return find_file(p, target, registry, CA_FILE);
+}
+
+static const PlanAction *find_hosts(const Plan *p, const char *registry) {
+        return find_file(p, "containerd", registry, HOSTS_FILE);
+}
+
+static bool has_file(const Plan *p, const char *registry, const char *file) {
+        for (size_t i = 0; i < p->n_actions; i++)
+                if (streq(p->actions[i].registry, registry) && streq(p->actions[i].file, file))
+                        return true;
+        return false;
 }
 
 static char *slurp(Fixture *f, const char *rel) {
@@ -260,7 +287,7 @@ static void test_symlinks_refused(void **state) {
         assert_int_equal(f->manifest->n_entries, 0);
 
         /* Even a forged manifest entry does not make apply follow it. */
-        PlanAction forged = { .type = ACTION_UPDATE, .target = target_by_name("containers"),
+        PlanAction forged = { .type = ACTION_UPDATE, .target = target_by_name("containers"), .file = CA_FILE,
                               .registry = (char *) "evil.example.com", .entry = &t->entries[0] };
         Plan fp = { .actions = &forged, .n_actions = 1 };
         assert_int_equal(apply_plan(f->rootfd, STATE_DIR, &fp, f->manifest), 1);
@@ -385,6 +412,259 @@ static void test_prune_of_replaced_dir_forgets_it(void **state) {
         assert_string_equal(file, "a file\n");
 }
 
+
+#define REG_DIR "etc/containerd/certs.d/reg.example.com:5000"
+
+/* Ours: written after ca.crt, recorded, kept current, repaired, removed
+ * before ca.crt with the key. */
+static void test_hosts_toml_lifecycle(void **state) {
+        Fixture *f = *state;
+        const char *kv[] = { "reg.example.com..5000", f->ca1, NULL };
+        const char *none[] = { NULL };
+        _cleanup_(trust_set_freep) TrustSet *t = trust(kv), *empty = trust(none);
+        _cleanup_(plan_freep) Plan *p1 = plan_hosts(f, t, true);
+        struct stat st;
+
+        assert_int_equal(p1->n_actions, 2);
+        assert_string_equal(p1->actions[0].file, CA_FILE);
+        assert_int_equal(p1->actions[1].type, ACTION_CREATE);
+        assert_string_equal(p1->actions[1].file, HOSTS_FILE);
+        assert_null(p1->actions[0].shadowed);
+        apply(f, p1);
+        _cleanup_free_ char *h = slurp(f, REG_DIR "/hosts.toml");
+        assert_non_null(h);
+        assert_true(containerd_hosts_is_ours(h, strlen(h)));
+        assert_non_null(strstr(h, "\nserver = \"https://reg.example.com:5000\"\n"));
+        assert_non_null(strstr(h, "\n[host.\"https://reg.example.com:5000\"]\n"));
+        assert_non_null(strstr(h, "  ca = \"ca.crt\"\n"));
+        assert_int_equal(mode_of(f, REG_DIR "/hosts.toml"), 0644);
+        assert_string_equal(manifest_find(f->manifest, "containerd", "reg.example.com:5000")->hosts_sha256,
+                            p1->actions[1].content_sha);
+        /* The manifest on disk says so too. */
+        _cleanup_(manifest_freep) Manifest *saved = NULL;
+        assert_int_equal(manifest_load(f->rootfd, STATE_DIR, &saved), 0);
+        assert_string_equal(manifest_find(saved, "containerd", "reg.example.com:5000")->hosts_sha256,
+                            p1->actions[1].content_sha);
+
+        _cleanup_(plan_freep) Plan *p2 = plan_hosts(f, t, true);
+        assert_false(plan_changes(p2));
+        assert_int_equal(find_hosts(p2, "reg.example.com:5000")->type, ACTION_UNCHANGED);
+
+        /* Deleted: drift, rewritten. Edited with our first line kept: ours, rewritten. */
+        assert_int_equal(unlinkat(f->rootfd, REG_DIR "/hosts.toml", 0), 0);
+        _cleanup_(plan_freep) Plan *p3 = plan_hosts(f, t, true);
+        assert_int_equal(find_hosts(p3, "reg.example.com:5000")->type, ACTION_UPDATE);
+        apply(f, p3);
+        put(f, REG_DIR "/hosts.toml", HOSTS_MARKER "\nserver = \"http://evil\"\n");
+        _cleanup_(plan_freep) Plan *p4 = plan_hosts(f, t, true);
+        assert_int_equal(find_hosts(p4, "reg.example.com:5000")->type, ACTION_UPDATE);
+        apply(f, p4);
+        _cleanup_free_ char *h2 = slurp(f, REG_DIR "/hosts.toml");
+        assert_string_equal(h2, h);
+
+        /* The key goes: hosts.toml first, then ca.crt, then the directory. */
+        _cleanup_(plan_freep) Plan *p5 = plan_hosts(f, empty, true);
+        assert_int_equal(p5->n_actions, 2);
+        assert_string_equal(p5->actions[0].file, HOSTS_FILE);
+        assert_int_equal(p5->actions[0].type, ACTION_REMOVE);
+        assert_string_equal(p5->actions[1].file, CA_FILE);
+        apply(f, p5);
+        assert_int_equal(fstatat(f->rootfd, REG_DIR, &st, AT_SYMLINK_NOFOLLOW), -1);
+        assert_int_equal(errno, ENOENT);
+        assert_int_equal(f->manifest->n_entries, 0);
+}
+
+static const char admin_mirror[] = "server = \"https://reg.example.com:5000\"\n"
+                                   "[host.\"https://mirror.example.com\"]\n"
+                                   "  capabilities = [\"pull\"]\n";
+static const char admin_with_ca[] = "server = \"https://reg.example.com:5000\"\n"
+                                    "[host.\"https://reg.example.com:5000\"]\n"
+                                    "  ca = [\"other.crt\", \"ca.crt\"]\n";
+
+/* Someone else's hosts.toml in our directory: never rewritten or removed;
+ * shadowed unless it names our ca.crt. */
+static void test_hosts_toml_admin(void **state) {
+        Fixture *f = *state;
+        const char *kv[] = { "reg.example.com..5000", f->ca1, NULL };
+        const char *none[] = { NULL };
+        _cleanup_(trust_set_freep) TrustSet *t = trust(kv), *empty = trust(none);
+        _cleanup_(plan_freep) Plan *p1 = plan_hosts(f, t, true);
+
+        apply(f, p1);
+        put(f, REG_DIR "/hosts.toml", admin_mirror);
+        _cleanup_(plan_freep) Plan *p2 = plan_hosts(f, t, true);
+        assert_int_equal(find_hosts(p2, "reg.example.com:5000")->type, ACTION_CONFLICT);
+        assert_non_null(find(p2, "containerd", "reg.example.com:5000")->shadowed);
+        assert_non_null(strstr(find(p2, "containerd", "reg.example.com:5000")->shadowed, "no ca entry naming ca.crt"));
+        apply(f, p2);
+        _cleanup_free_ char *got = slurp(f, REG_DIR "/hosts.toml");
+        assert_string_equal(got, admin_mirror);
+
+        /* The state says shadowed, for containerd and for the registry. */
+        State s = {};
+        RuntimeStatus rs = { .targets = { [2] = { .enabled = true, .state = TARGET_STATE_ACTIVE } } };
+        state_set_runtime(&s, &rs);
+        assert_int_equal(state_set_registries(&s, t, p2), 0);
+        assert_int_equal(s.registries[0].state, REGISTRY_SHADOWED);
+        assert_int_equal(s.registries[0].targets[2].state, REGISTRY_TARGET_SHADOWED);
+        assert_int_equal(s.n_shadowed, 1);
+        assert_int_equal(s.n_applied, 0);
+        assert_true(s.registries[0].changed);
+        assert_true(strncmp(s.registries[0].reason, "containerd: ", 12) == 0);
+
+        /* With a ca entry naming ca.crt: applied, still not rewritten. */
+        put(f, REG_DIR "/hosts.toml", admin_with_ca);
+        _cleanup_(plan_freep) Plan *p3 = plan_hosts(f, t, true);
+        assert_int_equal(find_hosts(p3, "reg.example.com:5000")->type, ACTION_CONFLICT);
+        assert_null(find(p3, "containerd", "reg.example.com:5000")->shadowed);
+        assert_false(plan_changes(p3));
+        assert_int_equal(state_set_registries(&s, t, p3), 0);
+        assert_int_equal(s.registries[0].state, REGISTRY_APPLIED);
+        assert_int_equal(s.registries[0].targets[2].state, REGISTRY_TARGET_APPLIED);
+        assert_true(s.registries[0].changed);
+        assert_int_equal(state_set_registries(&s, t, p3), 0);
+        assert_false(s.registries[0].changed);
+
+        /* The same, but containerd will not read certs.d at all. */
+        RuntimeStatus off = { .targets = { [2] = { .enabled = true, .state = TARGET_STATE_INACTIVE,
+                                                   .reason = strdup("config_path is not set") } } };
+        state_set_runtime(&s, &off);
+        assert_int_equal(state_set_registries(&s, t, p2), 0);
+        assert_int_equal(s.registries[0].targets[2].state, REGISTRY_TARGET_INACTIVE);
+        assert_string_equal(s.registries[0].targets[2].reason, "config_path is not set");
+        assert_int_equal(s.registries[0].state, REGISTRY_APPLIED);
+        assert_int_equal(s.n_inactive_targets, 1);
+        state_done(&s);
+
+        /* The key goes: our ca.crt goes, their hosts.toml and the directory stay. */
+        _cleanup_(plan_freep) Plan *p4 = plan_hosts(f, empty, true);
+        apply(f, p4);
+        _cleanup_free_ char *kept = slurp(f, REG_DIR "/hosts.toml");
+        assert_string_equal(kept, admin_with_ca);
+        assert_null(slurp(f, REG_DIR "/ca.crt"));
+        assert_int_equal(f->manifest->n_entries, 0);
+}
+
+/* --containerd-hosts-toml never: ca.crt only, ours removed, and loopback
+ * registries reported shadowed (containerd talks HTTP to them). */
+static void test_hosts_toml_never(void **state) {
+        Fixture *f = *state;
+        const char *kv[] = { "127.0.0.1..5000", f->ca1, "reg.example.com..5000", f->ca1, NULL };
+        _cleanup_(trust_set_freep) TrustSet *t = trust(kv);
+        _cleanup_(plan_freep) Plan *p1 = plan_hosts(f, t, true);
+
+        assert_null(find(p1, "containerd", "127.0.0.1:5000")->shadowed);
+        apply(f, p1);
+        _cleanup_(plan_freep) Plan *p2 = plan_hosts(f, t, false);
+        assert_int_equal(find_hosts(p2, "reg.example.com:5000")->type, ACTION_REMOVE);
+        assert_non_null(find(p2, "containerd", "127.0.0.1:5000")->shadowed);
+        apply(f, p2);
+        assert_null(slurp(f, REG_DIR "/hosts.toml"));
+        assert_non_null(slurp(f, REG_DIR "/ca.crt"));
+        assert_string_equal(manifest_find(f->manifest, "containerd", "reg.example.com:5000")->hosts_sha256, "");
+
+        _cleanup_(plan_freep) Plan *p3 = plan_hosts(f, t, false);
+        assert_false(has_file(p3, "reg.example.com:5000", HOSTS_FILE));
+        assert_false(plan_changes(p3));
+        assert_non_null(strstr(find(p3, "containerd", "127.0.0.1:5000")->shadowed, "plain HTTP"));
+        assert_null(find(p3, "containerd", "reg.example.com:5000")->shadowed);
+}
+
+/* A directory containerd searches before ours that has the registry. */
+static void test_config_path_order_shadows(void **state) {
+        Fixture *f = *state;
+        const char *kv[] = { "reg.example.com..5000", f->ca1, NULL };
+        _cleanup_(trust_set_freep) TrustSet *t = trust(kv);
+        char *first[] = { (char *) "/etc/other/certs.d", NULL };
+        PlanOptions o = { .target_mask = TARGET_CONTAINERD, .containerd_hosts_toml = true,
+                          .containerd_read_first = first };
+        int fd = -1;
+
+        _cleanup_(plan_freep) Plan *p1 = plan_with(f, t, &o);
+        assert_null(find(p1, "containerd", "reg.example.com:5000")->shadowed);
+        assert_int_equal(open_dir_beneath(f->rootfd, "etc/other/certs.d/reg.example.com:5000", 0755, &fd, NULL), 0);
+        close(fd);
+        _cleanup_(plan_freep) Plan *p2 = plan_with(f, t, &o);
+        assert_non_null(find(p2, "containerd", "reg.example.com:5000")->shadowed);
+        assert_non_null(strstr(find(p2, "containerd", "reg.example.com:5000")->shadowed,
+                               "/etc/other/certs.d/reg.example.com:5000"));
+}
+
+/* Someone else's directory stays a conflict; no hosts.toml is planned in it. */
+static void test_hosts_toml_not_in_foreign_dir(void **state) {
+        Fixture *f = *state;
+        const char *kv[] = { "reg.example.com..5000", f->ca1, NULL };
+        _cleanup_(trust_set_freep) TrustSet *t = trust(kv);
+        int fd = -1;
+
+        assert_int_equal(open_dir_beneath(f->rootfd, REG_DIR, 0755, &fd, NULL), 0);
+        close(fd);
+        _cleanup_(plan_freep) Plan *p = plan_hosts(f, t, true);
+        assert_int_equal(p->n_actions, 1);
+        assert_int_equal(p->actions[0].type, ACTION_CONFLICT);
+        apply(f, p);
+        assert_null(slurp(f, REG_DIR "/hosts.toml"));
+}
+
+static void check(const char *text, const char *registry, bool effective) {
+        _cleanup_free_ char *why = NULL;
+        assert_int_equal(containerd_hosts_check(text, strlen(text), registry, "/etc/containerd/certs.d", &why), 0);
+        if (effective != !why)
+                fail_msg("%s for %s: expected %s, got %s", text, registry, effective ? "effective" : "shadowed",
+                         why ? why : "effective");
+}
+
+static void test_hosts_check(void **state) {
+        (void) state;
+        check("ca = \"ca.crt\"\n", "reg.example.com", true);
+        check("ca = \"./ca.crt\"\n", "reg.example.com", true);
+        check("ca = \"/etc/containerd/certs.d/reg.example.com/ca.crt\"\n", "reg.example.com", true);
+        check("ca = \"/etc/containerd/certs.d/other/ca.crt\"\n", "reg.example.com", false);
+        check("ca = [\"a.crt\", \"ca.crt\"]\n", "reg.example.com", true);
+        check("server = \"https://reg.example.com\"\nca = \"ca.crt\"\n", "reg.example.com", true);
+        check("server = \"https://mirror\"\nca = \"ca.crt\"\n", "reg.example.com", false);
+        check("server = \"http://reg.example.com\"\nca = \"ca.crt\"\n", "reg.example.com", false);
+        check("[host.\"https://reg.example.com:5000\"]\nca = \"ca.crt\"\n", "reg.example.com:5000", true);
+        check("[host.\"https://reg.example.com:5000/v2\"]\nca = \"ca.crt\"\n", "reg.example.com:5000", true);
+        check("[host.\"https://mirror\"]\nca = \"ca.crt\"\n", "reg.example.com:5000", false);
+        check("[host.\"http://reg.example.com:5000\"]\nca = \"ca.crt\"\n", "reg.example.com:5000", false);
+        check("skip_verify = true\n", "reg.example.com", false);
+        check("", "reg.example.com", false);
+        /* Loopback names need an https server named. */
+        check("ca = \"ca.crt\"\n", "localhost:5000", false);
+        check("server = \"https://localhost:5000\"\nca = \"ca.crt\"\n", "localhost:5000", true);
+        check("[host.\"https://127.0.0.1:5000\"]\nca = \"ca.crt\"\n", "127.0.0.1:5000", true);
+        /* A file containerd cannot parse is as if absent: ca.crt is used,
+         * except over the plain HTTP containerd speaks to loopback names. */
+        check("server = \n", "reg.example.com", true);
+        check("server = \n", "127.0.0.1:5000", false);
+        /* docker.io's server is registry-1.docker.io. */
+        check("server = \"https://registry-1.docker.io\"\nca = \"ca.crt\"\n", "docker.io", true);
+
+        assert_true(registry_is_loopback("localhost"));
+        assert_true(registry_is_loopback("127.1.2.3:80"));
+        assert_false(registry_is_loopback("127.0.0.1.example.com"));
+        assert_false(registry_is_loopback("localhost.example.com:5000"));
+        assert_false(registry_is_loopback("128.0.0.1"));
+}
+
+static void test_hosts_render(void **state) {
+        _cleanup_free_ char *text = NULL, *why = NULL;
+        size_t size;
+
+        (void) state;
+        assert_int_equal(containerd_hosts_render("docker.io", &text, &size), 0);
+        assert_int_equal(strlen(text), size);
+        assert_non_null(strstr(text, "server = \"https://registry-1.docker.io\""));
+        /* What we write passes our own check, as containerd would read it. */
+        assert_int_equal(containerd_hosts_check(text, size, "docker.io", "/etc/containerd/certs.d", &why), 0);
+        assert_null(why);
+        free(text);
+        assert_int_equal(containerd_hosts_render("127.0.0.1:5000", &text, &size), 0);
+        assert_int_equal(containerd_hosts_check(text, size, "127.0.0.1:5000", "/etc/containerd/certs.d", &why), 0);
+        assert_null(why);
+}
+
 static void test_targets_parse(void **state) {
         unsigned mask = 0;
         const char *bad = NULL;
@@ -409,6 +689,13 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_failed_create_claims_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unsaved_intents_claim_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_prune_of_replaced_dir_forgets_it, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hosts_toml_lifecycle, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hosts_toml_admin, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hosts_toml_never, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_config_path_order_shadows, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hosts_toml_not_in_foreign_dir, setup, teardown),
+                cmocka_unit_test(test_hosts_check),
+                cmocka_unit_test(test_hosts_render),
                 cmocka_unit_test(test_targets_parse),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

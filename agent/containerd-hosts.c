@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "containerd-hosts.h"
+#include "toml.h"
+
+#define CA_NAME "ca.crt"
+
+/* The URL containerd should talk to for registry. containerd's own default
+ * for docker.io is registry-1.docker.io; every other name is itself. */
+static const char *server_host(const char *registry) {
+        return streq(registry, "docker.io") ? "registry-1.docker.io" : registry;
+}
+
+int containerd_hosts_render(const char *registry, char **ret, size_t *ret_size) {
+        const char *host = server_host(registry);
+        int n;
+
+        /* The server's CA twice, on purpose: containerd 1.6 refuses a
+         * hosts.toml without a [host] table (and falls back to *.crt over
+         * plain HTTP for loopback names), while the top-level ca covers the
+         * server entry it appends last (the one pushes use). */
+        n = asprintf(ret,
+                     HOSTS_MARKER " Rewritten when the trust config map changes, removed with its key.\n"
+                     "# To configure this registry yourself, delete this first line: nodetrustd then\n"
+                     "# leaves the file alone (and reports whether it still uses " CA_NAME ").\n"
+                     "server = \"https://%s\"\n"
+                     "ca = \"" CA_NAME "\"\n"
+                     "\n"
+                     "[host.\"https://%s\"]\n"
+                     "  capabilities = [\"pull\", \"resolve\", \"push\"]\n"
+                     "  ca = \"" CA_NAME "\"\n",
+                     host, host);
+        if (n < 0)
+                return -ENOMEM;
+        *ret_size = (size_t) n;
+        return 0;
+}
+
+bool containerd_hosts_is_ours(const char *text, size_t size) {
+        size_t n = strlen(HOSTS_MARKER);
+        return size >= n && memcmp(text, HOSTS_MARKER, n) == 0;
+}
+
+bool registry_is_loopback(const char *registry) {
+        size_t len = strcspn(registry, ":");
+        unsigned a, b, c, d;
+        char tail;
+
+        if (len == strlen("localhost") && strncmp(registry, "localhost", len) == 0)
+                return true;
+        /* 127.0.0.0/8, dotted quad only: a config map key cannot hold ::1. */
+        _cleanup_free_ char *h = strndup(registry, len);
+        if (!h)
+                return false;
+        return sscanf(h, "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) == 4 && a == 127 && b < 256 && c < 256 &&
+               d < 256;
+}
+
+/* Does a "ca" value (a string or an array of strings) name our ca.crt? A
+ * relative path is relative to the registry directory, as containerd
+ * resolves it. */
+static bool ca_names_ours(const TomlValue *ca, const char *ours_abs) {
+        size_t n;
+
+        if (!ca)
+                return false;
+        if (toml_type(ca) == TOML_STRING) {
+                const char *p = toml_string(ca);
+                while (p[0] == '.' && p[1] == '/')
+                        p += 2;
+                return streq(p, CA_NAME) || streq(p, ours_abs);
+        }
+        if (toml_type(ca) != TOML_ARRAY)
+                return false;
+        n = toml_array_size(ca);
+        for (size_t i = 0; i < n; i++)
+                if (ca_names_ours(toml_array_at(ca, i), ours_abs))
+                        return true;
+        return false;
+}
+
+/* The host part of a [host."URL"] key, or of server = "URL": scheme and path
+ * stripped. *https is false only for an explicit http:// scheme. */
+static char *url_host(const char *url, bool *https) {
+        const char *p = url;
+
+        *https = true;
+        if (strncmp(p, "https://", 8) == 0)
+                p += 8;
+        else if (strncmp(p, "http://", 7) == 0) {
+                p += 7;
+                *https = false;
+        }
+        return strndup(p, strcspn(p, "/"));
+}
+
+int containerd_hosts_check(const char *text, size_t size, const char *registry, const char *certs_dir,
+                           char **ret_reason) {
+        _cleanup_(toml_freep) TomlValue *root = NULL;
+        _cleanup_free_ char *ours = NULL, *server_host_part = NULL;
+        const TomlValue *server, *hosts;
+        bool loopback = registry_is_loopback(registry), server_https = true;
+        char err[160];
+        int r;
+
+        *ret_reason = NULL;
+        r = toml_parse(text, size, &root, err, sizeof err);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                /* containerd logs "failed to decode hosts.toml" and reads
+                 * *.crt instead, as if the file were not there; but only
+                 * over HTTPS when the name is not a loopback one. */
+                if (!loopback)
+                        return 0;
+                return asprintf(ret_reason,
+                                HOSTS_FILE " cannot be parsed (%s), so containerd ignores it and talks plain HTTP to a loopback registry",
+                                err) < 0 ? -ENOMEM : 0;
+        }
+        if (asprintf(&ours, "%s/%s/" CA_NAME, certs_dir, registry) < 0)
+                return -ENOMEM;
+
+        /* The top level configures the server: the one named by server =,
+         * or the registry itself when there is none. */
+        server = toml_table_get(root, "server");
+        if (server && toml_string(server)) {
+                server_host_part = url_host(toml_string(server), &server_https);
+                if (!server_host_part)
+                        return -ENOMEM;
+        }
+        if (ca_names_ours(toml_table_get(root, "ca"), ours) && server_https &&
+            (!server_host_part || streq(server_host_part, server_host(registry))) &&
+            (server_host_part || !loopback))
+                return 0;
+
+        /* Or a [host."https://REGISTRY"] table of its own that names it. */
+        hosts = toml_table_get(root, "host");
+        for (size_t i = 0; hosts && i < toml_table_size(hosts); i++) {
+                const TomlValue *h = toml_table_value_at(hosts, i);
+                _cleanup_free_ char *hp = NULL;
+                bool https;
+
+                hp = url_host(toml_table_key_at(hosts, i), &https);
+                if (!hp)
+                        return -ENOMEM;
+                if (https && streq(hp, server_host(registry)) && toml_type(h) == TOML_TABLE &&
+                    ca_names_ours(toml_table_get(h, "ca"), ours))
+                        return 0;
+        }
+
+        if (loopback && !server_host_part)
+                return asprintf(ret_reason,
+                                HOSTS_FILE " was not written by nodetrustd and names no https:// server for this loopback registry, so containerd talks plain HTTP to it") < 0
+                               ? -ENOMEM
+                               : 0;
+        return asprintf(ret_reason,
+                        HOSTS_FILE " was not written by nodetrustd and has no ca entry naming " CA_NAME
+                        " for https://%s, so containerd will not use this CA",
+                        server_host(registry)) < 0
+                       ? -ENOMEM
+                       : 0;
+}

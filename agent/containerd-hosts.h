@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * containerd's per-registry hosts.toml (containerd docs/hosts.md): the one
+ * nodetrustd writes beside its ca.crt, and the check of one someone else
+ * wrote. containerd reads *.crt in a registry directory only when there is
+ * no hosts.toml, and talks plain HTTP to loopback registries unless a
+ * hosts.toml names an https:// server, so a written ca.crt is trust only
+ * when the hosts.toml beside it (if any) points at it.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define HOSTS_FILE "hosts.toml"
+/* The first line of every hosts.toml nodetrustd writes. A file that does not
+ * start with it is someone else's and is never rewritten or removed. */
+#define HOSTS_MARKER "# Managed by nodetrustd."
+
+/* The hosts.toml nodetrustd writes for registry ("host" or "host:port"). */
+int containerd_hosts_render(const char *registry, char **ret, size_t *ret_size);
+
+/* true when text is a hosts.toml nodetrustd wrote (it starts with HOSTS_MARKER). */
+bool containerd_hosts_is_ours(const char *text, size_t size);
+
+/* Would containerd use the ca.crt in certs_dir/registry/ for registry, given
+ * the hosts.toml text found there? 0 and *ret_reason = NULL when it would;
+ * 0 and an allocated reason when it would not (shadowed); -ENOMEM. certs_dir
+ * is the directory as containerd sees it ("/etc/containerd/certs.d"). */
+int containerd_hosts_check(const char *text, size_t size, const char *registry, const char *certs_dir,
+                           char **ret_reason);
+
+/* true for the names containerd talks plain HTTP to by default: localhost
+ * and 127.0.0.0/8, with or without a port. */
+bool registry_is_loopback(const char *registry);
