@@ -13,9 +13,30 @@ static json_t *null_or_integer(bool has, int64_t v) {
         return has ? json_integer(v) : json_null();
 }
 
+/* {"containerd": {"state": "inactive", "reason": "..."}, ...} as reported
+ * (reasons cut to REPORT_MAX_REASON_LEN); NULL on failure. */
+static json_t *targets_to_json(const Report *r) {
+        json_t *o = json_object();
+
+        for (size_t i = 0; o && i < r->n_targets; i++) {
+                const TargetStatus *t = &r->targets[i];
+                json_t *e = json_pack("{s:s}", "state", target_state_to_string(t->state));
+
+                if (e && t->reason && json_object_set_new(e, "reason", json_string(t->reason)) < 0) {
+                        json_decref(e);
+                        e = NULL;
+                }
+                if (json_object_set_new(o, t->name, e) < 0) {
+                        json_decref(o);
+                        return NULL;
+                }
+        }
+        return o;
+}
+
 static json_t *node_to_json(const Fleet *f, const Node *n, NodeState state) {
         const Report *r = n->report;
-        json_t *errors, *certs;
+        json_t *errors, *certs, *targets;
         unsigned total = 0;
 
         errors = json_array();
@@ -27,12 +48,15 @@ static json_t *node_to_json(const Fleet *f, const Node *n, NodeState state) {
                 if (json_array_append_new(certs, json_pack("{s:s, s:I}", "registry", r->certs[i].registry,
                                                            "not_after", (json_int_t) r->certs[i].not_after)) < 0)
                         goto fail_certs;
+        targets = targets_to_json(r);
+        if (!targets)
+                goto fail_certs;
         for (int s = 0; s < _REGISTRY_STATE_MAX; s++)
                 total += r->registries[s];
 
         /* json_pack steals the "o" arguments, also when it fails. */
         return json_pack("{s:s, s:s, s:I, s:I, s:I, s:o, s:I, s:b, s:{s:o, s:I, s:s}, s:o, s:o, s:I,"
-                         " s:o, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:I, s:o}",
+                         " s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:o, s:I, s:o, s:o, s:I}",
                          "name", r->node,
                          "state", node_state_to_string(state),
                          "last_seen", (json_int_t) (n->last_seen / USEC_PER_SEC),
@@ -55,10 +79,13 @@ static json_t *node_to_json(const Fleet *f, const Node *n, NodeState state) {
                          "refused", (json_int_t) r->registries[REGISTRY_REFUSED],
                          "conflict", (json_int_t) r->registries[REGISTRY_CONFLICT],
                          "failed", (json_int_t) r->registries[REGISTRY_FAILED],
+                         "shadowed", (json_int_t) r->registries[REGISTRY_SHADOWED],
                          "total", (json_int_t) total,
                          "certificates", certs,
                          "certificates_total", (json_int_t) r->n_certs_total,
-                         "pull_secret", null_or_string(r->pull_secret_state));
+                         "pull_secret", null_or_string(r->pull_secret_state),
+                         "targets", targets,
+                         "shadowed", (json_int_t) r->registries[REGISTRY_SHADOWED]);
 fail_certs:
         json_decref(certs);
 fail:
@@ -117,11 +144,32 @@ int api_node_json(Fleet *f, uint64_t now, const char *name, char **ret) {
         return dump(node_to_json(f, n, fleet_node_state(f, n, now)), ret);
 }
 
+/* {"containerd": {"active": n, "not_installed": n, "inactive": n}, ...}. */
+static json_t *target_counts_to_json(const FleetSummary *s) {
+        json_t *o = json_object();
+
+        for (size_t i = 0; o && i < s->n_targets; i++) {
+                json_t *c = json_object();
+
+                for (int k = 0; c && k < _TARGET_STATE_MAX; k++)
+                        if (json_object_set_new(c, target_state_to_string(k),
+                                                json_integer((json_int_t) s->targets[i].counts[k])) < 0) {
+                                json_decref(c);
+                                c = NULL;
+                        }
+                if (json_object_set_new(o, s->targets[i].name, c) < 0) {
+                        json_decref(o);
+                        return NULL;
+                }
+        }
+        return o;
+}
+
 int api_summary_json(const Fleet *f, uint64_t now, char **ret) {
         _cleanup_free_ ExpiringCert *e = NULL;
         int64_t before = (int64_t) (now / USEC_PER_SEC) + API_EXPIRING_DAYS * 86400;
         FleetSummary s;
-        json_t *counts, *expiring;
+        json_t *counts, *expiring, *targets;
         size_t n;
         int r;
 
@@ -146,10 +194,21 @@ int api_summary_json(const Fleet *f, uint64_t now, char **ret) {
                         return -ENOMEM;
                 }
 
-        return dump(json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:I}",
+        targets = target_counts_to_json(&s);
+        if (!targets) {
+                json_decref(expiring);
+                json_decref(counts);
+                return -ENOMEM;
+        }
+
+        return dump(json_pack("{s:I, s:I, s:o, s:I, s:I, s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:I}",
                               "generated_at", (json_int_t) (now / USEC_PER_SEC),
                               "total", (json_int_t) s.total,
                               "counts", counts,
+                              "shadowed", (json_int_t) s.shadowed,
+                              "inactive_target", (json_int_t) s.inactive_target,
+                              "targets", targets,
+                              "targets_omitted", (json_int_t) s.targets_omitted,
                               "current_hash", null_or_string(f->current_hash),
                               "current_hash_since",
                               null_or_integer(f->current_hash[0], (int64_t) (f->current_since / USEC_PER_SEC)),

@@ -25,6 +25,7 @@ int api_nodes_json(const Fleet *f, uint64_t now, int state, size_t limit, char *
 /* One node's object, -ENOENT when there is no such node. */
 int api_node_json(Fleet *f, uint64_t now, const char *name, char **ret);
 
-/* Counts by state, the current hash, the soonest expiry, and the
- * certificates expiring within API_EXPIRING_DAYS. */
+/* Counts by state, the runtime-trust warnings and nodes by target state,
+ * the current hash, the soonest expiry, and the certificates expiring
+ * within API_EXPIRING_DAYS. */
 int api_summary_json(const Fleet *f, uint64_t now, char **ret);

@@ -222,15 +222,50 @@ int fleet_list(const Fleet *f, uint64_t now, NodeView **ret, size_t *ret_n) {
         return 0;
 }
 
+/* The counts of target name in s, added when there is room; NULL when not. */
+static FleetTargetCounts *summary_target(FleetSummary *s, const char *name) {
+        for (size_t i = 0; i < s->n_targets; i++)
+                if (streq(s->targets[i].name, name))
+                        return &s->targets[i];
+        if (s->n_targets >= FLEET_MAX_TARGET_NAMES)
+                return NULL;
+        s->targets[s->n_targets] = (FleetTargetCounts){ .name = name };
+        return &s->targets[s->n_targets++];
+}
+
+static int target_counts_cmp(const void *a, const void *b) {
+        const FleetTargetCounts *x = a, *y = b;
+
+        return strcmp(x->name, y->name);
+}
+
+/* The warnings and targets of one node that is not stale. */
+static void summarize_targets(FleetSummary *s, const Report *r) {
+        if (r->registries[REGISTRY_SHADOWED] > 0)
+                s->shadowed++;
+        if (report_has_inactive_target(r))
+                s->inactive_target++;
+        for (size_t i = 0; i < r->n_targets; i++) {
+                FleetTargetCounts *t = summary_target(s, r->targets[i].name);
+                if (t)
+                        t->counts[r->targets[i].state]++;
+                else
+                        s->targets_omitted++;
+        }
+}
+
 void fleet_summarize(const Fleet *f, uint64_t now, FleetSummary *ret) {
         FleetSummary s = {};
 
         for (size_t i = 0; i < f->n_nodes; i++) {
                 const Node *n = f->nodes[i];
                 const Report *r = n->report;
+                NodeState state = fleet_node_state(f, n, now);
 
-                s.counts[fleet_node_state(f, n, now)]++;
+                s.counts[state]++;
                 s.total++;
+                if (state != NODE_STALE)
+                        summarize_targets(&s, r);
                 if (!r->has_soonest_expiry)
                         continue;
                 if (s.has_soonest_expiry && r->soonest_expiry >= s.soonest_expiry)
@@ -243,6 +278,7 @@ void fleet_summarize(const Fleet *f, uint64_t now, FleetSummary *ret) {
                 if (r->n_certs > 0 && r->certs[0].not_after == r->soonest_expiry)
                         s.soonest_registry = r->certs[0].registry;
         }
+        qsort(s.targets, s.n_targets, sizeof *s.targets, target_counts_cmp);
         *ret = s;
 }
 

@@ -18,6 +18,11 @@
  * reported another source hash before switches to it. The second rule
  * repairs the order after an aggregator restart, when old and new hashes
  * arrive in whatever order the nodes happen to report.
+ *
+ * Warnings are not states: a node with a shadowed registry (a CA written
+ * that a runtime will not use) or an inactive target (a runtime installed
+ * that will not read what the agent writes) is still converged, lagging,
+ * failing or stale as above, and is counted besides.
  */
 
 #include <stdbool.h>
@@ -31,6 +36,9 @@
 #define FLEET_MAX_HASHES 256U
 #define FLEET_STALE_INTERVALS 3U
 #define USEC_PER_SEC UINT64_C(1000000)
+/* Target names counted in a summary; a fleet has a handful (docker,
+ * containers, containerd), so more only comes from a misbehaving agent. */
+#define FLEET_MAX_TARGET_NAMES 16U
 
 typedef enum NodeState {
         NODE_CONVERGED,
@@ -78,9 +86,22 @@ typedef struct ExpiringCert {
         int64_t not_after;
 } ExpiringCert;
 
+/* One target's nodes by its state there. */
+typedef struct FleetTargetCounts {
+        const char *name;             /* borrowed from a report */
+        size_t counts[_TARGET_STATE_MAX];
+} FleetTargetCounts;
+
 typedef struct FleetSummary {
         size_t counts[_NODE_STATE_MAX];
         size_t total;
+        /* The warnings and targets count nodes that are not stale only: a
+         * silent node's last word may no longer be true. */
+        size_t shadowed;              /* nodes with a shadowed registry */
+        size_t inactive_target;       /* nodes with an inactive target */
+        FleetTargetCounts targets[FLEET_MAX_TARGET_NAMES]; /* sorted by name */
+        size_t n_targets;
+        size_t targets_omitted;       /* node targets not counted: names beyond the table */
         bool has_soonest_expiry;
         int64_t soonest_expiry;
         const char *soonest_node;     /* NULL when unknown */
@@ -116,7 +137,8 @@ size_t fleet_prune(Fleet *f, uint64_t now, uint64_t forget_usec);
  * stale, lagging, converged; by name within a state). Free *ret only. */
 int fleet_list(const Fleet *f, uint64_t now, NodeView **ret, size_t *ret_n);
 
-/* Counts by state and the soonest certificate expiry of the fleet. */
+/* Counts by state, the warnings, nodes by target state and the soonest
+ * certificate expiry of the fleet. */
 void fleet_summarize(const Fleet *f, uint64_t now, FleetSummary *ret);
 
 /* The certificates of every node that expire before `before` (unix

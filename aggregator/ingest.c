@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,13 @@ static const char *const registry_state_names[_REGISTRY_STATE_MAX] = {
         [REGISTRY_REFUSED] = "refused",
         [REGISTRY_CONFLICT] = "conflict",
         [REGISTRY_FAILED] = "failed",
+        [REGISTRY_SHADOWED] = "shadowed",
+};
+
+static const char *const target_state_names[_TARGET_STATE_MAX] = {
+        [TARGET_ACTIVE] = "active",
+        [TARGET_NOT_INSTALLED] = "not_installed",
+        [TARGET_INACTIVE] = "inactive",
 };
 
 static const char *const reject_reason_names[_REJECT_REASON_MAX] = {
@@ -27,6 +35,10 @@ static const char *const reject_reason_names[_REJECT_REASON_MAX] = {
 
 const char *registry_state_to_string(RegistryState s) {
         return s >= 0 && s < _REGISTRY_STATE_MAX ? registry_state_names[s] : NULL;
+}
+
+const char *target_state_to_string(TargetState s) {
+        return s >= 0 && s < _TARGET_STATE_MAX ? target_state_names[s] : NULL;
 }
 
 const char *reject_reason_to_string(RejectReason r) {
@@ -63,6 +75,29 @@ bool sha256_hex_is_valid(const char *s) {
         return true;
 }
 
+bool target_name_is_valid(const char *name) {
+        size_t n;
+
+        if (!name)
+                return false;
+        n = strlen(name);
+        if (n < 1 || n > REPORT_MAX_TARGET_NAME)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = name[i];
+                if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+                        return false;
+        }
+        return true;
+}
+
+bool report_has_inactive_target(const Report *r) {
+        for (size_t i = 0; i < r->n_targets; i++)
+                if (r->targets[i].state == TARGET_INACTIVE)
+                        return true;
+        return false;
+}
+
 Report *report_free(Report *r) {
         if (!r)
                 return NULL;
@@ -74,6 +109,8 @@ Report *report_free(Report *r) {
         for (size_t i = 0; i < r->n_certs; i++)
                 free(r->certs[i].registry);
         free(r->certs);
+        for (size_t i = 0; i < r->n_targets; i++)
+                free(r->targets[i].reason);
         free(r);
         return NULL;
 }
@@ -180,7 +217,7 @@ static int parse_registries(Report *r, json_t *regs, char **msg) {
         json_array_foreach(regs, i, e) {
                 const char *name, *state;
                 RegistryState s;
-                json_t *na;
+                json_t *na, *targets;
                 int k;
 
                 if (!json_is_object(e))
@@ -197,9 +234,16 @@ static int parse_registries(Report *r, json_t *regs, char **msg) {
                                 break;
                 if (k == _REGISTRY_STATE_MAX)
                         return fail(msg,
-                                    "registries[%zu].state must be applied, refused, conflict or failed", i);
+                                    "registries[%zu].state must be applied, refused, conflict, failed or shadowed",
+                                    i);
                 s = (RegistryState) k;
                 r->registries[s]++;
+
+                /* Which runtime shadows it is the agent's business; the fleet
+                 * view needs the registry's state only. */
+                targets = json_object_get(e, "targets");
+                if (targets && !json_is_object(targets))
+                        return fail(msg, "registries[%zu].targets must be an object", i);
 
                 na = json_object_get(e, "not_after");
                 if (na && !json_is_null(na)) {
@@ -211,6 +255,76 @@ static int parse_registries(Report *r, json_t *regs, char **msg) {
                 }
         }
         qsort(r->certs, r->n_certs, sizeof *r->certs, cert_cmp);
+        return 0;
+}
+
+/* The agent's own counts by registry state. Only shadowed is taken from
+ * here (the others are counted from 'registries'), but every count given
+ * must be one. */
+static int parse_registry_counts(Report *r, json_t *counts, char **msg) {
+        static const char *const keys[] = { "applied", "refused", "conflict", "failed", "shadowed", "ignored" };
+
+        if (!json_is_object(counts))
+                return fail(msg, "'registry_counts' must be an object");
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                json_t *v = json_object_get(counts, keys[i]);
+
+                if (!v)
+                        continue;
+                if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > UINT_MAX)
+                        return fail(msg, "registry_counts.%s must be an integer from 0 to %u", keys[i], UINT_MAX);
+                if (streq(keys[i], "shadowed"))
+                        r->registries[REGISTRY_SHADOWED] = (unsigned) json_integer_value(v);
+        }
+        return 0;
+}
+
+static int target_cmp(const void *a, const void *b) {
+        const TargetStatus *x = a, *y = b;
+
+        return strcmp(x->name, y->name);
+}
+
+static int parse_targets(Report *r, json_t *targets, char **msg) {
+        const char *name;
+        json_t *t;
+
+        if (!json_is_object(targets))
+                return fail(msg, "'targets' must be an object");
+        if (json_object_size(targets) > REPORT_MAX_TARGETS)
+                return fail(msg, "'targets' must have at most %u entries", REPORT_MAX_TARGETS);
+
+        json_object_foreach(targets, name, t) {
+                TargetStatus *ts = &r->targets[r->n_targets];
+                const char *state;
+                json_t *reason;
+                int k;
+
+                /* Checked first: only a valid name is echoed in a message. */
+                if (!target_name_is_valid(name))
+                        return fail(msg, "'targets' names must be 1 to %u characters of a-z, 0-9, '_' and '-'",
+                                    REPORT_MAX_TARGET_NAME);
+                if (!json_is_object(t))
+                        return fail(msg, "targets.%s must be an object", name);
+                state = json_string_value(json_object_get(t, "state"));
+                for (k = 0; state && k < _TARGET_STATE_MAX; k++)
+                        if (streq(state, target_state_names[k]))
+                                break;
+                if (!state || k == _TARGET_STATE_MAX)
+                        return fail(msg, "targets.%s.state must be active, not_installed or inactive", name);
+                reason = json_object_get(t, "reason");
+                if (reason && !json_is_null(reason) && !json_is_string(reason))
+                        return fail(msg, "targets.%s.reason must be a string", name);
+
+                memcpy(ts->name, name, strlen(name) + 1);
+                ts->state = (TargetState) k;
+                ts->reason = NULL;
+                r->n_targets++;
+                if (json_is_string(reason) &&
+                    !(ts->reason = strdup_truncated(json_string_value(reason), REPORT_MAX_REASON_LEN)))
+                        return -ENOMEM;
+        }
+        qsort(r->targets, r->n_targets, sizeof *r->targets, target_cmp);
         return 0;
 }
 
@@ -328,6 +442,15 @@ static int parse_report(Report *r, json_t *root, RejectReason *why, char **msg) 
 
         v = json_object_get(root, "registries");
         if (v && (k = parse_registries(r, v, msg)) < 0)
+                return k;
+
+        /* After the registries: its shadowed count wins over theirs. */
+        v = json_object_get(root, "registry_counts");
+        if (v && (k = parse_registry_counts(r, v, msg)) < 0)
+                return k;
+
+        v = json_object_get(root, "targets");
+        if (v && (k = parse_targets(r, v, msg)) < 0)
                 return k;
 
         v = json_object_get(root, "soonest_expiry");

@@ -19,6 +19,10 @@
 #define REPORT_MAX_ERROR_LEN 512U
 #define REPORT_MAX_CERTS 32U
 #define REPORT_MAX_REGISTRY_NAME 300U
+/* Runtime targets (docker, containers, containerd, ...) per report. */
+#define REPORT_MAX_TARGETS 8U
+#define REPORT_MAX_TARGET_NAME 63U
+#define REPORT_MAX_REASON_LEN 512U
 /* A node that reports less often than weekly is not one we can judge. */
 #define REPORT_MAX_INTERVAL_SECONDS (7 * 24 * 3600)
 
@@ -27,8 +31,18 @@ typedef enum RegistryState {
         REGISTRY_REFUSED,
         REGISTRY_CONFLICT,
         REGISTRY_FAILED,
+        REGISTRY_SHADOWED,   /* written, but a runtime will not use it */
         _REGISTRY_STATE_MAX,
 } RegistryState;
+
+/* Whether a container runtime will read what the agent writes for it. Not
+ * installed is normal (a CRI-O node has no containerd); inactive is not. */
+typedef enum TargetState {
+        TARGET_ACTIVE,
+        TARGET_NOT_INSTALLED,
+        TARGET_INACTIVE,
+        _TARGET_STATE_MAX,
+} TargetState;
 
 /* Why a report was turned away; each has a metrics label. */
 typedef enum RejectReason {
@@ -46,6 +60,12 @@ typedef struct CertExpiry {
         int64_t not_after;
 } CertExpiry;
 
+typedef struct TargetStatus {
+        char name[REPORT_MAX_TARGET_NAME + 1];
+        TargetState state;
+        char *reason;             /* NULL when not given */
+} TargetStatus;
+
 typedef struct Report {
         char *node;
         char *agent_version;      /* NULL when not given */
@@ -58,16 +78,19 @@ typedef struct Report {
         char applied_hash[65];    /* "" for null */
         char **errors;            /* NULL-terminated, at most REPORT_MAX_ERRORS */
         size_t n_errors;          /* how many the agent sent */
-        unsigned registries[_REGISTRY_STATE_MAX];
+        unsigned registries[_REGISTRY_STATE_MAX]; /* shadowed: registry_counts' when given */
         CertExpiry *certs;        /* soonest first, at most REPORT_MAX_CERTS */
         size_t n_certs;
         size_t n_certs_total;     /* registries with a not_after */
         bool has_soonest_expiry;
         int64_t soonest_expiry;
         char *pull_secret_state;  /* NULL when not given */
+        TargetStatus targets[REPORT_MAX_TARGETS]; /* sorted by name */
+        size_t n_targets;
 } Report;
 
 const char *registry_state_to_string(RegistryState s);
+const char *target_state_to_string(TargetState s);
 const char *reject_reason_to_string(RejectReason r);
 
 /* true when name is a Kubernetes node name (a DNS-1123 subdomain). */
@@ -75,6 +98,13 @@ bool node_name_is_valid(const char *name);
 
 /* true when s is 64 lowercase hex digits. */
 bool sha256_hex_is_valid(const char *s);
+
+/* true when name is a target name: 1 to REPORT_MAX_TARGET_NAME of [a-z0-9_-]. */
+bool target_name_is_valid(const char *name);
+
+/* true when the report names a target that is installed but will not read
+ * what the agent writes. */
+bool report_has_inactive_target(const Report *r);
 
 /* Parse and validate a report body. On a refusal returns -EINVAL (or
  * -ENOMEM), sets *ret_why and *ret_message (allocated, safe to show the

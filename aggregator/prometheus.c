@@ -10,6 +10,22 @@ static void header(FILE *f, const char *name, const char *type, const char *help
         fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A label value as the exposition format wants it: backslash, double quote
+ * and newline escaped. Target names are checked on the way in and never
+ * need it; escaping here keeps that check from being the only guard. */
+static void label_value(FILE *f, const char *v) {
+        for (; *v; v++) {
+                if (*v == '\\')
+                        fputs("\\\\", f);
+                else if (*v == '"')
+                        fputs("\\\"", f);
+                else if (*v == '\n')
+                        fputs("\\n", f);
+                else
+                        fputc(*v, f);
+        }
+}
+
 int metrics_render(const Fleet *fleet, const AggregatorStats *stats, uint64_t now, char **ret, size_t *ret_size) {
         _cleanup_free_ ExpiringCert *e = NULL;
         _cleanup_free_ char *buf = NULL;
@@ -37,6 +53,24 @@ int metrics_render(const Fleet *fleet, const AggregatorStats *stats, uint64_t no
 
         header(f, "nodetrust_aggregator_nodes_max", "gauge", "Most nodes the aggregator keeps; reports of more are refused.");
         fprintf(f, "nodetrust_aggregator_nodes_max %zu\n", fleet->max_nodes);
+
+        /* Warnings, not states: such a node is counted under its state too. */
+        header(f, "nodetrust_aggregator_nodes_shadowed", "gauge",
+               "Nodes (not stale) with a registry CA written that a container runtime will not use.");
+        fprintf(f, "nodetrust_aggregator_nodes_shadowed %zu\n", s.shadowed);
+
+        header(f, "nodetrust_aggregator_nodes_inactive_target", "gauge",
+               "Nodes (not stale) with a container runtime installed that will not read the CA directory.");
+        fprintf(f, "nodetrust_aggregator_nodes_inactive_target %zu\n", s.inactive_target);
+
+        header(f, "nodetrust_aggregator_target_nodes", "gauge",
+               "Nodes (not stale) by runtime target and its state (active, not_installed, inactive).");
+        for (size_t i = 0; i < s.n_targets; i++)
+                for (int k = 0; k < _TARGET_STATE_MAX; k++) {
+                        fputs("nodetrust_aggregator_target_nodes{target=\"", f);
+                        label_value(f, s.targets[i].name);
+                        fprintf(f, "\",state=\"%s\"} %zu\n", target_state_to_string(k), s.targets[i].counts[k]);
+                }
 
         /* No sample without a certificate: a made-up 0 would read as "expired in 1970". */
         header(f, "nodetrust_aggregator_soonest_certificate_expiry_timestamp_seconds", "gauge",

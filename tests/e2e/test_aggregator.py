@@ -160,13 +160,20 @@ class Aggregator:
 
 
 def report(node, source=HASH_NEW, applied=HASH_NEW, *, errors=(), interval=30, ready=True,
-           registries=None, soonest=None):
-    """A report as docs/report-format.md describes it."""
+           registries=None, soonest=None, targets=None, registry_counts=None):
+    """A report as docs/report-format.md describes it; without targets and
+    registry_counts it is an older agent's (they are left out)."""
     if registries is None:
         registries = [{"name": "registry.example.com:5000", "state": "applied",
                        "fingerprint": sha("bundle"), "not_after": int(time.time()) + 400 * 86400}]
     with_expiry = [r["not_after"] for r in registries if r.get("not_after") is not None]
+    extra = {}
+    if targets is not None:
+        extra["targets"] = targets
+    if registry_counts is not None:
+        extra["registry_counts"] = registry_counts
     return {
+        **extra,
         "schema": 1,
         "node": node,
         "agent_version": "0.1.0",
@@ -245,7 +252,11 @@ def test_summary_and_nodes(agg):
     assert nodes["worker-3"]["state"] == "failing"
     w1 = nodes["worker-1"]
     assert w1["applied_hash"] == HASH_NEW and w1["source"]["hash"] == HASH_NEW
-    assert w1["registries"] == {"applied": 2, "refused": 1, "conflict": 0, "failed": 0, "total": 3}
+    assert w1["registries"] == {"applied": 2, "refused": 1, "conflict": 0, "failed": 0, "shadowed": 0,
+                                "total": 3}
+    # An older agent reports no targets: none shown, nothing shadowed, no warning.
+    assert w1["targets"] == {} and w1["shadowed"] == 0
+    assert (s["shadowed"], s["inactive_target"], s["targets"]) == (0, 0, {})
     assert w1["soonest_expiry"] == soon
     assert abs(w1["last_seen"] - time.time()) < 30
     assert nodes["worker-3"]["errors"] == ["failed to write /etc/docker/certs.d/x/ca.crt: EROFS"]
@@ -428,8 +439,12 @@ def test_metrics(agg):
     assert promparse.value(m, "nodetrust_aggregator_reports_per_second") > 0
     assert promparse.value(m, "nodetrust_aggregator_certificates_expiring") == 1
     assert promparse.value(m, "nodetrust_aggregator_current_source_info", hash=HASH_NEW) == 1
+    assert promparse.value(m, "nodetrust_aggregator_nodes_shadowed") == 0
+    assert promparse.value(m, "nodetrust_aggregator_nodes_inactive_target") == 0
+    assert promparse.samples(m, "nodetrust_aggregator_target_nodes") == []
     for fam in m.values():
-        assert fam.name.startswith("nodetrust_aggregator_")
+        # The aggregator's own, and the runtime-trust warnings of the fleet.
+        assert fam.name.startswith("nodetrust_aggregator_"), fam.name
         assert fam.help and fam.type
 
 
@@ -438,6 +453,155 @@ def test_metrics_before_any_report(agg):
     assert promparse.value(m, "nodetrust_aggregator_nodes_total") == 0
     # No made-up expiry when there is no certificate.
     assert promparse.samples(m, "nodetrust_aggregator_soonest_certificate_expiry_timestamp_seconds") == []
+
+
+CONTAINERD_INACTIVE = ("containerd config_path is not set in /etc/containerd/config.toml; "
+                       "containerd will not read /etc/containerd/certs.d")
+SHADOW_REASON = ("containerd: hosts.toml was not written by nodetrustd and has no ca entry naming ca.crt; "
+                 "containerd will not use this CA")
+
+
+def shadowed_registry(name="reg.example.com:5000", reason=SHADOW_REASON):
+    return {"name": name, "key": name.replace(":", ".."), "state": "shadowed", "reason": reason,
+            "fingerprint": sha("shadowed " + name), "not_after": int(time.time()) + 400 * 86400,
+            "targets": {"containerd": {"state": "shadowed", "reason": reason},
+                        "docker": {"state": "applied"}}}
+
+
+def post_effective_trust_nodes(agg, containerd_reason=CONTAINERD_INACTIVE):
+    """containerd-node: converged, containerd inactive and one registry
+    shadowed; crio-node: containerd not installed (normal, no warning);
+    old-node: an older agent that sends no targets."""
+    applied = {"name": "ok.example.com", "state": "applied", "fingerprint": sha("ok"),
+               "not_after": int(time.time()) + 400 * 86400}
+    st, body = agg.post_report(report(
+        "containerd-node", registries=[applied, shadowed_registry()],
+        targets={"docker": {"state": "not_installed"}, "containers": {"state": "active"},
+                 "containerd": {"state": "inactive", "reason": containerd_reason}},
+        registry_counts={"applied": 1, "refused": 0, "conflict": 0, "failed": 0, "shadowed": 1, "ignored": 0}))
+    # Warnings are not states.
+    assert (st, body["state"]) == (200, "converged"), body
+    st, body = agg.post_report(report(
+        "crio-node", registries=[applied],
+        targets={"docker": {"state": "not_installed"}, "containers": {"state": "active"},
+                 "containerd": {"state": "not_installed"}},
+        registry_counts={"applied": 1, "shadowed": 0}))
+    assert (st, body["state"]) == (200, "converged"), body
+    assert agg.post_report(report("old-node", registries=[applied]))[0] == 200
+
+
+def test_effective_trust(agg):
+    post_effective_trust_nodes(agg)
+
+    s = agg.summary()
+    assert s["counts"] == {"converged": 3, "lagging": 0, "failing": 0, "stale": 0}
+    assert s["shadowed"] == 1
+    assert s["inactive_target"] == 1
+    assert s["targets"] == {
+        "containerd": {"active": 0, "not_installed": 1, "inactive": 1},
+        "containers": {"active": 2, "not_installed": 0, "inactive": 0},
+        "docker": {"active": 0, "not_installed": 2, "inactive": 0},
+    }
+    assert s["targets_omitted"] == 0
+
+    nodes = agg.nodes()
+    c = nodes["containerd-node"]
+    assert c["state"] == "converged"
+    assert c["targets"] == {"containerd": {"state": "inactive", "reason": CONTAINERD_INACTIVE},
+                            "containers": {"state": "active"}, "docker": {"state": "not_installed"}}
+    assert c["shadowed"] == 1
+    assert c["registries"] == {"applied": 1, "refused": 0, "conflict": 0, "failed": 0, "shadowed": 1,
+                               "total": 2}
+    # A shadowed CA still expires, and is listed with the others.
+    assert {x["registry"] for x in c["certificates"]} == {"ok.example.com", "reg.example.com:5000"}
+    assert nodes["crio-node"]["shadowed"] == 0
+    assert nodes["crio-node"]["targets"]["containerd"] == {"state": "not_installed"}
+    assert nodes["old-node"]["targets"] == {} and nodes["old-node"]["shadowed"] == 0
+    assert agg.get_json("/api/v1/nodes/containerd-node")["targets"] == c["targets"]
+
+    m = agg.metrics()
+    assert promparse.value(m, "nodetrust_aggregator_nodes_shadowed") == 1
+    assert promparse.value(m, "nodetrust_aggregator_nodes_inactive_target") == 1
+    assert m["nodetrust_aggregator_nodes_shadowed"].type == "gauge" and m["nodetrust_aggregator_nodes_shadowed"].help
+    assert m["nodetrust_aggregator_target_nodes"].type == "gauge" and m["nodetrust_aggregator_target_nodes"].help
+    for target, counts in s["targets"].items():
+        for state, n in counts.items():
+            assert promparse.value(m, "nodetrust_aggregator_target_nodes", target=target, state=state) == n
+    assert len(promparse.samples(m, "nodetrust_aggregator_target_nodes")) == 9
+    assert promparse.value(m, "nodetrust_aggregator_nodes", state="converged") == 3
+
+    # The shadowed count comes from registry_counts when the agent gives it...
+    assert agg.post_report(report("counted", registries=[shadowed_registry("a.example.com")],
+                                  registry_counts={"shadowed": 4}))[0] == 200
+    assert agg.nodes()["counted"]["shadowed"] == 4
+    # ... else from the registries.
+    assert agg.post_report(report("counted", registries=[shadowed_registry("a.example.com"),
+                                                         shadowed_registry("b.example.com")]))[0] == 200
+    assert agg.nodes()["counted"]["shadowed"] == 2
+    assert agg.summary()["shadowed"] == 2
+
+    # containerd-node fixes its config: the warnings go, the node stays converged.
+    assert agg.post_report(report("containerd-node", targets={"containerd": {"state": "active"}}))[0] == 200
+    s = agg.summary()
+    assert (s["shadowed"], s["inactive_target"]) == (1, 0)
+    assert s["targets"]["containerd"] == {"active": 1, "not_installed": 1, "inactive": 0}
+    m = agg.metrics()
+    assert promparse.value(m, "nodetrust_aggregator_nodes_inactive_target") == 0
+
+
+def test_effective_trust_stale_not_counted(tmp_path):
+    """A stale node's last word may no longer be true: its warnings and
+    targets are not counted (it shows as stale)."""
+    with Aggregator(tmp_path / "agg", "--interval", "1") as agg:
+        assert agg.post_report(report("silent", interval=1, registries=[shadowed_registry()],
+                                      targets={"containerd": {"state": "inactive"}}))[0] == 200
+        s = agg.summary()
+        assert (s["shadowed"], s["inactive_target"]) == (1, 1)
+        wait_for(lambda: agg.summary()["counts"]["stale"] == 1, timeout=8, what="the node to go stale")
+        s = agg.summary()
+        assert (s["shadowed"], s["inactive_target"], s["targets"]) == (0, 0, {})
+        m = agg.metrics()
+        assert promparse.value(m, "nodetrust_aggregator_nodes_shadowed") == 0
+        assert promparse.samples(m, "nodetrust_aggregator_target_nodes") == []
+        # The node itself still shows what it last said.
+        assert agg.nodes()["silent"]["targets"] == {"containerd": {"state": "inactive"}}
+
+
+def test_effective_trust_malformed(agg):
+    good = report("w", targets={"containerd": {"state": "active"}})
+    assert agg.post_report(good)[0] == 200
+    too_many = {f"t{i}": {"state": "active"} for i in range(9)}
+    cases = [
+        ({"targets": []}, "'targets' must be an object"),
+        ({"targets": too_many}, "'targets' must have at most 8"),
+        ({"targets": {"Docker": {"state": "active"}}}, "'targets' names"),
+        ({"targets": {"<script>alert(1)</script>": {"state": "active"}}}, "'targets' names"),
+        ({"targets": {"x" * 64: {"state": "active"}}}, "'targets' names"),
+        ({"targets": {"docker": "active"}}, "targets.docker must be an object"),
+        ({"targets": {"docker": {}}}, "targets.docker.state"),
+        ({"targets": {"docker": {"state": "shadowed"}}}, "targets.docker.state"),
+        ({"targets": {"docker": {"state": "inactive", "reason": 5}}}, "targets.docker.reason"),
+        ({"registries": [{"name": "r", "state": "inactive"}]}, "registries[0].state"),
+        ({"registries": [{"name": "r", "state": "shadowed", "targets": ["containerd"]}]},
+         "registries[0].targets must be an object"),
+        ({"registry_counts": 3}, "'registry_counts' must be an object"),
+        ({"registry_counts": {"shadowed": -1}}, "registry_counts.shadowed"),
+        ({"registry_counts": {"shadowed": "1"}}, "registry_counts.shadowed"),
+    ]
+    for fields, reason in cases:
+        status, answer = agg.post_report({**good, **fields})
+        assert status == 400, (fields, status, answer)
+        assert reason in answer["error"], (fields, answer)
+        assert "<script>" not in answer["error"]
+    assert promparse.value(agg.metrics(), "nodetrust_aggregator_reports_rejected_total",
+                           reason="bad_schema") == len(cases)
+    # The refused reports changed nothing.
+    assert agg.nodes()["w"]["targets"] == {"containerd": {"state": "active"}}
+    # A long reason is kept, cut to 512 bytes.
+    long = report("w", targets={"containerd": {"state": "inactive", "reason": "r" * 5000}})
+    assert agg.post_report(long)[0] == 200
+    assert agg.nodes()["w"]["targets"]["containerd"]["reason"] == "r" * 512
+    assert "<script>" not in agg.log()
 
 
 def test_node_limit(tmp_path):
@@ -618,6 +782,9 @@ def test_page_in_browser(tmp_path):
     assert seen["counts"]["total"] == summary["total"] == 8
     for state in STATES:
         assert seen["counts"][state] == summary["counts"][state], (state, seen, summary)
+    # Older agents' reports: no runtime warnings anywhere.
+    assert seen["counts"]["shadowed"] == seen["counts"]["inactive-target"] == 0
+    assert all(n["warnings"] == [] for n in seen["nodes"])
     # Nodes needing attention come first.
     order = [n["state"] for n in seen["nodes"]]
     rank = {"failing": 0, "stale": 1, "lagging": 2, "converged": 3}
@@ -628,6 +795,68 @@ def test_page_in_browser(tmp_path):
     assert seen["current_hash"] == HASH_NEW[:12]
     data = SCREENSHOT.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10000
+
+
+HOSTILE = ('<script>window.__nodetrust_injected = true</script>'
+           '<img src=x onerror="window.__nodetrust_injected = true">&amp; "quoted"')
+
+
+def test_page_shows_runtime_warnings(tmp_path):
+    """An inactive containerd target and a shadowed registry show on the
+    page: the counts beside the states, the target with its reason on the
+    node's row, the number of shadowed registries. A reason is text, never
+    markup, whatever it holds."""
+    node = _browser_ready()
+    with Aggregator(tmp_path / "agg") as agg:
+        post_effective_trust_nodes(agg)
+        st, _ = agg.post_report(report(
+            "hostile-node", registries=[shadowed_registry("a.example.com", HOSTILE),
+                                        shadowed_registry("b.example.com", HOSTILE)],
+            targets={"containerd": {"state": "inactive", "reason": HOSTILE},
+                     "docker": {"state": "inactive"}}))
+        assert st == 200
+        p = subprocess.run([node, str(BROWSER_DIR / "screenshot.js"), agg.url + "/",
+                            str(REPO_ROOT / "build" / "test-output" / "aggregator-warnings.png")],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, f"browser script failed:\n{p.stdout}\n{p.stderr}"
+        seen = json.loads(p.stdout.strip().splitlines()[-1])
+        summary = agg.summary()
+        m = agg.metrics()
+
+    assert seen["problems"] == [], seen["problems"]
+    assert not seen["banner_shown"]
+    assert summary["shadowed"] == seen["counts"]["shadowed"] == 2
+    assert summary["inactive_target"] == seen["counts"]["inactive-target"] == 2
+    assert promparse.value(m, "nodetrust_aggregator_nodes_inactive_target") == 2
+    assert promparse.value(m, "nodetrust_aggregator_target_nodes", target="containerd", state="inactive") == 2
+    # Which targets are inactive, at a glance.
+    assert seen["inactive_targets"] == "containerd 2, docker 1"
+    # Warnings are not states: all four are converged.
+    assert {n["state"] for n in seen["nodes"]} == {"converged"}
+
+    rows = {n["name"]: n for n in seen["nodes"]}
+    c = rows["containerd-node"]
+    assert [w["target"] for w in c["warnings"]] == ["containerd", None]
+    target, shadowed = c["warnings"]
+    assert target["text"].startswith("containerd inactive")
+    assert "config_path is not set" in target["text"]
+    assert CONTAINERD_INACTIVE in target["title"]
+    assert shadowed["text"] == "1 shadowed registry"
+    assert "1 shadowed" in c["registries"]
+    assert rows["crio-node"]["warnings"] == [] and rows["old-node"]["warnings"] == []
+
+    h = rows["hostile-node"]
+    assert [w["target"] for w in h["warnings"]] == ["containerd", "docker", None]
+    hostile = h["warnings"][0]
+    # The whole reason as the tooltip, the start of it as text; both verbatim.
+    assert hostile["title"].endswith(HOSTILE)
+    assert hostile["text"].startswith("containerd inactive" + HOSTILE[:40])
+    assert "&lt;script&gt;" in hostile["html"] and "<script" not in hostile["html"]
+    assert hostile["elements"] == 2
+    assert h["warnings"][1]["text"] == "docker inactive"
+    assert h["warnings"][2]["text"] == "2 shadowed registries"
+    assert seen["scripts"] == 1 and seen["images"] == 0
+    assert not seen["injected"]
 
 
 def test_page_survives_absurd_expiry(tmp_path):

@@ -7,7 +7,9 @@ reporting every second.
 - an agent killed with SIGKILL turns stale (no report for 3 intervals) while
   the others stay converged;
 - an agent with a wrong token never shows up, and says so in its log without
-  printing the token.
+  printing the token;
+- whatever runtime targets the agents report (none, from an older agent),
+  the summary and /metrics count them as /api/v1/nodes shows them.
 """
 
 import contextlib
@@ -15,6 +17,7 @@ import signal
 import time
 
 import peers
+import promparse
 from peers import wait_for
 from test_aggregator import Aggregator
 
@@ -32,6 +35,28 @@ def fleet_agent(nodetrustd_bin, tmp_path, name, volume, agg, token_file, health=
 
 def states(agg):
     return {name: n["state"] for name, n in agg.nodes().items()}
+
+
+def effective_trust_consistent(agg):
+    """True when the summary's and the metrics' warnings and target counts
+    are those of the nodes (not stale) as /api/v1/nodes shows them. The
+    agents keep reporting, so the caller retries a moment of disagreement."""
+    s = agg.summary()
+    nodes = [n for n in agg.nodes().values() if n["state"] != "stale"]
+    m = agg.metrics()
+    targets = {}
+    for n in nodes:
+        assert isinstance(n["targets"], dict) and isinstance(n["shadowed"], int), n
+        for name, t in n["targets"].items():
+            assert t["state"] in ("active", "not_installed", "inactive"), (name, t)
+            targets.setdefault(name, {"active": 0, "not_installed": 0, "inactive": 0})[t["state"]] += 1
+    shadowed = sum(1 for n in nodes if n["shadowed"] > 0)
+    inactive = sum(1 for n in nodes if any(t["state"] == "inactive" for t in n["targets"].values()))
+    exposed = {(l["target"], l["state"]): v for l, v in promparse.samples(m, "nodetrust_aggregator_target_nodes")}
+    return (s["targets"] == targets and s["shadowed"] == shadowed and s["inactive_target"] == inactive
+            and promparse.value(m, "nodetrust_aggregator_nodes_shadowed") == shadowed
+            and promparse.value(m, "nodetrust_aggregator_nodes_inactive_target") == inactive
+            and exposed == {(t, st): n for t, c in targets.items() for st, n in c.items()})
 
 
 def test_fleet_converges_goes_stale_and_refuses_bad_token(nodetrustd_bin, tmp_path, test_ca, other_ca,
@@ -55,6 +80,17 @@ def test_fleet_converges_goes_stale_and_refuses_bad_token(nodetrustd_bin, tmp_pa
         first_hash = agg.summary()["current_hash"]
         assert all(n["applied_hash"] == first_hash for n in agg.nodes().values())
         assert all(n["registries"]["applied"] == 1 for n in agg.nodes().values())
+        wait_for(lambda: effective_trust_consistent(agg), timeout=5,
+                 what="the summary's runtime targets to match the nodes'")
+        # A scratch --root has no runtime installed: each agent says so per
+        # target, which is normal and no warning; nothing is shadowed.
+        for n in agg.nodes().values():
+            assert set(n["targets"]) == {"docker", "containers", "containerd"}, n["targets"]
+            assert {t["state"] for t in n["targets"].values()} == {"not_installed"}, n["targets"]
+            assert n["shadowed"] == 0
+        s = agg.summary()
+        assert (s["shadowed"], s["inactive_target"]) == (0, 0)
+        assert s["targets"]["containerd"] == {"active": 0, "not_installed": 3, "inactive": 0}
 
         # The config map changes on every node, as the kubelets swap ..data.
         for n in NODES:
@@ -82,6 +118,9 @@ def test_fleet_converges_goes_stale_and_refuses_bad_token(nodetrustd_bin, tmp_pa
         assert time.monotonic() - killed >= 3 * INTERVAL - 0.5
         assert states(agg) == {"node-a": "converged", "node-b": "converged", "node-c": "stale"}
         assert agg.summary()["counts"]["stale"] == 1
+        # The stale node's targets are no longer counted.
+        wait_for(lambda: effective_trust_consistent(agg), timeout=5,
+                 what="the runtime targets of the nodes that are not stale")
 
         # An agent with a wrong token is refused: it never appears, and its
         # log names the 401 without the token.

@@ -457,7 +457,15 @@ static void test_full_example_accepted(void **state) {
                 "  {\"name\": \"registry.example.com:5000\", \"state\": \"applied\", \"fingerprint\": \"" HASH_A "\","
                 "   \"not_after\": 1830000000},"
                 "  {\"name\": \"bad..key\", \"state\": \"refused\", \"reason\": \"port out of range\"},"
-                "  {\"name\": \"admin.example.com\", \"state\": \"conflict\", \"reason\": \"...\"}],"
+                "  {\"name\": \"admin.example.com\", \"state\": \"conflict\", \"reason\": \"...\"},"
+                "  {\"name\": \"reg.example.com:5000\", \"key\": \"reg.example.com..5000\", \"state\": \"shadowed\","
+                "   \"reason\": \"containerd: hosts.toml was not written by nodetrustd\", \"fingerprint\": \"" HASH_B "\","
+                "   \"not_after\": 1840000000,"
+                "   \"targets\": {\"containerd\": {\"state\": \"shadowed\", \"reason\": \"...\"}}}],"
+                " \"registry_counts\": {\"applied\": 1, \"refused\": 1, \"conflict\": 1, \"failed\": 0,"
+                "  \"shadowed\": 1, \"ignored\": 0},"
+                " \"targets\": {\"docker\": {\"state\": \"not_installed\"}, \"containers\": {\"state\": \"active\"},"
+                "  \"containerd\": {\"state\": \"inactive\", \"reason\": \"containerd config_path is not set\"}},"
                 " \"soonest_expiry\": 1830000000,"
                 " \"pull_secret\": {\"state\": \"applied\", \"hash\": \"" HASH_B "\"},"
                 " \"some_future_field\": {\"ignored\": true}}";
@@ -477,9 +485,14 @@ static void test_full_example_accepted(void **state) {
         assert_int_equal(r->registries[REGISTRY_APPLIED], 1);
         assert_int_equal(r->registries[REGISTRY_REFUSED], 1);
         assert_int_equal(r->registries[REGISTRY_CONFLICT], 1);
-        assert_int_equal(r->n_certs, 1);
+        assert_int_equal(r->registries[REGISTRY_SHADOWED], 1);
+        assert_int_equal(r->n_certs, 2);
         assert_int_equal(r->soonest_expiry, 1830000000);
         assert_string_equal(r->pull_secret_state, "applied");
+        assert_int_equal(r->n_targets, 3);
+        assert_string_equal(r->targets[0].name, "containerd");
+        assert_int_equal(r->targets[0].state, TARGET_INACTIVE);
+        assert_true(report_has_inactive_target(r));
 }
 
 static void test_node_names(void **state) {

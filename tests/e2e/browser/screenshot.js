@@ -14,7 +14,8 @@ const os = require("os");
 const path = require("path");
 const { chromium } = require("playwright-core");
 
-const STATES = ["total", "failing", "stale", "lagging", "converged"];
+// The count cards: the states, and the warnings beside them.
+const STATES = ["total", "failing", "stale", "lagging", "converged", "shadowed", "inactive-target"];
 
 function usage(msg) {
   if (msg) console.error(msg);
@@ -68,14 +69,25 @@ async function main() {
       const text = (id) => (document.getElementById(id) || {}).textContent;
       const counts = {};
       for (const s of states) counts[s] = Number(text(`count-${s}`));
-      const rows = Array.from(document.querySelectorAll("#nodes tr")).map((tr) =>
-        Array.from(tr.children).map((td) => td.textContent.trim()));
+      const trs = Array.from(document.querySelectorAll("#nodes tr"));
+      const rows = trs.map((tr) => Array.from(tr.children).map((td) => td.textContent.trim()));
+      // Each warning of a row: its text, its tooltip, the target it names.
+      const warnings = trs.map((tr) => Array.from(tr.querySelectorAll(".warning")).map((w) => ({
+        target: w.getAttribute("data-target"), text: w.textContent.trim(), title: w.title,
+        html: w.innerHTML, elements: w.querySelectorAll("*").length,
+      })));
       const expiring = Array.from(document.querySelectorAll("#expiring tr")).map((tr) =>
         Array.from(tr.children).map((td) => td.textContent.trim()));
       return {
         title: document.title,
         counts,
-        nodes: rows.map((r) => ({ name: r[0], state: r[1], problem: r[6] })),
+        nodes: rows.map((r, i) => ({ name: r[0], state: r[1], registries: r[4], problem: r[6],
+                                     warnings: warnings[i] })),
+        inactive_targets: text("inactive-targets"),
+        // Report strings must stay text: nothing they hold may become markup.
+        scripts: document.querySelectorAll("script").length,
+        images: document.querySelectorAll("img").length,
+        injected: window.__nodetrust_injected === true,
         expiring: expiring.map((r) => ({ when: r[0], registry: r[1], node: r[2] })),
         current_hash: text("current-hash"),
         banner_shown: document.getElementById("banner").classList.contains("show"),
