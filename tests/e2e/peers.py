@@ -531,12 +531,34 @@ def image_manifest_digest(layout):
     return json.loads((Path(layout) / "index.json").read_text())["manifests"][0]["digest"]
 
 
+# containers/image run as root keeps a blob info cache in
+# /var/lib/containers/cache whatever else it is told: every skopeo (and
+# podman) a test runs gets a tmpfs there, in its own mount namespace, so the
+# machine's /var/lib is never written. Where /var/lib/containers does not
+# exist, an overlay on /var/lib (upper layer in a tmpfs under $stage/vl)
+# lets it be created without touching the disk. Needs $stage set.
+PRIVATE_VAR_LIB = r'''
+if [ -d /var/lib/containers ]; then
+	mount -t tmpfs nodetrust-e2e /var/lib/containers
+else
+	mkdir -p "$stage/vl"
+	mount -t tmpfs nodetrust-e2e "$stage/vl"
+	mkdir "$stage/vl/up" "$stage/vl/work"
+	mount -t overlay overlay \
+		-o "lowerdir=/var/lib,upperdir=$stage/vl/up,workdir=$stage/vl/work" /var/lib
+fi
+'''
+
+_PUSH_NS_SCRIPT = "set -eu\nstage=$1\nshift\n" + PRIVATE_VAR_LIB + 'exec "$@"\n'
+
+
 def push_image(registry, ca_path, layout, repo="test/tiny", tag="latest",
                creds=None):
     """skopeo copy oci:LAYOUT:tag to the registry, trusting only ca_path.
 
     creds is (user, password) when the registry has auth on. The CA goes in
     a private --dest-cert-dir, so this never depends on what the agent wrote.
+    Runs in a private mount namespace (PRIVATE_VAR_LIB).
     """
     with tempfile.TemporaryDirectory(prefix="nodetrust-push.") as tmp:
         certs = Path(tmp) / "certs"
@@ -549,7 +571,9 @@ def push_image(registry, ca_path, layout, repo="test/tiny", tag="latest",
         if creds:
             cmd += ["--dest-creds", f"{creds[0]}:{creds[1]}"]
         cmd += [f"oci:{layout}:{tag}", registry.ref(repo, tag)]
-        return run(cmd, env=peer_env(home=home), timeout=60)
+        return run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                    _PUSH_NS_SCRIPT, "nodetrust-push", tmp, *cmd],
+                   env=peer_env(home=home), timeout=60)
 
 
 # --------------------------------------------------------------------------
@@ -563,7 +587,7 @@ _NS_SCRIPT = r'''
 set -eu
 root=$1 which=$2 stage=$3 mode=$4
 shift 4
-if [ "$mode" = overlay ]; then
+@VAR_LIB@if [ "$mode" = overlay ]; then
 	# Some /etc/containers or /etc/docker is missing: an overlay on /etc
 	# (upper layer in a tmpfs) lets us create it without touching the disk.
 	mount -t tmpfs nodetrust-e2e "$stage/ov"
@@ -584,7 +608,7 @@ for t in containers docker; do
 	fi
 done
 exec "$@"
-'''
+'''.replace("@VAR_LIB@", PRIVATE_VAR_LIB.lstrip("\n"))
 
 
 def skopeo_inspect(ref, certs_root, which="both", authfile=None, creds=None,

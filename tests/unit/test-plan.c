@@ -541,7 +541,8 @@ static void test_hosts_toml_admin(void **state) {
         apply(f, p4);
         _cleanup_free_ char *kept = slurp(f, REG_DIR "/hosts.toml");
         assert_string_equal(kept, admin_with_ca);
-        assert_null(slurp(f, REG_DIR "/ca.crt"));
+        _cleanup_free_ char *ca = slurp(f, REG_DIR "/ca.crt");
+        assert_null(ca);
         assert_int_equal(f->manifest->n_entries, 0);
 }
 
@@ -559,8 +560,9 @@ static void test_hosts_toml_never(void **state) {
         assert_int_equal(find_hosts(p2, "reg.example.com:5000")->type, ACTION_REMOVE);
         assert_non_null(find(p2, "containerd", "127.0.0.1:5000")->shadowed);
         apply(f, p2);
-        assert_null(slurp(f, REG_DIR "/hosts.toml"));
-        assert_non_null(slurp(f, REG_DIR "/ca.crt"));
+        _cleanup_free_ char *gone = slurp(f, REG_DIR "/hosts.toml"), *kept = slurp(f, REG_DIR "/ca.crt");
+        assert_null(gone);
+        assert_non_null(kept);
         assert_string_equal(manifest_find(f->manifest, "containerd", "reg.example.com:5000")->hosts_sha256, "");
 
         _cleanup_(plan_freep) Plan *p3 = plan_hosts(f, t, false);
@@ -603,7 +605,8 @@ static void test_hosts_toml_not_in_foreign_dir(void **state) {
         assert_int_equal(p->n_actions, 1);
         assert_int_equal(p->actions[0].type, ACTION_CONFLICT);
         apply(f, p);
-        assert_null(slurp(f, REG_DIR "/hosts.toml"));
+        _cleanup_free_ char *none = slurp(f, REG_DIR "/hosts.toml");
+        assert_null(none);
 }
 
 static void check(const char *text, const char *registry, bool effective) {
