@@ -36,6 +36,8 @@ EXPOSURE_MAX = {"nodetrustd.service": 2.5, "nodetrust-aggregator.service": 1.5}
 # directories, the kubelet's pull credentials (replaced by rename, so its
 # directory) and the state directory.
 CERT_DIRS = ("/etc/docker/certs.d", "/etc/containers/certs.d", "/etc/containerd/certs.d")
+# Read for effective trust (containerd's config.toml, an admin's hosts.toml).
+HOST_READ_DIRS = {"/etc/docker", "/etc/containers", "/etc/containerd"}
 KUBELET_DIR = "/var/lib/kubelet"
 STATE_DIR = "/var/lib/nodetrust"
 HOST_WRITE_DIRS = set(CERT_DIRS) | {KUBELET_DIR, STATE_DIR}
@@ -731,10 +733,11 @@ def test_daemonset(manifests, binaries):
     mounts = {m["name"]: m for m in c["volumeMounts"]}
     root = args["--root"]
     host = {v["hostPath"]["path"]: n for n, v in vols.items() if "hostPath" in v}
-    assert set(host) == HOST_WRITE_DIRS
+    assert set(host) == HOST_WRITE_DIRS | HOST_READ_DIRS
     for path, name in host.items():
         assert mounts[name]["mountPath"] == root + path
-        assert not mounts[name].get("readOnly")
+        # The runtimes' config directories are read, never written.
+        assert bool(mounts[name].get("readOnly")) == (path in HOST_READ_DIRS), path
     # Inputs: the config map and the pull secret as volumes, where the
     # arguments point; the config file where the agent looks by default.
     src = next(n for n, m in mounts.items() if m["mountPath"] == args["--trust-source"])
