@@ -7,6 +7,7 @@
 #include "cleanup.h"
 #include "containerd-hosts.h"
 #include "toml.h"
+#include "utf8.h"
 
 #define CA_NAME "ca.crt"
 
@@ -99,8 +100,21 @@ static char *url_host(const char *url, bool *https) {
         return strndup(p, strcspn(p, "/"));
 }
 
+static int hosts_check(const char *text, size_t size, const char *registry, const char *certs_dir,
+                       char **ret_reason);
+
 int containerd_hosts_check(const char *text, size_t size, const char *registry, const char *certs_dir,
                            char **ret_reason) {
+        int r = hosts_check(text, size, registry, certs_dir, ret_reason);
+
+        /* The parser's message may quote the file: show it safely. */
+        if (r >= 0 && *ret_reason)
+                utf8_printable(*ret_reason);
+        return r;
+}
+
+static int hosts_check(const char *text, size_t size, const char *registry, const char *certs_dir,
+                       char **ret_reason) {
         _cleanup_(toml_freep) TomlValue *root = NULL;
         _cleanup_free_ char *ours = NULL, *server_host_part = NULL;
         const TomlValue *server, *hosts;

@@ -13,6 +13,7 @@
 #include "runtime.h"
 #include "strv.h"
 #include "toml.h"
+#include "utf8.h"
 
 /* config.toml and what it imports: plenty for any real one. */
 #define CONFIG_FILE_MAX (1024u * 1024)
@@ -61,6 +62,9 @@ static int set_status(TargetStatus *ts, TargetStateType state, const char *fmt, 
                 va_start(ap, fmt);
                 r = vasprintf(&ts->reason, fmt, ap) < 0 ? -ENOMEM : 0;
                 va_end(ap);
+                /* File names come from the node: any bytes at all. */
+                if (r == 0)
+                        utf8_printable(ts->reason);
         }
         return r;
 }

@@ -141,6 +141,9 @@ def main():
     ap.add_argument("--swaps", type=int, default=50, help="single-CA swaps timed")
     ap.add_argument("--rotations", type=int, default=20, help="whole-map swaps before the second RSS")
     ap.add_argument("--bare", action="store_true", help="no health endpoint, no reporting")
+    ap.add_argument("--hosts-toml", choices=("always", "never", "unset"), default="always",
+                    help="--containerd-hosts-toml for the agent (default always; unset: no flag, "
+                         "for a binary that predates it)")
     args = ap.parse_args()
 
     binary = peers.nodetrustd_path()
@@ -160,14 +163,22 @@ def main():
             return {k: cas[(i + shift) % len(cas)].pem() for i, k in enumerate(keys)}
 
         volume = peers.KubeletVolume(tmp / "trust", content(0))
+        # A node's containerd config, so every sync's runtime check reads
+        # and parses a real one (containerd 1.6's default, config_path set).
+        cfg = tmp / "root/etc/containerd/config.toml"
+        cfg.parent.mkdir(parents=True)
+        cfg.write_text((Path(__file__).parent.parent / "tests/data/containerd-1.6-default.toml").read_text()
+                       .replace('config_path = ""', 'config_path = "/etc/containerd/certs.d"'))
+        extra = [] if args.hosts_toml == "unset" else ["--containerd-hosts-toml", args.hosts_toml]
         if args.bare:
-            agent = peers.Agent(tmp / "root", volume.path, binary=binary, workdir=tmp, health="none")
+            agent = peers.Agent(tmp / "root", volume.path, binary=binary, workdir=tmp, health="none",
+                                extra=extra)
         else:
             agg, url, token = start_aggregator(tmp)
             agent = peers.Agent(tmp / "root", volume.path, binary=binary, workdir=tmp,
                                 health=f"127.0.0.1:{peers.free_port()}",
-                                extra=["--node-name", "bench-node", "--report-url", url,
-                                       "--report-token-file", str(token), "--report-interval", "1"])
+                                extra=extra + ["--node-name", "bench-node", "--report-url", url,
+                                               "--report-token-file", str(token), "--report-interval", "1"])
         rows = []
         with agent.daemon() as d:
             pid = d.proc.pid
@@ -228,7 +239,7 @@ def main():
         mode = ("no health endpoint, no reporting" if args.bare
                 else "health on, reporting every 1 s to a local aggregator")
         print(f"nodetrustd {binary} with {args.registries} registries x 3 targets "
-              f"({mode}); {os.cpu_count()} CPUs; "
+              f"({mode}; --containerd-hosts-toml {args.hosts_toml}); {os.cpu_count()} CPUs; "
               f"{len(cas)} CAs generated in {gen_s:.1f} s")
         print()
         print(f"{'memory':<42} {'VmRSS':>9} {'VmHWM':>9} {'RssAnon':>9}")
@@ -245,6 +256,9 @@ def main():
         if count0 and count1:
             print(f"syncs run: {count1[0] - count0[0]:.0f}, files written: {count1[1] - count0[1]:.0f} "
                   f"for {args.swaps} swaps")
+        # One line for bench/hosts-toml.py, which runs this side by side.
+        print(f"RESULT median_all_ms={statistics.median(allt):.3f} p95_all_ms={pct(allt, 95):.3f} "
+              f"cpu_per_swap_ms={cpu * 1000 / args.swaps:.3f} rss_anon_kib={rows[-1][3]}")
     finally:
         if agg is not None:
             agg.kill()

@@ -18,6 +18,7 @@
 #include "cleanup.h"
 #include "fs.h"
 #include "runtime.h"
+#include "utf8.h"
 
 #define CONFIG "/etc/containerd/config.toml"
 #define CD 2 /* containerd's index in targets[] */
@@ -219,6 +220,35 @@ static void test_imports(void **state) {
         assert_state(check(f, TARGET_ALL), TARGET_STATE_ACTIVE, NULL);
 }
 
+/* A file name with any bytes (here invalid UTF-8 and a newline) becomes a
+ * printable reason: /status, the journal and metrics stay whole. */
+static void test_hostile_file_name(void **state) {
+        Fixture *f = *state;
+        char bad[] = "a\xff\xc0\n\x1b[31m\xe2\x82\xac.txt";
+
+        put(f, "etc/containerd/config.toml", "version = 2\nimports = [\"conf.d/*\"]\n");
+        put(f, "etc/containerd/conf.d/x", "");
+        char rel[128];
+        snprintf(rel, sizeof rel, "etc/containerd/conf.d/%s", bad);
+        put(f, rel, "[[[\n");
+        const TargetStatus *ts = check(f, TARGET_ALL);
+        assert_state(ts, TARGET_STATE_INACTIVE, "is not valid TOML");
+        for (const unsigned char *p = (const unsigned char *) ts->reason; *p; p++)
+                assert_true(*p >= 0x20 && *p != 0x7f && *p != 0xff && *p != 0xc0);
+        /* Valid UTF-8 survives: the euro sign is kept. */
+        assert_non_null(strstr(ts->reason, "a????[31m\xe2\x82\xac.txt"));
+}
+
+static void test_utf8_printable(void **state) {
+        char a[] = "ok \xed\xa0\x80 \xf4\x90\x80\x80 \xe0\x80\xaf \xf0\x9f\x98\x80\x7f";
+
+        (void) state;
+        /* A surrogate, above U+10FFFF, overlong: each byte replaced; an
+         * emoji kept; DEL replaced. */
+        assert_string_equal(utf8_printable(a), "ok ??? ???? ??? \xf0\x9f\x98\x80?");
+        assert_null(utf8_printable(NULL));
+}
+
 static void test_no_config_but_installed(void **state) {
         Fixture *f = *state;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -310,6 +340,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_v3, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_imports, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hostile_file_name, setup, teardown),
+                cmocka_unit_test(test_utf8_printable),
                 cmocka_unit_test_setup_teardown(test_no_config_but_installed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_symlinked_config_stays_in_root, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_real_configs, setup, teardown),
