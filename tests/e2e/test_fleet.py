@@ -254,3 +254,59 @@ def test_fleet_view_whole_again_after_aggregator_restart(nodetrustd_bin, tmp_pat
         report_line(f"fleet: whole again {(time.monotonic() - restarted) * 1000:.0f} ms after "
                     f"an aggregator restart (report interval {INTERVAL} s)")
         assert agg2.summary()["current_hash"] == before
+
+
+CONTAINERD_V2 = ('version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\n'
+                 '  config_path = "{path}"\n')
+
+
+def test_runtime_warnings_reach_every_channel(nodetrustd_bin, tmp_path, test_ca):
+    """A containerd that will not read certs.d (node-a) and an admin's
+    hosts.toml that shadows our CA (node-b) are said in the journal (stderr
+    lines with TARGET=/REASON=), sd_notify STATUS=, the report, and the
+    aggregator's summary and nodes: not only in /status."""
+    with contextlib.ExitStack() as stack:
+        agg = stack.enter_context(Aggregator(tmp_path / "agg", "--interval", str(INTERVAL)))
+        cfg = {"node-a": "", "node-b": "/etc/containerd/certs.d"}
+        daemons = {}
+        for n, path in cfg.items():
+            root = tmp_path / n / "root"
+            (root / "etc/containerd").mkdir(parents=True)
+            (root / "etc/containerd/config.toml").write_text(CONTAINERD_V2.format(path=path))
+            vol = peers.KubeletVolume(tmp_path / n / "trust", {"reg.example.com..5000": test_ca.pem()})
+            daemons[n] = stack.enter_context(
+                fleet_agent(nodetrustd_bin, tmp_path, n, vol, agg, agg.token_file).daemon())
+        for d in daemons.values():
+            d.wait_notify("READY=1")
+
+        # node-b: an admin replaces our hosts.toml with one that has no ca.
+        hosts = tmp_path / "node-b/root/etc/containerd/certs.d/reg.example.com:5000/hosts.toml"
+        wait_for(hosts.exists, what="node-b's hosts.toml")
+        hosts.write_text('server = "https://reg.example.com:5000"\n'
+                         '[host."https://reg.example.com:5000"]\n  capabilities = ["pull"]\n')
+        daemons["node-b"].sighup()
+
+        def said(d, *parts):
+            return any(all(p in line for p in parts) for line in d.log().splitlines())
+
+        a, b = daemons["node-a"], daemons["node-b"]
+        wait_for(lambda: said(a, "Target inactive", "TARGET=containerd", "config_path is not set"),
+                 what="node-a's journal line")
+        wait_for(lambda: said(b, "Registry CA shadowed", "REGISTRY=reg.example.com:5000", "TARGET=containerd",
+                              "no ca entry naming ca.crt"), what="node-b's journal line")
+        wait_for(lambda: any(m.startswith("STATUS=") and "containerd inactive: config_path is not set" in m
+                             for m in a.notifications), what="node-a's STATUS=")
+        wait_for(lambda: any(m.startswith("STATUS=") and "1 shadowed" in m for m in b.notifications),
+                 what="node-b's STATUS=")
+
+        def aggregated():
+            s, nodes = agg.summary(), agg.nodes()
+            return (s["inactive_target"] == 1 and s["shadowed"] == 1
+                    and nodes["node-a"]["targets"]["containerd"]["state"] == "inactive"
+                    and "config_path" in nodes["node-a"]["targets"]["containerd"]["reason"]
+                    and nodes["node-b"]["targets"]["containerd"]["state"] == "active"
+                    and nodes["node-b"]["shadowed"] == 1 and nodes["node-a"]["shadowed"] == 0)
+        wait_for(aggregated, timeout=10, what="the aggregator's view of both warnings")
+        # Warnings, not failures: both nodes stay converged.
+        assert states(agg) == {"node-a": "converged", "node-b": "converged"}
+        assert hosts.read_text().startswith('server = "https://reg.example.com:5000"\n')
