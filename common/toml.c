@@ -16,14 +16,25 @@
  * the parser proper only ever sees clean input and "\n" or "\r\n" line ends.
  *
  * TOML's rules about which table may be extended by what are kept in flags
- * on each table (see T_*). Tables are arrays of entries in document order;
- * from INDEX_MIN keys on each also has an open-addressing hash index, so a
- * flat file with thousands of keys in one table still parses in linear time.
- * (The hash is not seeded: the input is a root-owned config file.)
+ * on each table (see T_*): a [header] may define a table that only existed
+ * as the parent of an earlier header, once; dotted keys may create tables
+ * and add to tables they created (or to such implicit parents, which then
+ * count as defined by dotted keys), never to one defined by a header; inline
+ * tables and static arrays take nothing more. A header may pass through
+ * any table on its way, and through an array of tables into its last element.
+ *
+ * Tables are arrays of entries in document order; from INDEX_MIN keys on each
+ * also has an open-addressing hash index, so a flat file with thousands of
+ * keys in one table still parses in linear time. (The hash is not seeded:
+ * the input is a root-owned config file, not a network peer's.)
+ *
+ * Two choices beyond TOML 1.0: "\u0000" is refused, so every string is a C
+ * string; date-times are kept as the text written, checked only for shape
+ * and field ranges. Recursion is bounded by TOML_DEPTH_MAX (see parse_value).
  */
 
 enum {
-        T_IMPLICIT = 1 << 0, /* table created as the parent of a [header] */
+        T_IMPLICIT = 1 << 0, /* table created as the parent of a [header], not yet defined */
         T_HEADER = 1 << 1,   /* table defined by [header], or an element of [[header]] */
         T_DOTTED = 1 << 2,   /* table defined by a dotted key, a.b = 1 */
         T_CLOSED = 1 << 3,   /* inline table or static array: immutable */
@@ -122,28 +133,13 @@ static int buf_put(Buf *b, const char *s, size_t n) {
 }
 
 static int buf_put_utf8(Buf *b, uint32_t c) {
+        size_t n = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
         char u[4];
-        size_t n;
 
-        if (c < 0x80) {
-                u[0] = (char) c;
-                n = 1;
-        } else if (c < 0x800) {
-                u[0] = (char) (0xc0 | c >> 6);
-                u[1] = (char) (0x80 | (c & 0x3f));
-                n = 2;
-        } else if (c < 0x10000) {
-                u[0] = (char) (0xe0 | c >> 12);
-                u[1] = (char) (0x80 | ((c >> 6) & 0x3f));
-                u[2] = (char) (0x80 | (c & 0x3f));
-                n = 3;
-        } else {
-                u[0] = (char) (0xf0 | c >> 18);
-                u[1] = (char) (0x80 | ((c >> 12) & 0x3f));
-                u[2] = (char) (0x80 | ((c >> 6) & 0x3f));
-                u[3] = (char) (0x80 | (c & 0x3f));
-                n = 4;
-        }
+        /* The lead byte is 0xxxxxxx, 110xxxxx, 1110xxxx or 11110xxx; then 10xxxxxx each. */
+        u[0] = (char) ((n == 1 ? 0 : (0xf00 >> n) & 0xff) | c >> (6 * (n - 1)));
+        for (size_t i = 1; i < n; i++)
+                u[i] = (char) (0x80 | ((c >> (6 * (n - 1 - i))) & 0x3f));
         return buf_put(b, u, n);
 }
 
@@ -753,8 +749,6 @@ static int parse_integer(const char *s, size_t n, int64_t *ret) {
                         v = v * base + (unsigned) d;
                 digit = true;
         }
-        if (!digit)
-                return -EINVAL;
         if (overflow)
                 return -ERANGE;
         *ret = !neg ? (int64_t) v : v > INT64_MAX ? INT64_MIN : -(int64_t) v;
