@@ -104,7 +104,16 @@ static int apply_write_hosts(int rootfd, PlanAction *a, Manifest *m) {
         dfd = openat(basefd, a->registry, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (dfd < 0)
                 return -errno;
-        r = write_file_atomic_at(dfd, HOSTS_FILE, a->content, a->content_size, FILE_MODE, (uid_t) -1, (gid_t) -1);
+        /* A new one never replaces a file someone made since the plan
+         * looked: that one is theirs, and the next sync judges it. */
+        r = write_file_atomic_full(dfd, HOSTS_FILE, a->content, a->content_size, FILE_MODE, (uid_t) -1, (gid_t) -1,
+                                   a->type == ACTION_CREATE);
+        if (r == -EEXIST) {
+                a->type = ACTION_CONFLICT;
+                free(a->reason);
+                a->reason = strdup(HOSTS_FILE " appeared before nodetrustd wrote one; left untouched");
+                return 0;
+        }
         if (r < 0)
                 return r;
         me = manifest_find(m, a->target->name, a->registry);
@@ -133,7 +142,9 @@ static int apply_remove_hosts(int rootfd, PlanAction *a, Manifest *m) {
         if (dfd < 0)
                 return -errno;
         r = read_file_at(dfd, HOSTS_FILE, false, 256u * 1024, &text, &size);
-        if (r == -ENOMEM)
+        /* Gone, or not a regular file (a symlink, a directory, a FIFO, too
+         * big): not ours. Anything else we cannot tell, so ca.crt stays. */
+        if (r < 0 && r != -ENOENT && r != -ELOOP && r != -EISDIR && r != -EBADFD && r != -EFBIG)
                 return r;
         if (r == 0 && containerd_hosts_is_ours(text, size)) {
                 r = unlink_file_at(dfd, HOSTS_FILE);
@@ -165,6 +176,22 @@ static int apply_remove(int rootfd, PlanAction *a, Manifest *m) {
                 goto forget;
         if (dfd < 0)
                 return -errno;
+        /* An administrator's hosts.toml that names our ca.crt would break
+         * the moment it went: leave it to them, ours no longer. */
+        if (a->target->bit == TARGET_CONTAINERD) {
+                _cleanup_free_ char *text = NULL;
+                size_t size;
+                r = read_file_at(dfd, HOSTS_FILE, false, 256u * 1024, &text, &size);
+                if (r == -ENOMEM)
+                        return r;
+                if (r == 0 && !containerd_hosts_is_ours(text, size) &&
+                    containerd_hosts_names_ca(text, size, a->registry, "/etc/containerd/certs.d")) {
+                        a->type = ACTION_KEEP;
+                        free(a->reason);
+                        a->reason = strdup("an administrator's " HOSTS_FILE " names it; left in place and no longer nodetrustd's");
+                        goto forget;
+                }
+        }
         r = unlink_file_at(dfd, CA_FILE);
         if (r < 0)
                 return r;
@@ -199,6 +226,14 @@ int apply_plan(int rootfd, const char *state_dir, Plan *p, Manifest *m) {
 
                 if (!hosts)
                         ca = a;
+                /* ca.crt goes only after its hosts.toml went: never leave a
+                 * hosts.toml naming a file that is gone. */
+                if (!hosts && a->type == ACTION_REMOVE && i > 0 && streq(p->actions[i - 1].file, HOSTS_FILE) &&
+                    p->actions[i - 1].type == ACTION_REMOVE && p->actions[i - 1].error < 0 &&
+                    streq(p->actions[i - 1].registry, a->registry) && p->actions[i - 1].target == a->target) {
+                        a->error = p->actions[i - 1].error;
+                        continue;
+                }
                 /* A hosts.toml follows its ca.crt: not into a directory that
                  * turned out not to be ours, nor naming a file not written. */
                 if (hosts && (a->type == ACTION_CREATE || a->type == ACTION_UPDATE) && ca &&

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cleanup.h"
 #include "containerd-hosts.h"
@@ -85,6 +86,84 @@ static bool ca_names_ours(const TomlValue *ca, const char *ours_abs) {
         return false;
 }
 
+static bool is_string_array(const TomlValue *v) {
+        if (toml_type(v) != TOML_ARRAY)
+                return false;
+        for (size_t i = 0; i < toml_array_size(v); i++)
+                if (!toml_string(toml_array_at(v, i)))
+                        return false;
+        return true;
+}
+
+/* Would containerd's parseHostConfig accept this table (the top level or a
+ * [host."URL"] one)? On any error it drops the whole file and reads *.crt
+ * instead, so a file it refuses is as good as absent. */
+static bool host_table_valid(const TomlValue *t) {
+        const TomlValue *v;
+
+        if (!t || toml_type(t) != TOML_TABLE)
+                return false;
+        if ((v = toml_table_get(t, "capabilities"))) {
+                if (!is_string_array(v))
+                        return false;
+                for (size_t i = 0; i < toml_array_size(v); i++) {
+                        const char *c = toml_string(toml_array_at(v, i));
+                        if (strcasecmp(c, "pull") && strcasecmp(c, "resolve") && strcasecmp(c, "push"))
+                                return false;
+                }
+        }
+        if ((v = toml_table_get(t, "ca")) && !toml_string(v) && !is_string_array(v))
+                return false;
+        if ((v = toml_table_get(t, "client")) && !toml_string(v)) {
+                if (toml_type(v) != TOML_ARRAY)
+                        return false;
+                for (size_t i = 0; i < toml_array_size(v); i++) {
+                        const TomlValue *e = toml_array_at(v, i);
+                        if (!toml_string(e) && (!is_string_array(e) || toml_array_size(e) != 2))
+                                return false;
+                }
+        }
+        if ((v = toml_table_get(t, "skip_verify")) && toml_type(v) != TOML_BOOLEAN)
+                return false;
+        if ((v = toml_table_get(t, "override_path")) && toml_type(v) != TOML_BOOLEAN)
+                return false;
+        if ((v = toml_table_get(t, "header"))) {
+                if (toml_type(v) != TOML_TABLE)
+                        return false;
+                for (size_t i = 0; i < toml_table_size(v); i++) {
+                        const TomlValue *h = toml_table_value_at(v, i);
+                        if (!toml_string(h) && !is_string_array(h))
+                                return false;
+                }
+        }
+        return true;
+}
+
+/* Are pulls sent to this host? Without capabilities, it does everything. */
+static bool can_pull(const TomlValue *t) {
+        const TomlValue *caps = toml_table_get(t, "capabilities");
+
+        if (!caps || toml_array_size(caps) == 0)
+                return true;
+        for (size_t i = 0; i < toml_array_size(caps); i++)
+                if (strcasecmp(toml_string(toml_array_at(caps, i)), "pull") == 0)
+                        return true;
+        return false;
+}
+
+static bool file_valid(const TomlValue *root) {
+        const TomlValue *server = toml_table_get(root, "server"), *hosts = toml_table_get(root, "host");
+
+        if (!host_table_valid(root) || (server && !toml_string(server)))
+                return false;
+        if (hosts && toml_type(hosts) != TOML_TABLE)
+                return false;
+        for (size_t i = 0; hosts && i < toml_table_size(hosts); i++)
+                if (!host_table_valid(toml_table_value_at(hosts, i)))
+                        return false;
+        return true;
+}
+
 /* The host part of a [host."URL"] key, or of server = "URL": scheme and path
  * stripped. *https is false only for an explicit http:// scheme. */
 static char *url_host(const char *url, bool *https) {
@@ -123,18 +202,25 @@ static int hosts_check(const char *text, size_t size, const char *registry, cons
         int r;
 
         *ret_reason = NULL;
-        r = toml_parse(text, size, &root, err, sizeof err);
+        /* An empty file is no file to containerd. */
+        r = size == 0 ? -EBADMSG : toml_parse(text, size, &root, err, sizeof err);
         if (r == -ENOMEM)
                 return r;
+        if (r >= 0 && !file_valid(root))
+                r = -EINVAL;
         if (r < 0) {
                 /* containerd logs "failed to decode hosts.toml" and reads
                  * *.crt instead, as if the file were not there; but only
-                 * over HTTPS when the name is not a loopback one. */
+                 * over HTTPS when the name is not a loopback one. The
+                 * parser's words are not repeated: they may quote a file
+                 * the reader of the reason could not read. */
                 if (!loopback)
                         return 0;
                 return asprintf(ret_reason,
-                                HOSTS_FILE " cannot be parsed (%s), so containerd ignores it and talks plain HTTP to a loopback registry",
-                                err) < 0 ? -ENOMEM : 0;
+                                HOSTS_FILE " is empty or not one containerd accepts (%s), so containerd ignores it and talks plain HTTP to a loopback registry",
+                                size == 0 ? "empty" : r == -EINVAL ? "a value of the wrong type" : "not valid TOML") < 0
+                               ? -ENOMEM
+                               : 0;
         }
         if (asprintf(&ours, "%s/%s/" CA_NAME, certs_dir, registry) < 0)
                 return -ENOMEM;
@@ -147,7 +233,7 @@ static int hosts_check(const char *text, size_t size, const char *registry, cons
                 if (!server_host_part)
                         return -ENOMEM;
         }
-        if (ca_names_ours(toml_table_get(root, "ca"), ours) && server_https &&
+        if (ca_names_ours(toml_table_get(root, "ca"), ours) && can_pull(root) && server_https &&
             (!server_host_part || streq(server_host_part, server_host(registry))) &&
             (server_host_part || !loopback))
                 return 0;
@@ -162,7 +248,7 @@ static int hosts_check(const char *text, size_t size, const char *registry, cons
                 hp = url_host(toml_table_key_at(hosts, i), &https);
                 if (!hp)
                         return -ENOMEM;
-                if (https && streq(hp, server_host(registry)) && toml_type(h) == TOML_TABLE &&
+                if (https && streq(hp, server_host(registry)) && can_pull(h) &&
                     ca_names_ours(toml_table_get(h, "ca"), ours))
                         return 0;
         }
@@ -178,4 +264,21 @@ static int hosts_check(const char *text, size_t size, const char *registry, cons
                         server_host(registry)) < 0
                        ? -ENOMEM
                        : 0;
+}
+
+bool containerd_hosts_names_ca(const char *text, size_t size, const char *registry, const char *certs_dir) {
+        _cleanup_(toml_freep) TomlValue *root = NULL;
+        _cleanup_free_ char *ours = NULL;
+        const TomlValue *hosts;
+
+        if (size == 0 || toml_parse(text, size, &root, NULL, 0) < 0 || !file_valid(root) ||
+            asprintf(&ours, "%s/%s/" CA_NAME, certs_dir, registry) < 0)
+                return false;
+        if (ca_names_ours(toml_table_get(root, "ca"), ours))
+                return true;
+        hosts = toml_table_get(root, "host");
+        for (size_t i = 0; hosts && i < toml_table_size(hosts); i++)
+                if (ca_names_ours(toml_table_get(toml_table_value_at(hosts, i), "ca"), ours))
+                        return true;
+        return false;
 }

@@ -31,6 +31,10 @@ bool containerd_hosts_is_ours(const char *text, size_t size);
 int containerd_hosts_check(const char *text, size_t size, const char *registry, const char *certs_dir,
                            char **ret_reason);
 
+/* true when a hosts.toml someone else wrote names our ca.crt anywhere (for
+ * the server or for any [host]): removing ca.crt would break it. */
+bool containerd_hosts_names_ca(const char *text, size_t size, const char *registry, const char *certs_dir);
+
 /* true for the names containerd talks plain HTTP to by default: localhost
  * and 127.0.0.0/8, with or without a port. */
 bool registry_is_loopback(const char *registry);

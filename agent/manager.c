@@ -305,7 +305,7 @@ static int manager_apply_trust(Manager *m, const TrustSet *t, bool content_chang
 
         /* Which runtimes read what we write is judged at every sync: it is
          * a few stats and one small file. */
-        r = runtime_check(m->root_fd, m->config->root, m->config->containerd_config, m->config->targets, &rs);
+        r = runtime_check(m->root_fd, m->config->containerd_config, m->config->targets, &rs);
         if (r < 0)
                 return r;
 
@@ -326,6 +326,7 @@ static int manager_apply_trust(Manager *m, const TrustSet *t, bool content_chang
                 failed = apply_plan(m->root_fd, m->config->state_dir, p, m->manifest);
                 if (failed < 0)
                         return failed;
+                m->state.n_files_failed = (unsigned) failed;
                 log_plan(m, p, t, content_changed);
                 log_runtime(&m->state.runtime, &rs);
                 m->state.files_written_total += plan_count(p, ACTION_CREATE) + plan_count(p, ACTION_UPDATE);
@@ -411,8 +412,13 @@ int manager_sync(Manager *m) {
                 if (manager_has_trust(m))
                         r = manager_sync_trust(m, snap, changed);
                 if (r == -EIO) {
-                        if (asprintf(&err, "%u registr%s could not be written", s->n_failed,
-                                     s->n_failed == 1 ? "y" : "ies") < 0)
+                        /* A failed removal fails no registry of the trust
+                         * set: count files, and name registries when any. */
+                        if ((s->n_failed > 0
+                                     ? asprintf(&err, "%u registr%s could not be written", s->n_failed,
+                                                s->n_failed == 1 ? "y" : "ies")
+                                     : asprintf(&err, "%u file%s could not be written or removed", s->n_files_failed,
+                                                s->n_files_failed == 1 ? "" : "s")) < 0)
                                 err = NULL;
                 } else if (r < 0) {
                         if (asprintf(&err, "Failed to sync: %s", strerror(-r)) < 0)

@@ -10,6 +10,7 @@
 #include "fs.h"
 #include "hash.h"
 #include "plan.h"
+#include "utf8.h"
 
 const Target targets[3] = {
         { "docker", "etc/docker/certs.d", TARGET_DOCKER },
@@ -218,23 +219,82 @@ static int plan_wanted(Plan *p, int basefd, const Target *tg, const TrustEntry *
         return plan_hosts(p, p->n_actions - 1, dfd, e, me, o);
 }
 
-/* Does containerd find registry in a directory it searches before ours? */
+/* Where containerd looks for registry below a config_path directory, in
+ * its order (hostPaths in its remotes/docker/config): HOST_PORT_ (for a
+ * name with a port), HOST:PORT, then _default. */
+static int host_dir_names(const char *registry, char *ret[3]) {
+        const char *colon = strrchr(registry, ':');
+
+        ret[0] = ret[1] = ret[2] = NULL;
+        if (colon && asprintf(&ret[0], "%.*s_%s_", (int) (colon - registry), registry, colon + 1) < 0)
+                return -ENOMEM;
+        ret[1] = strdup(registry);
+        ret[2] = strdup("_default");
+        if (!ret[1] || !ret[2]) {
+                free(ret[0]);
+                free(ret[1]);
+                free(ret[2]);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* Does containerd read registry from somewhere else than our directory: a
+ * HOST_PORT_ directory beside ours, or any candidate in a directory that
+ * config_path lists before ours? Our docker target's directory there is
+ * ours too (the same ca.crt), except that it holds no hosts.toml, so a
+ * loopback registry found there is spoken to over plain HTTP. */
 static int plan_read_first(Plan *p, int rootfd, size_t ca, const PlanOptions *o) {
         PlanAction *a = &p->actions[ca];
+        char *names[3];
+        int r;
 
-        for (char *const *d = o->containerd_read_first; d && *d && !a->shadowed; d++) {
+        r = host_dir_names(a->registry, names);
+        if (r < 0)
+                return r;
+        for (char *const *d = o->containerd_read_first; d && *d && !a->shadowed; d++)
+                for (size_t k = 0; k < ELEMENTSOF(names) && !a->shadowed; k++) {
+                        _cleanup_free_ char *path = NULL;
+                        _cleanup_close_ int fd = -1;
+
+                        if (!names[k] || (streq(*d, "/etc/docker/certs.d") && (o->target_mask & TARGET_DOCKER) &&
+                                          k == 1 && !registry_is_loopback(a->registry)))
+                                continue;
+                        if (asprintf(&path, "%s/%s", *d, names[k]) < 0) {
+                                r = -ENOMEM;
+                                goto out;
+                        }
+                        fd = open_in_root(rootfd, path, O_PATH | O_DIRECTORY);
+                        if (fd >= 0 && asprintf(&a->shadowed,
+                                                "containerd's config_path searches %s first, and %s exists, so containerd reads that instead",
+                                                *d, path) < 0) {
+                                r = -ENOMEM;
+                                goto out;
+                        }
+                }
+        /* In our own directory only HOST_PORT_ comes before HOST:PORT. */
+        if (names[0] && !a->shadowed) {
                 _cleanup_free_ char *path = NULL;
                 _cleanup_close_ int fd = -1;
 
-                if (asprintf(&path, "%s/%s", *d, a->registry) < 0)
-                        return -ENOMEM;
+                if (asprintf(&path, CONTAINERD_CERTS_DIR "/%s", names[0]) < 0) {
+                        r = -ENOMEM;
+                        goto out;
+                }
                 fd = open_in_root(rootfd, path, O_PATH | O_DIRECTORY);
-                if (fd >= 0 && asprintf(&a->shadowed,
-                                        "containerd's config_path searches %s first, and %s exists, so containerd reads that instead",
-                                        *d, path) < 0)
-                        return -ENOMEM;
+                if (fd >= 0 && asprintf(&a->shadowed, "%s exists, and containerd reads it before " CONTAINERD_CERTS_DIR "/%s",
+                                        path, a->registry) < 0) {
+                        r = -ENOMEM;
+                        goto out;
+                }
         }
-        return 0;
+        /* config_path entries come from the node's files: any bytes. */
+        if (a->shadowed)
+                utf8_printable(a->shadowed);
+out:
+        for (size_t k = 0; k < ELEMENTSOF(names); k++)
+                free(names[k]);
+        return r;
 }
 
 int plan_compute(int rootfd, const TrustSet *t, const Manifest *m, const PlanOptions *o, Plan **ret) {
@@ -289,8 +349,10 @@ int plan_compute(int rootfd, const TrustSet *t, const Manifest *m, const PlanOpt
                                 return r;
                         continue;
                 }
-                /* hosts.toml first: it must never name a ca.crt that is gone. */
-                if (me->hosts_sha256[0]) {
+                /* hosts.toml first: it must never name a ca.crt that is gone.
+                 * Always for containerd, even if the manifest lost its hash:
+                 * apply removes it only if it is ours by its first line. */
+                if (tg->bit == TARGET_CONTAINERD) {
                         r = plan_add_file(p, ACTION_REMOVE, tg, HOSTS_FILE, me->registry, NULL, NULL);
                         if (r < 0)
                                 return r;

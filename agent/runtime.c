@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <fcntl.h>
-#include <glob.h>
+#include <dirent.h>
+#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,10 +128,17 @@ static int config_load_one(int rootfd, const char *path, ConfigSet *cs, char **r
         r = toml_parse(text, size, &doc, err, sizeof err);
         if (r == -ENOMEM)
                 return r;
-        if (r < 0)
-                return asprintf(ret_why, "%s is not valid TOML (%s); containerd will not start with it", path, err) < 0
-                               ? -ENOMEM
-                               : -EINVAL;
+        if (r < 0) {
+                /* The line, not the parser's words: they may quote what
+                 * the file holds, and an import can name any file. */
+                unsigned line = 0;
+                if (sscanf(err, "line %u", &line) == 1)
+                        r = asprintf(ret_why, "%s is not valid TOML (line %u); containerd will not start with it", path,
+                                     line);
+                else
+                        r = asprintf(ret_why, "%s is not valid TOML; containerd will not start with it", path);
+                return r < 0 ? -ENOMEM : -EINVAL;
+        }
         copy = strdup(path);
         if (!copy) {
                 toml_free(doc);
@@ -144,14 +152,67 @@ static int path_cmp(const void *a, const void *b) {
         return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
-/* Queue what file idx imports. As containerd resolves them: a path relative
- * to the importing file's directory; a glob's matches in order, none being
- * fine; a missing plain path is an error containerd will not start with. */
-static int config_load_imports(int rootfd, const char *root, size_t idx, ConfigSet *cs, char **ret_why) {
+/* The matches of a pattern whose wildcards are all in its last component,
+ * read inside the root; at most CONFIG_FILES_MAX, at most DIR_SCAN_MAX
+ * entries looked at, so one hostile pattern costs one bounded readdir. */
+#define DIR_SCAN_MAX 4096
+static int glob_in_root(int rootfd, const char *pattern, char ***ret) {
+        _cleanup_free_ char *dir = strdup(pattern);
+        _cleanup_(strv_freep) char **out = NULL;
+        const char *base;
+        size_t seen = 0;
+        DIR *d;
+        int fd, r = 0;
+
+        if (!dir)
+                return -ENOMEM;
+        *strrchr(dir, '/') = 0;
+        base = strrchr(pattern, '/') + 1;
+        if (strpbrk(dir, "*?["))
+                return -EOPNOTSUPP;
+        fd = open_in_root(rootfd, *dir ? dir : "/", O_RDONLY | O_DIRECTORY);
+        if (fd == -ENOENT || fd == -ENOTDIR) {
+                *ret = NULL;
+                return 0;
+        }
+        if (fd < 0)
+                return fd;
+        d = fdopendir(fd);
+        if (!d) {
+                close(fd);
+                return -errno;
+        }
+        for (struct dirent *de; r >= 0 && (de = readdir(d));) {
+                _cleanup_free_ char *path = NULL;
+                if (++seen > DIR_SCAN_MAX)
+                        break;
+                if (streq(de->d_name, ".") || streq(de->d_name, "..") || fnmatch(base, de->d_name, 0) != 0)
+                        continue;
+                if (strv_length(out) >= CONFIG_FILES_MAX)
+                        break;
+                if (asprintf(&path, "%s/%s", dir, de->d_name) < 0)
+                        r = -ENOMEM;
+                else
+                        r = strv_extend(&out, path);
+        }
+        closedir(d);
+        if (r < 0)
+                return r;
+        if (out)
+                qsort(out, strv_length(out), sizeof *out, path_cmp);
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
+/* Queue what file idx imports, as containerd resolves them: a path with a
+ * '*' is a glob (relative ones against containerd's working directory, /),
+ * none matching being fine; any other path is relative to the importing
+ * file's directory, and missing is an error containerd will not start with. */
+static int config_load_imports(int rootfd, size_t idx, ConfigSet *cs, char **ret_why) {
         const TomlValue *imports = toml_table_get(cs->files[idx].doc, "imports");
         _cleanup_free_ char *dir = strdup(cs->files[idx].path);
         const char *from = cs->files[idx].path;
-        size_t n = toml_array_size(imports), skip = streq(root, "/") ? 0 : strlen(root);
+        size_t n = toml_array_size(imports);
         int r;
 
         if (!dir)
@@ -161,16 +222,16 @@ static int config_load_imports(int rootfd, const char *root, size_t idx, ConfigS
                 return asprintf(ret_why, "imports in %s is not an array", from) < 0 ? -ENOMEM : -EINVAL;
         for (size_t i = 0; i < n; i++) {
                 const char *pat = toml_string(toml_array_at(imports, i));
-                _cleanup_free_ char *abs = NULL, *full = NULL;
-                glob_t g = {};
+                _cleanup_(strv_freep) char **matches = NULL;
+                _cleanup_free_ char *abs = NULL;
 
                 if (!pat || !*pat)
                         return asprintf(ret_why, "imports in %s holds something that is not a path", from) < 0
                                        ? -ENOMEM
                                        : -EINVAL;
-                if (asprintf(&abs, "%s%s%s", pat[0] == '/' ? "" : dir, pat[0] == '/' ? "" : "/", pat) < 0)
-                        return -ENOMEM;
-                if (!strpbrk(pat, "*?[")) {
+                if (!strchr(pat, '*')) {
+                        if (asprintf(&abs, "%s%s%s", pat[0] == '/' ? "" : dir, pat[0] == '/' ? "" : "/", pat) < 0)
+                                return -ENOMEM;
                         r = config_load_one(rootfd, abs, cs, ret_why);
                         if (r == -ENOENT)
                                 return asprintf(ret_why, "%s imports %s, which does not exist; containerd will not start",
@@ -181,25 +242,22 @@ static int config_load_imports(int rootfd, const char *root, size_t idx, ConfigS
                                 return r;
                         continue;
                 }
-                /* The glob runs on the --root view of the host's path; each
-                 * match is then opened inside the root like the file itself. */
-                if (asprintf(&full, "%s%s", skip ? root : "", abs) < 0)
+                if (asprintf(&abs, "%s%s", pat[0] == '/' ? "" : "/", pat) < 0)
                         return -ENOMEM;
-                r = glob(full, GLOB_NOSORT, NULL, &g);
-                if (r == GLOB_NOSPACE) {
-                        globfree(&g);
-                        return -ENOMEM;
-                }
-                if (r == 0)
-                        qsort(g.gl_pathv, g.gl_pathc, sizeof *g.gl_pathv, path_cmp);
-                for (size_t k = 0; r == 0 && k < g.gl_pathc; k++) {
-                        int q = config_load_one(rootfd, g.gl_pathv[k] + skip, cs, ret_why);
-                        if (q < 0 && q != -ENOENT) {
-                                globfree(&g);
+                r = glob_in_root(rootfd, abs, &matches);
+                if (r == -EOPNOTSUPP)
+                        return asprintf(ret_why,
+                                        "%s imports %s: nodetrustd follows wildcards only in the last path component, so it cannot tell what containerd reads",
+                                        from, pat) < 0
+                                       ? -ENOMEM
+                                       : -EINVAL;
+                if (r == -ENOMEM)
+                        return r;
+                for (char **m = matches; r >= 0 && m && *m; m++) {
+                        int q = config_load_one(rootfd, *m, cs, ret_why);
+                        if (q < 0 && q != -ENOENT)
                                 return q;
-                        }
                 }
-                globfree(&g);
         }
         return 0;
 }
@@ -235,7 +293,15 @@ static void path_normalize(char *p) {
         *w = 0;
 }
 
-static int check_containerd(int rootfd, const char *root, const char *config, unsigned mask, TargetStatus *ts) {
+/* registry.configs."HOST".tls: refused beside config_path (auth is not). */
+static bool configs_have_tls(const TomlValue *configs) {
+        for (size_t i = 0; i < toml_table_size(configs); i++)
+                if (toml_table_get(toml_table_value_at(configs, i), "tls"))
+                        return true;
+        return false;
+}
+
+static int check_containerd(int rootfd, const char *config, TargetStatus *ts) {
         static const char *const installed[] = { "/run/containerd/containerd.sock", "/usr/bin/containerd",
                                                  "/usr/local/bin/containerd", "/usr/sbin/containerd", NULL };
         _cleanup_free_ char *why = NULL, *list = NULL;
@@ -256,7 +322,7 @@ static int check_containerd(int rootfd, const char *root, const char *config, un
                                   found, config);
         }
         for (size_t i = 0; r == 0 && i < cs.n; i++)
-                r = config_load_imports(rootfd, root, i, &cs, &why);
+                r = config_load_imports(rootfd, i, &cs, &why);
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
@@ -290,25 +356,22 @@ static int check_containerd(int rootfd, const char *root, const char *config, un
         if (v && !toml_string(v))
                 return set_status(ts, TARGET_STATE_INACTIVE, "config_path in %s is not a string", where);
         if (v && *toml_string(v) && (toml_table_size(toml_table_get(registry, "mirrors")) > 0 ||
-                                     toml_table_size(toml_table_get(registry, "configs")) > 0))
+                                     configs_have_tls(toml_table_get(registry, "configs"))))
                 return set_status(ts, TARGET_STATE_INACTIVE,
-                                  "%s sets config_path together with the deprecated registry mirrors or configs, which containerd's CRI plugin refuses to load",
+                                  "%s sets config_path together with the deprecated registry mirrors or configs.*.tls, which containerd's CRI plugin refuses to load",
                                   where);
-        if (!v || !*toml_string(v)) {
-                if (version == 3) {
-                        /* containerd 2.x's default. */
-                        list = strdup(CONTAINERD_DIR ":" DOCKER_DIR);
-                        if (!list)
-                                return -ENOMEM;
-                } else
-                        return set_status(ts, TARGET_STATE_INACTIVE,
-                                          "config_path is not set in [plugins.\"%s\".registry] of %s: containerd will not read " CONTAINERD_DIR,
-                                          plugin, where);
-        } else {
-                list = strdup(toml_string(v));
-                if (!list)
-                        return -ENOMEM;
-        }
+        /* Unset: containerd 1.x, 2.0 and 2.1 read no hosts directory at
+         * all; 2.2 and later default to ours (unless mirrors are set). The
+         * file does not say which containerd reads it, and trust we cannot
+         * prove is not reported: say what to set. */
+        if (!v || !*toml_string(v))
+                return set_status(ts, TARGET_STATE_INACTIVE,
+                                  "config_path is not set in [plugins.\"%s\".registry] of %s: containerd before 2.2 will not read " CONTAINERD_DIR
+                                  " (set config_path = \"" CONTAINERD_DIR "\")",
+                                  plugin, where);
+        list = strdup(toml_string(v));
+        if (!list)
+                return -ENOMEM;
 
         /* A colon-separated search list: the first directory that has the
          * registry wins. Remember those before ours. */
@@ -318,9 +381,6 @@ static int check_containerd(int rootfd, const char *root, const char *config, un
                 path_normalize(d);
                 if (streq(d, CONTAINERD_DIR))
                         return set_status(ts, TARGET_STATE_ACTIVE, NULL);
-                /* Ours too when the docker target writes there. */
-                if (streq(d, DOCKER_DIR) && (mask & TARGET_DOCKER))
-                        continue;
                 r = strv_extend(&ts->read_first, d);
                 if (r < 0)
                         return r;
@@ -330,8 +390,7 @@ static int check_containerd(int rootfd, const char *root, const char *config, un
                           where, toml_string(v));
 }
 
-int runtime_check(int rootfd, const char *root, const char *containerd_config, unsigned target_mask,
-                  RuntimeStatus *ret) {
+int runtime_check(int rootfd, const char *containerd_config, unsigned target_mask, RuntimeStatus *ret) {
         static const char *const docker[] = { "/etc/docker/daemon.json", "/run/docker.sock", "/var/run/docker.sock",
                                               "/usr/bin/dockerd", "/usr/sbin/dockerd", "/usr/local/bin/dockerd", NULL };
         static const char *const containers[] = {
@@ -351,7 +410,7 @@ int runtime_check(int rootfd, const char *root, const char *containerd_config, u
                 switch (targets[i].bit) {
                 case TARGET_DOCKER: r = check_present(rootfd, docker, "docker daemon", ts); break;
                 case TARGET_CONTAINERS: r = check_present(rootfd, containers, "CRI-O, podman, skopeo or buildah", ts); break;
-                case TARGET_CONTAINERD: r = check_containerd(rootfd, root, containerd_config, target_mask, ts); break;
+                case TARGET_CONTAINERD: r = check_containerd(rootfd, containerd_config, ts); break;
                 }
         }
         if (r < 0) {

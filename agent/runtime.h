@@ -37,13 +37,11 @@ typedef struct RuntimeStatus {
 
 const char *target_state_to_string(TargetStateType t);
 
-/* Check every target in target_mask below rootfd, which is the directory
- * root (the --root path, for globbing containerd's imports).
+/* Check every target in target_mask below rootfd (--root).
  * containerd_config is the host path of containerd's config.toml. Fails
  * only on allocation failure: an unreadable or malformed file is an
  * inactive target with its reason. */
-int runtime_check(int rootfd, const char *root, const char *containerd_config, unsigned target_mask,
-                  RuntimeStatus *ret);
+int runtime_check(int rootfd, const char *containerd_config, unsigned target_mask, RuntimeStatus *ret);
 
 /* true when a and b say the same (state and reason of each target). */
 bool runtime_status_equal(const RuntimeStatus *a, const RuntimeStatus *b);

@@ -78,6 +78,7 @@ typedef struct State {
         size_t n_registries;
         size_t n_valid; /* registries[0..n_valid) are the valid keys */
         unsigned n_applied, n_refused, n_conflicts, n_failed, n_shadowed;
+        unsigned n_files_failed; /* writes and removals that failed in the last apply */
         unsigned n_ignored;
 
         /* Is each target's runtime there and reading what we write? */

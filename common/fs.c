@@ -163,6 +163,11 @@ static int write_all(int fd, const void *data, size_t size) {
 
 int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t size, mode_t mode,
                          uid_t uid, gid_t gid) {
+        return write_file_atomic_full(dirfd, name, data, size, mode, uid, gid, false);
+}
+
+int write_file_atomic_full(int dirfd, const char *name, const void *data, size_t size, mode_t mode, uid_t uid,
+                           gid_t gid, bool noreplace) {
         _cleanup_close_ int fd = -1;
         char tmp[NAME_MAX + 1];
         uint64_t rnd;
@@ -185,7 +190,7 @@ int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t s
                 r = -errno;
         if (r >= 0 && fsync(fd) < 0)
                 r = -errno;
-        if (r >= 0 && renameat(dirfd, tmp, dirfd, name) < 0)
+        if (r >= 0 && renameat2(dirfd, tmp, dirfd, name, noreplace ? RENAME_NOREPLACE : 0) < 0)
                 r = -errno;
         if (r < 0) {
                 (void) unlinkat(dirfd, tmp, 0);
@@ -257,7 +262,29 @@ int open_in_root(int rootfd, const char *path, int flags) {
                 return fd;
         if (errno != ENOSYS && errno != EPERM)
                 return -errno;
-        /* No openat2 (old kernel, or a seccomp filter that predates it). */
-        fd = openat(rootfd, rel, (int) how.flags | O_NOFOLLOW);
+
+        /* No openat2 (an old kernel, or a seccomp filter that predates it):
+         * fail closed. Walk the directories with no symlink and no "..",
+         * and open the last component without following it either. */
+        _cleanup_free_ char *dir = strdup(rel);
+        _cleanup_close_ int dfd = -1;
+        char *base;
+        int r;
+
+        if (!dir)
+                return -ENOMEM;
+        base = strrchr(dir, '/');
+        if (base)
+                *base++ = 0;
+        else {
+                base = (char *) rel;
+                dir[0] = 0;
+        }
+        if (streq(base, ".."))
+                return -EINVAL;
+        r = open_dir_beneath(rootfd, dir, 0, &dfd, NULL);
+        if (r < 0)
+                return r;
+        fd = openat(dfd, base, (int) how.flags | O_NOFOLLOW);
         return fd >= 0 ? fd : -errno;
 }

@@ -32,7 +32,8 @@ int read_fd(int fd, size_t max, char **ret, size_t *ret_size);
 /* Open the absolute path below rootfd as if rootfd were "/": symlinks are
  * followed but resolved inside rootfd (openat2 RESOLVE_IN_ROOT), so a host
  * file seen through --root resolves as the host resolves it and never
- * escapes. Where openat2 is missing, symlinks are not followed at all.
+ * escapes. Where openat2 is missing, it fails closed: no symlink is
+ * followed and ".." is refused (-EINVAL).
  * flags are open(2) flags; O_CLOEXEC and O_NOCTTY are added. */
 int open_in_root(int rootfd, const char *path, int flags);
 
@@ -40,6 +41,12 @@ int open_in_root(int rootfd, const char *path, int flags);
  * fchmod, fsync, rename over name, fsync dirfd. uid/gid (uid_t)-1 = keep. */
 int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t size, mode_t mode,
                          uid_t uid, gid_t gid);
+
+/* The same; with noreplace, -EEXIST instead of replacing a file that is
+ * already there (renameat2 RENAME_NOREPLACE), so a file someone else made
+ * since we looked is never clobbered. */
+int write_file_atomic_full(int dirfd, const char *name, const void *data, size_t size, mode_t mode, uid_t uid,
+                           gid_t gid, bool noreplace);
 
 /* Remove file name from dirfd (no error when it is already gone) and fsync dirfd. */
 int unlink_file_at(int dirfd, const char *name);

@@ -518,7 +518,9 @@ DETECTION_CASES = {
                                      "inactive", ("config_path",)),
     "v2-other-dir": (_v2("/etc/containerd/registries.d"), (), "inactive",
                      ("/etc/containerd/registries.d",)),
-    "v3-unset": (_v3(None), (), "active", ()),
+    # Only containerd 2.2+ defaults config_path; 2.0/2.1 do not, and the
+    # file does not say which containerd reads it.
+    "v3-unset": (_v3(None), (), "inactive", ("config_path", "before 2.2")),
     "v3-config-path": (_v3("/etc/containerd/certs.d"), (), "active", ()),
     "v3-other-dir": (_v3("/srv/registries.d"), (), "inactive", ("/srv/registries.d",)),
     "malformed": (_text(MALFORMED_CONFIG), (), "inactive", ("config.toml", "3")),

@@ -536,12 +536,36 @@ static void test_hosts_toml_admin(void **state) {
         assert_int_equal(s.n_inactive_targets, 1);
         state_done(&s);
 
-        /* The key goes: our ca.crt goes, their hosts.toml and the directory stay. */
+        /* The key goes while their hosts.toml names our ca.crt: removing
+         * it would break them, so it stays, theirs now, and we forget it. */
         _cleanup_(plan_freep) Plan *p4 = plan_hosts(f, empty, true);
         apply(f, p4);
-        _cleanup_free_ char *kept = slurp(f, REG_DIR "/hosts.toml");
+        _cleanup_free_ char *kept = slurp(f, REG_DIR "/hosts.toml"), *ca = slurp(f, REG_DIR "/ca.crt");
         assert_string_equal(kept, admin_with_ca);
-        _cleanup_free_ char *ca = slurp(f, REG_DIR "/ca.crt");
+        assert_non_null(ca);
+        assert_int_equal(find(p4, "containerd", "reg.example.com:5000")->type, ACTION_KEEP);
+        assert_int_equal(f->manifest->n_entries, 0);
+}
+
+/* The key goes under an admin's hosts.toml that does not name ca.crt:
+ * our ca.crt goes, their file and so the directory stay. */
+static void test_hosts_toml_admin_prune(void **state) {
+        Fixture *f = *state;
+        const char *kv[] = { "reg.example.com..5000", f->ca1, NULL };
+        const char *none[] = { NULL };
+        _cleanup_(trust_set_freep) TrustSet *t = trust(kv), *empty = trust(none);
+        _cleanup_(plan_freep) Plan *p1 = plan_hosts(f, t, true);
+
+        apply(f, p1);
+        put(f, REG_DIR "/hosts.toml", admin_mirror);
+        /* As if a crash lost the manifest's record of our hosts.toml: the
+         * removal is planned all the same, and judged by the file. */
+        manifest_find(f->manifest, "containerd", "reg.example.com:5000")->hosts_sha256[0] = 0;
+        _cleanup_(plan_freep) Plan *p2 = plan_hosts(f, empty, true);
+        assert_int_equal(find_hosts(p2, "reg.example.com:5000")->type, ACTION_REMOVE);
+        apply(f, p2);
+        _cleanup_free_ char *kept = slurp(f, REG_DIR "/hosts.toml"), *ca = slurp(f, REG_DIR "/ca.crt");
+        assert_string_equal(kept, admin_mirror);
         assert_null(ca);
         assert_int_equal(f->manifest->n_entries, 0);
 }
@@ -590,6 +614,47 @@ static void test_config_path_order_shadows(void **state) {
         assert_non_null(find(p2, "containerd", "reg.example.com:5000")->shadowed);
         assert_non_null(strstr(find(p2, "containerd", "reg.example.com:5000")->shadowed,
                                "/etc/other/certs.d/reg.example.com:5000"));
+        assert_int_equal(unlinkat(f->rootfd, "etc/other/certs.d/reg.example.com:5000", AT_REMOVEDIR), 0);
+
+        /* containerd also tries HOST_PORT_ and then _default, in each. */
+        assert_int_equal(mkdirat(f->rootfd, "etc/other/certs.d/_default", 0755), 0);
+        _cleanup_(plan_freep) Plan *p3 = plan_with(f, t, &o);
+        assert_non_null(find(p3, "containerd", "reg.example.com:5000")->shadowed);
+        assert_non_null(strstr(find(p3, "containerd", "reg.example.com:5000")->shadowed, "_default"));
+        assert_int_equal(unlinkat(f->rootfd, "etc/other/certs.d/_default", AT_REMOVEDIR), 0);
+
+        /* HOST_PORT_ beside ours comes before ours. */
+        o.containerd_read_first = NULL;
+        assert_int_equal(open_dir_beneath(f->rootfd, "etc/containerd/certs.d/reg.example.com_5000_", 0755, &fd, NULL), 0);
+        close(fd);
+        _cleanup_(plan_freep) Plan *p4 = plan_with(f, t, &o);
+        assert_non_null(find(p4, "containerd", "reg.example.com:5000")->shadowed);
+        assert_non_null(strstr(find(p4, "containerd", "reg.example.com:5000")->shadowed, "reg.example.com_5000_"));
+        assert_int_equal(unlinkat(f->rootfd, "etc/containerd/certs.d/reg.example.com_5000_", AT_REMOVEDIR), 0);
+
+        /* Our docker target's directory listed first holds our ca.crt: not
+         * shadowed, unless the name is loopback (no hosts.toml there). */
+        const char *lo[] = { "reg.example.com..5000", f->ca1, "localhost..5000", f->ca1, NULL };
+        _cleanup_(trust_set_freep) TrustSet *t2 = trust(lo);
+        char *docker_first[] = { (char *) "/etc/docker/certs.d", NULL };
+        PlanOptions od = { .target_mask = TARGET_CONTAINERD | TARGET_DOCKER, .containerd_hosts_toml = true,
+                           .containerd_read_first = docker_first };
+        _cleanup_(plan_freep) Plan *p5 = plan_with(f, t2, &od);
+        apply(f, p5);
+        _cleanup_(plan_freep) Plan *p6 = plan_with(f, t2, &od);
+        assert_null(find(p6, "containerd", "reg.example.com:5000")->shadowed);
+        assert_non_null(find(p6, "containerd", "localhost:5000")->shadowed);
+
+        /* A config_path entry holds any bytes: the reason is printable. */
+        char *evil[] = { (char *) "/etc/x\nFAKE\x1b[31m", NULL };
+        PlanOptions oe = { .target_mask = TARGET_CONTAINERD, .containerd_read_first = evil };
+        assert_int_equal(open_dir_beneath(f->rootfd, "etc/x\nFAKE\x1b[31m/reg.example.com:5000", 0755, &fd, NULL), 0);
+        close(fd);
+        _cleanup_(plan_freep) Plan *p7 = plan_with(f, t, &oe);
+        const char *why = find(p7, "containerd", "reg.example.com:5000")->shadowed;
+        assert_non_null(why);
+        assert_null(strchr(why, '\n'));
+        assert_null(strchr(why, '\x1b'));
 }
 
 /* Someone else's directory stays a conflict; no hosts.toml is planned in it. */
@@ -632,7 +697,18 @@ static void test_hosts_check(void **state) {
         check("[host.\"https://mirror\"]\nca = \"ca.crt\"\n", "reg.example.com:5000", false);
         check("[host.\"http://reg.example.com:5000\"]\nca = \"ca.crt\"\n", "reg.example.com:5000", false);
         check("skip_verify = true\n", "reg.example.com", false);
-        check("", "reg.example.com", false);
+        /* Empty, or not one containerd accepts: as if absent, *.crt is read
+         * (over HTTPS only for names that are not loopback). */
+        check("", "reg.example.com", true);
+        check("", "localhost:5000", false);
+        check("capabilities = [\"fetch\"]\n", "reg.example.com", true);
+        check("ca = 5\n", "reg.example.com", true);
+        check("ca = 5\n", "127.0.0.1:5000", false);
+        check("[host.\"https://m\"]\nclient = [[\"a\"]]\n", "reg.example.com", true);
+        /* Pulls never go to a host that cannot pull. */
+        check("ca = \"ca.crt\"\ncapabilities = [\"push\"]\n", "reg.example.com", false);
+        check("[host.\"https://reg.example.com\"]\ncapabilities = [\"resolve\", \"PULL\"]\nca = \"ca.crt\"\n",
+              "reg.example.com", true);
         /* Loopback names need an https server named. */
         check("ca = \"ca.crt\"\n", "localhost:5000", false);
         check("server = \"https://localhost:5000\"\nca = \"ca.crt\"\n", "localhost:5000", true);
@@ -694,6 +770,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_prune_of_replaced_dir_forgets_it, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hosts_toml_lifecycle, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hosts_toml_admin, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hosts_toml_admin_prune, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hosts_toml_never, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_config_path_order_shadows, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hosts_toml_not_in_foreign_dir, setup, teardown),

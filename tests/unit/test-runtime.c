@@ -70,7 +70,7 @@ static void put(Fixture *f, const char *rel, const char *content) {
 
 static const TargetStatus *check(Fixture *f, unsigned mask) {
         runtime_status_done(&f->rs);
-        assert_int_equal(runtime_check(f->rootfd, f->root, CONFIG, mask, &f->rs), 0);
+        assert_int_equal(runtime_check(f->rootfd, CONFIG, mask, &f->rs), 0);
         return &f->rs.targets[CD];
 }
 
@@ -159,6 +159,15 @@ static void test_v2_unset_or_elsewhere(void **state) {
             "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n"
             "[plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.\"docker.io\"]\n  endpoint = [\"https://m\"]\n");
         assert_state(check(f, TARGET_ALL), TARGET_STATE_INACTIVE, "mirrors");
+        /* configs for auth only are fine beside config_path; tls is not. */
+        put(f, "etc/containerd/config.toml",
+            "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n"
+            "[plugins.\"io.containerd.grpc.v1.cri\".registry.configs.\"r\".auth]\n  username = \"u\"\n");
+        assert_state(check(f, TARGET_ALL), TARGET_STATE_ACTIVE, NULL);
+        put(f, "etc/containerd/config.toml",
+            "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n"
+            "[plugins.\"io.containerd.grpc.v1.cri\".registry.configs.\"r\".tls]\n  ca_file = \"/x\"\n");
+        assert_state(check(f, TARGET_ALL), TARGET_STATE_INACTIVE, "configs.*.tls");
         /* CRI disabled. */
         put(f, "etc/containerd/config.toml", "version = 2\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n");
         assert_state(check(f, TARGET_ALL), TARGET_STATE_INACTIVE, "disables containerd's CRI plugin");
@@ -167,8 +176,13 @@ static void test_v2_unset_or_elsewhere(void **state) {
 static void test_v3(void **state) {
         Fixture *f = *state;
 
-        /* containerd 2.x defaults config_path to ours. */
+        /* Unset: only containerd 2.2 and later default config_path to
+         * ours (2.0 and 2.1 do not), and the file does not say which. */
         put(f, "etc/containerd/config.toml", "version = 3\n[plugins.\"io.containerd.cri.v1.runtime\"]\n  x = 1\n");
+        assert_state(check(f, TARGET_ALL), TARGET_STATE_INACTIVE, "containerd before 2.2");
+        assert_non_null(strstr(f->rs.targets[CD].reason, "io.containerd.cri.v1.images"));
+        put(f, "etc/containerd/config.toml",
+            "version = 3\n[plugins.\"io.containerd.cri.v1.images\".registry]\n  config_path = \"/etc/containerd/certs.d:/etc/docker/certs.d\"\n");
         assert_state(check(f, TARGET_ALL), TARGET_STATE_ACTIVE, NULL);
         put(f, "etc/containerd/config.toml",
             "version = 3\n[plugins.\"io.containerd.cri.v1.images\".registry]\n  config_path = \"/srv/certs.d\"\n");
@@ -185,6 +199,11 @@ static void test_malformed(void **state) {
         put(f, "etc/containerd/config.toml", "version = 2\n\n[plugins\nconfig_path = 1\n");
         assert_state(check(f, TARGET_ALL), TARGET_STATE_INACTIVE, "line 3");
         assert_non_null(strstr(f->rs.targets[CD].reason, CONFIG));
+        /* An import can name any file: the reason never quotes it. */
+        put(f, "etc/kubernetes/bootstrap-token", "abcdef.0123456789abcdef\n");
+        put(f, "etc/containerd/config.toml", "version = 2\nimports = [\"../kubernetes/bootstrap-token\"]\n");
+        assert_state(check(f, TARGET_ALL), TARGET_STATE_INACTIVE, "bootstrap-token is not valid TOML (line 1)");
+        assert_null(strstr(f->rs.targets[CD].reason, "0123456789abcdef"));
         put(f, "etc/containerd/config.toml",
             "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = [\"/etc/containerd/certs.d\"]\n");
         assert_state(check(f, TARGET_ALL), TARGET_STATE_INACTIVE, "not a string");
@@ -197,10 +216,9 @@ static void test_malformed(void **state) {
 static void test_imports(void **state) {
         Fixture *f = *state;
 
-        /* The last file with the plugin's table decides; globs are sorted;
-         * relative imports are relative to the importing file. */
+        /* The last file with the plugin's table decides; globs are sorted. */
         put(f, "etc/containerd/config.toml",
-            "version = 2\nimports = [\"conf.d/*.toml\"]\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"\"\n");
+            "version = 2\nimports = [\"/etc/containerd/conf.d/*.toml\"]\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"\"\n");
         put(f, "etc/containerd/conf.d/20-registry.toml",
             "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n");
         assert_state(check(f, TARGET_ALL), TARGET_STATE_ACTIVE, NULL);
@@ -212,6 +230,18 @@ static void test_imports(void **state) {
         assert_state(check(f, TARGET_ALL), TARGET_STATE_INACTIVE, "30-later.toml is not valid TOML");
         put(f, "etc/containerd/config.toml", "version = 2\nimports = [\"/etc/containerd/missing.toml\"]\n");
         assert_state(check(f, TARGET_ALL), TARGET_STATE_INACTIVE, "missing.toml, which does not exist");
+        /* A relative glob is relative to containerd's working directory
+         * (/), a relative plain path to the importing file's directory. */
+        put(f, "etc/containerd/config.toml", "version = 2\nimports = [\"etc/containerd/conf.d/2*.toml\"]\n");
+        assert_state(check(f, TARGET_ALL), TARGET_STATE_ACTIVE, NULL);
+        put(f, "etc/containerd/config.toml", "version = 2\nimports = [\"conf.d/20-registry.toml\"]\n");
+        assert_state(check(f, TARGET_ALL), TARGET_STATE_ACTIVE, NULL);
+        /* A glob stays inside --root, and a wildcard directory is said, not walked. */
+        put(f, "etc/containerd/config.toml", "version = 2\nimports = [\"/../../../../*\"]\n");
+        /* (The root's own etc/ matched: a directory, which containerd cannot load either.) */
+        assert_state(check(f, TARGET_ALL), TARGET_STATE_INACTIVE, "/../../../../etc: Is a directory");
+        put(f, "etc/containerd/config.toml", "version = 2\nimports = [\"/*/*/*/*/*/*\"]\n");
+        assert_state(check(f, TARGET_ALL), TARGET_STATE_INACTIVE, "wildcards only in the last path component");
         /* Imports that import each other end. */
         put(f, "etc/containerd/config.toml", "version = 2\nimports = [\"a.toml\"]\n");
         put(f, "etc/containerd/a.toml",
@@ -226,7 +256,7 @@ static void test_hostile_file_name(void **state) {
         Fixture *f = *state;
         char bad[] = "a\xff\xc0\n\x1b[31m\xe2\x82\xac.txt";
 
-        put(f, "etc/containerd/config.toml", "version = 2\nimports = [\"conf.d/*\"]\n");
+        put(f, "etc/containerd/config.toml", "version = 2\nimports = [\"/etc/containerd/conf.d/*\"]\n");
         put(f, "etc/containerd/conf.d/x", "");
         char rel[128];
         snprintf(rel, sizeof rel, "etc/containerd/conf.d/%s", bad);
@@ -323,7 +353,7 @@ static void test_equal(void **state) {
         RuntimeStatus a = {};
 
         check(f, TARGET_ALL);
-        assert_int_equal(runtime_check(f->rootfd, f->root, CONFIG, TARGET_ALL, &a), 0);
+        assert_int_equal(runtime_check(f->rootfd, CONFIG, TARGET_ALL, &a), 0);
         assert_true(runtime_status_equal(&a, &f->rs));
         put(f, "usr/bin/containerd", "");
         check(f, TARGET_ALL);
