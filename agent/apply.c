@@ -91,6 +91,26 @@ undo:
         return r;
 }
 
+/* Open a's certs.d directory and its registry directory in it: 0, or 1
+ * when either is gone or was replaced by a symlink or a file (so nothing of
+ * ours is there), or negative errno. */
+static int open_registry_dir(int rootfd, const PlanAction *a, int *ret_basefd, int *ret_dfd) {
+        _cleanup_close_ int basefd = -1;
+        int r, dfd;
+
+        r = open_dir_beneath(rootfd, a->target->dir, 0, &basefd, NULL);
+        if (r == -ENOENT)
+                return 1;
+        if (r < 0)
+                return r;
+        dfd = openat(basefd, a->registry, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0)
+                return errno == ENOENT || errno == ELOOP || errno == ENOTDIR ? 1 : -errno;
+        *ret_basefd = TAKE_FD(basefd);
+        *ret_dfd = dfd;
+        return 0;
+}
+
 /* The hosts.toml beside a ca.crt just written (or found current): write
  * ours, recorded in the manifest entry that ca.crt's write made. */
 static int apply_write_hosts(int rootfd, PlanAction *a, Manifest *m) {
@@ -98,12 +118,9 @@ static int apply_write_hosts(int rootfd, PlanAction *a, Manifest *m) {
         ManifestEntry *me;
         int r;
 
-        r = open_dir_beneath(rootfd, a->target->dir, 0, &basefd, NULL);
-        if (r < 0)
-                return r;
-        dfd = openat(basefd, a->registry, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (dfd < 0)
-                return -errno;
+        r = open_registry_dir(rootfd, a, &basefd, &dfd);
+        if (r != 0)
+                return r > 0 ? -ENOENT : r;
         /* A new one never replaces a file someone made since the plan
          * looked: that one is theirs, and the next sync judges it. */
         r = write_file_atomic_full(dfd, HOSTS_FILE, a->content, a->content_size, FILE_MODE, (uid_t) -1, (gid_t) -1,
@@ -131,16 +148,11 @@ static int apply_remove_hosts(int rootfd, PlanAction *a, Manifest *m) {
         size_t size;
         int r;
 
-        r = open_dir_beneath(rootfd, a->target->dir, 0, &basefd, NULL);
-        if (r == -ENOENT)
+        r = open_registry_dir(rootfd, a, &basefd, &dfd);
+        if (r > 0)
                 goto forget;
         if (r < 0)
                 return r;
-        dfd = openat(basefd, a->registry, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (dfd < 0 && (errno == ENOENT || errno == ELOOP || errno == ENOTDIR))
-                goto forget;
-        if (dfd < 0)
-                return -errno;
         r = read_file_at(dfd, HOSTS_FILE, false, 256u * 1024, &text, &size);
         /* Gone, or not a regular file (a symlink, a directory, a FIFO, too
          * big): not ours. Anything else we cannot tell, so ca.crt stays. */
@@ -163,19 +175,13 @@ static int apply_remove(int rootfd, PlanAction *a, Manifest *m) {
         bool dir_created = me && me->dir_created;
         int r;
 
-        r = open_dir_beneath(rootfd, a->target->dir, 0, &basefd, NULL);
-        if (r == -ENOENT)
+        /* Gone, or replaced by a symlink or a file: not ours any more.
+         * Leave it and forget it, rather than fail every sync over it. */
+        r = open_registry_dir(rootfd, a, &basefd, &dfd);
+        if (r > 0)
                 goto forget;
         if (r < 0)
                 return r;
-
-        dfd = openat(basefd, a->registry, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        /* Gone, or replaced by a symlink or a file: not ours any more.
-         * Leave it and forget it, rather than fail every sync over it. */
-        if (dfd < 0 && (errno == ENOENT || errno == ELOOP || errno == ENOTDIR))
-                goto forget;
-        if (dfd < 0)
-                return -errno;
         /* An administrator's hosts.toml that names our ca.crt would break
          * the moment it went: leave it to them, ours no longer. */
         if (a->target->bit == TARGET_CONTAINERD) {

@@ -5,27 +5,12 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "prom.h"
 #include "metrics.h"
 
 /* One metric family header: HELP and TYPE lines. */
 static void family(FILE *f, const char *name, const char *type, const char *help) {
         fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-/* A label value as the exposition format wants it: backslash, double quote
- * and newline escaped. Registry names never need it, but a key that was
- * refused may hold anything a config map key allows. */
-static void label_value(FILE *f, const char *v) {
-        for (; *v; v++) {
-                if (*v == '\\')
-                        fputs("\\\\", f);
-                else if (*v == '"')
-                        fputs("\\\"", f);
-                else if (*v == '\n')
-                        fputs("\\n", f);
-                else
-                        fputc(*v, f);
-        }
 }
 
 static void sample_u64(FILE *f, const char *name, unsigned long long v) {
@@ -50,9 +35,9 @@ int metrics_render(const State *s, const MetricsInfo *info, char **ret, size_t *
 
         family(f, "nodetrust_build_info", "gauge", "Always 1; the labels say which nodetrustd this is.");
         fputs("nodetrust_build_info{version=\"", f);
-        label_value(f, info->version ? info->version : "unknown");
+        prom_label_value(f, info->version ? info->version : "unknown");
         fputs("\",source=\"", f);
-        label_value(f, info->source_kind ? info->source_kind : "unknown");
+        prom_label_value(f, info->source_kind ? info->source_kind : "unknown");
         fputs("\"} 1\n", f);
 
         family(f, "nodetrust_start_time_seconds", "gauge", "When nodetrustd started, in unix seconds.");
@@ -120,7 +105,7 @@ int metrics_render(const State *s, const MetricsInfo *info, char **ret, size_t *
                         if (!rt->enabled || rt->state == REGISTRY_TARGET_APPLIED || rt->state == REGISTRY_TARGET_INACTIVE)
                                 continue;
                         fputs("nodetrust_registry_target_ineffective{registry=\"", f);
-                        label_value(f, s->registries[i].registry);
+                        prom_label_value(f, s->registries[i].registry);
                         fprintf(f, "\",target=\"%s\",state=\"%s\"} 1\n", targets[k].name,
                                 registry_target_state_to_string(rt->state));
                 }
@@ -134,7 +119,7 @@ int metrics_render(const State *s, const MetricsInfo *info, char **ret, size_t *
                 if (!r->registry || !r->not_after || r->state == REGISTRY_REFUSED)
                         continue;
                 fputs("nodetrust_certificate_not_after_timestamp_seconds{registry=\"", f);
-                label_value(f, r->registry);
+                prom_label_value(f, r->registry);
                 fprintf(f, "\"} %lld\n", (long long) r->not_after);
         }
         family(f, "nodetrust_certificate_expiry_soonest_timestamp_seconds", "gauge",

@@ -4,26 +4,11 @@
 #include <stdlib.h>
 
 #include "api.h"
+#include "prom.h"
 #include "prometheus.h"
 
 static void header(FILE *f, const char *name, const char *type, const char *help) {
         fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-/* A label value as the exposition format wants it: backslash, double quote
- * and newline escaped. Target names are checked on the way in and never
- * need it; escaping here keeps that check from being the only guard. */
-static void label_value(FILE *f, const char *v) {
-        for (; *v; v++) {
-                if (*v == '\\')
-                        fputs("\\\\", f);
-                else if (*v == '"')
-                        fputs("\\\"", f);
-                else if (*v == '\n')
-                        fputs("\\n", f);
-                else
-                        fputc(*v, f);
-        }
 }
 
 int metrics_render(const Fleet *fleet, const AggregatorStats *stats, uint64_t now, char **ret, size_t *ret_size) {
@@ -68,7 +53,7 @@ int metrics_render(const Fleet *fleet, const AggregatorStats *stats, uint64_t no
         for (size_t i = 0; i < s.n_targets; i++)
                 for (int k = 0; k < _TARGET_STATE_MAX; k++) {
                         fputs("nodetrust_aggregator_target_nodes{target=\"", f);
-                        label_value(f, s.targets[i].name);
+                        prom_label_value(f, s.targets[i].name);
                         fprintf(f, "\",state=\"%s\"} %zu\n", target_state_to_string(k), s.targets[i].counts[k]);
                 }
 

@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: MIT */
+#include "prom.h"
+
+void prom_label_value(FILE *f, const char *v) {
+        for (; *v; v++) {
+                if (*v == '\\')
+                        fputs("\\\\", f);
+                else if (*v == '"')
+                        fputs("\\\"", f);
+                else if (*v == '\n')
+                        fputs("\\n", f);
+                else
+                        fputc(*v, f);
+        }
+}
