@@ -114,7 +114,6 @@ static int plan_hosts(Plan *p, size_t ca, int dfd, const TrustEntry *e, const Ma
         _cleanup_free_ char *old = NULL, *want = NULL, *shadowed = NULL;
         const Target *tg = p->actions[ca].target;
         size_t size = 0, want_size = 0;
-        char sha[65], want_sha[65];
         int r = -ENOENT;
 
         if (dfd >= 0) {
@@ -152,19 +151,19 @@ static int plan_hosts(Plan *p, size_t ca, int dfd, const TrustEntry *e, const Ma
         r = containerd_hosts_render(e->registry, &want, &want_size);
         if (r < 0)
                 return r;
-        sha256_hex(want, want_size, want_sha);
-        if (old) {
-                sha256_hex(old, size, sha);
-                r = plan_add_file(p, streq(sha, want_sha) ? ACTION_UNCHANGED : ACTION_UPDATE, tg, HOSTS_FILE,
-                                  e->registry, e, NULL);
-        } else
+        /* Compared as bytes: a hash is only needed for what gets written. */
+        if (old)
+                r = plan_add_file(p, size == want_size && memcmp(old, want, size) == 0 ? ACTION_UNCHANGED : ACTION_UPDATE,
+                                  tg, HOSTS_FILE, e->registry, e, NULL);
+        else
                 /* Missing: new, or someone deleted ours (drift). */
                 r = plan_add_file(p, dfd >= 0 && me && me->hosts_sha256[0] ? ACTION_UPDATE : ACTION_CREATE, tg,
                                   HOSTS_FILE, e->registry, e, NULL);
         if (r < 0)
                 return r;
         PlanAction *h = &p->actions[p->n_actions - 1];
-        memcpy(h->content_sha, want_sha, sizeof want_sha);
+        if (h->type != ACTION_UNCHANGED)
+                sha256_hex(want, want_size, h->content_sha);
         h->content_size = want_size;
         h->content = TAKE_PTR(want);
         return 0;
