@@ -30,6 +30,13 @@ fi
 volume=$scratch/volume
 root=$scratch/root
 mkdir "$volume" "$root"
+# The node, as far as the runtimes go: containerd (Debian's 1.6 config with
+# the CRI registry's config_path left empty, as it ships) and CRI-O's
+# containers/image (a policy.json); no docker.
+mkdir -p "$root/etc/containerd" "$root/etc/containers"
+printf '%s\n' 'version = 2' '' '[plugins."io.containerd.grpc.v1.cri".registry]' '  config_path = ""' \
+	>"$root/etc/containerd/config.toml"
+printf '%s\n' '{"default": [{"type": "insecureAcceptAnything"}]}' >"$root/etc/containers/policy.json"
 
 section() {
 	printf '\n== %s\n' "$1"
@@ -74,6 +81,18 @@ for f in $(find "$root/etc" -name ca.crt 2>/dev/null | sort); do
 done
 [ "$written" -gt 0 ] || echo "(nothing)"
 
+section "containerd's hosts.toml (/etc/containerd/certs.d/registry.example.com/hosts.toml)"
+cat "$root/etc/containerd/certs.d/registry.example.com/hosts.toml" 2>/dev/null || echo "(none)"
+
+section "Effective trust: which runtimes read it (from the agent's log)"
+grep -E "Target (inactive|active)|not installed" "$scratch/stderr" | sed 's/^[^ ]* //' || echo "(nothing)"
+
+section "containerd fixed: config_path = \"/etc/containerd/certs.d\", nodetrustd --once again"
+sed -i 's|config_path = ""|config_path = "/etc/containerd/certs.d"|' "$root/etc/containerd/config.toml"
+status2=0
+run_agent --once >"$scratch/stdout2" 2>"$scratch/stderr2" || status2=$?
+grep -E "Target (inactive|active)" "$scratch/stderr2" | sed 's/^[^ ]* //' || echo "(nothing)"
+
 section "Refused (from the agent's log)"
 # Every refusal line, minus the sync summary that only counts them.
 grep -i 'refus' "$scratch/stderr" | grep -v 'Sync complete' || echo "(nothing)"
@@ -89,6 +108,11 @@ problems=""
 [ "$status" -eq 1 ] || problems="$problems exit status $status (expected 1: one bad key);"
 [ "$written" -eq 9 ] || problems="$problems $written ca.crt files (expected 9);"
 grep -q 'bad_host\.\.99999' "$scratch/stderr" || problems="$problems bad_host..99999 not refused;"
+[ -f "$root/etc/containerd/certs.d/registry.example.com/hosts.toml" ] || problems="$problems no hosts.toml;"
+grep -q 'TARGET=containerd TARGET_STATE=inactive' "$scratch/stderr" ||
+	problems="$problems containerd without config_path not reported inactive;"
+grep -q 'TARGET=containerd TARGET_STATE=active' "$scratch/stderr2" ||
+	problems="$problems containerd with config_path not reported active;"
 [ ! -e "$root/etc/docker/certs.d/storage-ca-bundle.pem" ] ||
 	problems="$problems storage-ca-bundle.pem was not ignored;"
 if [ -n "$problems" ]; then
@@ -97,5 +121,6 @@ if [ -n "$problems" ]; then
 	sed 's/^/    /' "$scratch/stderr"
 	exit 1
 fi
-echo "demo OK: 3 registries trusted by docker, containers and containerd;"
-echo "storage-ca-bundle.pem ignored; bad_host..99999 refused (exit status 1, partial)."
+echo "demo OK: 3 registries written for docker, containers and containerd (with hosts.toml);"
+echo "trusted by CRI-O/podman (active) and, once config_path named certs.d, containerd;"
+echo "docker not installed; storage-ca-bundle.pem ignored; bad_host..99999 refused (exit status 1, partial)."

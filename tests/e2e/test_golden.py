@@ -37,3 +37,13 @@ def test_dry_run_matches_golden(tmp_path):
         "etc", "etc/docker", "etc/docker/certs.d",
         "etc/docker/certs.d/registry.example.com",
         "etc/docker/certs.d/registry.example.com/ca.crt"]
+
+
+def test_demo_checks_itself():
+    """`make demo`'s script: it checks its own result (files, refusal,
+    hosts.toml, containerd inactive then active) and says demo OK."""
+    proc = subprocess.run(["sh", str(TOP / "scripts/demo.sh"), nodetrustd_path()],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "demo OK" in proc.stdout
+    assert "TARGET=containerd TARGET_STATE=inactive" in proc.stdout
