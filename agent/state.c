@@ -81,6 +81,9 @@ static int result_add_action(RegistryTargetResult *rt, const PlanAction *pa) {
                 rt->state = REGISTRY_TARGET_CONFLICT;
                 return set_reason(&rt->reason, NULL, pa->reason ? pa->reason : "conflict");
         }
+        /* Applied through it: still say the file is not ours. */
+        if (pa->type == ACTION_CONFLICT && rt->state == REGISTRY_TARGET_APPLIED && !rt->reason && pa->reason)
+                return set_reason(&rt->reason, NULL, pa->reason);
         if (pa->shadowed && rt->state != REGISTRY_TARGET_CONFLICT) {
                 rt->state = REGISTRY_TARGET_SHADOWED;
                 return set_reason(&rt->reason, NULL, pa->shadowed);

@@ -38,7 +38,7 @@ typedef enum RegistryTargetStateType {
 typedef struct RegistryTargetResult {
         bool enabled; /* the target is in --targets and the key was valid */
         RegistryTargetStateType state;
-        char *reason; /* NULL when applied */
+        char *reason; /* why not applied; when applied, NULL or a note (someone else's hosts.toml) */
 } RegistryTargetResult;
 
 typedef struct RegistryResult {

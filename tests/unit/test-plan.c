@@ -521,6 +521,9 @@ static void test_hosts_toml_admin(void **state) {
         assert_int_equal(state_set_registries(&s, t, p3), 0);
         assert_int_equal(s.registries[0].state, REGISTRY_APPLIED);
         assert_int_equal(s.registries[0].targets[2].state, REGISTRY_TARGET_APPLIED);
+        /* Applied through their file, which is still said to be theirs. */
+        assert_non_null(s.registries[0].targets[2].reason);
+        assert_non_null(strstr(s.registries[0].targets[2].reason, "not written by nodetrustd"));
         assert_true(s.registries[0].changed);
         assert_int_equal(state_set_registries(&s, t, p3), 0);
         assert_false(s.registries[0].changed);
