@@ -124,7 +124,7 @@ static int apply_write_hosts(int rootfd, PlanAction *a, Manifest *m) {
         /* A new one never replaces a file someone made since the plan
          * looked: that one is theirs, and the next sync judges it. */
         r = write_file_atomic_full(dfd, HOSTS_FILE, a->content, a->content_size, FILE_MODE, (uid_t) -1, (gid_t) -1,
-                                   a->type == ACTION_CREATE);
+                                   a->noreplace);
         if (r == -EEXIST) {
                 a->type = ACTION_CONFLICT;
                 free(a->reason);
@@ -140,29 +140,33 @@ static int apply_write_hosts(int rootfd, PlanAction *a, Manifest *m) {
 }
 
 /* Remove our hosts.toml, and only ours: one that lost its first line since
- * is an administrator's now and stays. Either way we no longer own one. */
+ * the plan is an administrator's now and stays (a conflict). Either way we
+ * no longer own one. */
 static int apply_remove_hosts(int rootfd, PlanAction *a, Manifest *m) {
         _cleanup_close_ int basefd = -1, dfd = -1;
         _cleanup_free_ char *text = NULL;
         ManifestEntry *me = manifest_find(m, a->target->name, a->registry);
         size_t size;
-        int r;
+        int r, error;
 
         r = open_registry_dir(rootfd, a, &basefd, &dfd);
         if (r > 0)
                 goto forget;
         if (r < 0)
                 return r;
-        r = read_file_at(dfd, HOSTS_FILE, false, 256u * 1024, &text, &size);
-        /* Gone, or not a regular file (a symlink, a directory, a FIFO, too
-         * big): not ours. Anything else we cannot tell, so ca.crt stays. */
-        if (r < 0 && r != -ENOENT && r != -ELOOP && r != -EISDIR && r != -EBADFD && r != -EFBIG)
+        r = containerd_hosts_read(rootfd, dfd, a->registry, &text, &size, &error);
+        if (r < 0)
                 return r;
-        if (r == 0 && containerd_hosts_is_ours(text, size)) {
+        if (r == HOSTS_OURS) {
                 r = unlink_file_at(dfd, HOSTS_FILE);
                 if (r < 0)
                         return r;
-        }
+        } else if (r != HOSTS_ABSENT) {
+                a->type = ACTION_CONFLICT;
+                free(a->reason);
+                a->reason = strdup(HOSTS_FILE " is no longer nodetrustd's; left untouched");
+        } else
+                a->type = ACTION_UNCHANGED; /* gone already: nothing was removed */
 forget:
         if (me)
                 me->hosts_sha256[0] = 0;
@@ -182,19 +186,21 @@ static int apply_remove(int rootfd, PlanAction *a, Manifest *m) {
                 goto forget;
         if (r < 0)
                 return r;
-        /* An administrator's hosts.toml that names our ca.crt would break
-         * the moment it went: leave it to them, ours no longer. */
+        /* An administrator's hosts.toml that names our ca.crt (or cannot
+         * be read) would break the moment it went: leave it to them. The
+         * plan asked; this asks again, just before. */
         if (a->target->bit == TARGET_CONTAINERD) {
-                _cleanup_free_ char *text = NULL;
-                size_t size;
-                r = read_file_at(dfd, HOSTS_FILE, false, 256u * 1024, &text, &size);
-                if (r == -ENOMEM)
+                bool names_ours;
+                r = plan_prune_kind(rootfd, a->target, a->registry, &names_ours);
+                if (r < 0)
                         return r;
-                if (r == 0 && !containerd_hosts_is_ours(text, size) &&
-                    containerd_hosts_names_ca(text, size, a->registry, "/etc/containerd/certs.d")) {
-                        a->type = ACTION_KEEP;
+                /* Ours again since the plan: it goes first, next sync. */
+                if (r == HOSTS_OURS)
+                        return -EBUSY;
+                if (r == HOSTS_UNREADABLE || (r == HOSTS_FOREIGN && names_ours)) {
+                        a->type = ACTION_DISOWN;
                         free(a->reason);
-                        a->reason = strdup("an administrator's " HOSTS_FILE " names it; left in place and no longer nodetrustd's");
+                        a->reason = strdup("an administrator's " HOSTS_FILE " relies on it; left in place, no longer nodetrustd's");
                         goto forget;
                 }
         }
@@ -258,6 +264,11 @@ int apply_plan(int rootfd, const char *state_dir, Plan *p, Manifest *m) {
                         break;
                 case ACTION_REMOVE:
                         r = hosts ? apply_remove_hosts(rootfd, a, m) : apply_remove(rootfd, a, m);
+                        break;
+                case ACTION_DISOWN:
+                        /* Left in place, and no longer in the manifest. */
+                        manifest_remove(m, a->target->name, a->registry);
+                        r = 0;
                         break;
                 default:
                         r = 0;

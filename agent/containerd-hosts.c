@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "cleanup.h"
+#include "fs.h"
 #include "containerd-hosts.h"
 #include "toml.h"
 #include "utf8.h"
@@ -41,6 +44,43 @@ int containerd_hosts_render(const char *registry, char **ret, size_t *ret_size) 
                 return -ENOMEM;
         *ret_size = (size_t) n;
         return 0;
+}
+
+int containerd_hosts_read(int rootfd, int dfd, const char *registry, char **ret, size_t *ret_size, int *ret_error) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+        int r;
+
+        *ret = NULL;
+        *ret_size = 0;
+        *ret_error = 0;
+        if (fstatat(dfd, HOSTS_FILE, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                if (errno == ENOENT)
+                        return HOSTS_ABSENT;
+                *ret_error = errno;
+                return HOSTS_UNREADABLE;
+        }
+        if (S_ISREG(st.st_mode)) {
+                r = read_file_at(dfd, HOSTS_FILE, false, HOSTS_FILE_MAX, ret, ret_size);
+                if (r == -ENOENT)
+                        return HOSTS_ABSENT;
+        } else if (S_ISLNK(st.st_mode)) {
+                /* Never ours (we write regular files), but containerd reads
+                 * where it points: so do we, as the host resolves it. */
+                if (asprintf(&path, CONTAINERD_CERTS_DIR "/%s/" HOSTS_FILE, registry) < 0)
+                        return -ENOMEM;
+                fd = open_in_root_regular(rootfd, path);
+                r = fd < 0 ? fd : read_fd(fd, HOSTS_FILE_MAX, ret, ret_size);
+        } else
+                r = S_ISDIR(st.st_mode) ? -EISDIR : -EBADFD;
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                *ret_error = -r;
+                return HOSTS_UNREADABLE;
+        }
+        return S_ISREG(st.st_mode) && containerd_hosts_is_ours(*ret, *ret_size) ? HOSTS_OURS : HOSTS_FOREIGN;
 }
 
 bool containerd_hosts_is_ours(const char *text, size_t size) {
@@ -95,6 +135,35 @@ static bool is_string_array(const TomlValue *v) {
         return true;
 }
 
+/* Go's time.ParseDuration: "0", or an optional sign and one or more
+ * decimal numbers each followed by ns, us, µs, μs, ms, s, m or h. */
+static bool go_duration_valid(const char *s) {
+        static const char *const units[] = { "ns", "us", "\xc2\xb5s", "\xce\xbcs", "ms", "s", "m", "h" };
+
+        if (*s == '+' || *s == '-')
+                s++;
+        if (streq(s, "0"))
+                return true;
+        if (!*s)
+                return false;
+        while (*s) {
+                size_t ip = strspn(s, "0123456789"), fp = 0, best = 0;
+                s += ip;
+                if (*s == '.')
+                        fp = strspn(++s, "0123456789"), s += fp;
+                if (ip + fp == 0)
+                        return false;
+                /* The longest unit that matches: "ms" before "m". */
+                for (size_t u = 0; u < ELEMENTSOF(units); u++)
+                        if (strncmp(s, units[u], strlen(units[u])) == 0 && strlen(units[u]) > best)
+                                best = strlen(units[u]);
+                if (!best)
+                        return false;
+                s += best;
+        }
+        return true;
+}
+
 /* Would containerd's parseHostConfig accept this table (the top level or a
  * [host."URL"] one)? On any error it drops the whole file and reads *.crt
  * instead, so a file it refuses is as good as absent. */
@@ -124,6 +193,8 @@ static bool host_table_valid(const TomlValue *t) {
                 }
         }
         if ((v = toml_table_get(t, "skip_verify")) && toml_type(v) != TOML_BOOLEAN)
+                return false;
+        if ((v = toml_table_get(t, "dial_timeout")) && (!toml_string(v) || !go_duration_valid(toml_string(v))))
                 return false;
         if ((v = toml_table_get(t, "override_path")) && toml_type(v) != TOML_BOOLEAN)
                 return false;
@@ -233,7 +304,9 @@ static int hosts_check(const char *text, size_t size, const char *registry, cons
                 if (!server_host_part)
                         return -ENOMEM;
         }
-        if (ca_names_ours(toml_table_get(root, "ca"), ours) && can_pull(root) && server_https &&
+        /* Without server =, containerd gives the registry itself every
+         * capability, whatever the top level says. */
+        if (ca_names_ours(toml_table_get(root, "ca"), ours) && (!server_host_part || can_pull(root)) && server_https &&
             (!server_host_part || streq(server_host_part, server_host(registry))) &&
             (server_host_part || !loopback))
                 return 0;

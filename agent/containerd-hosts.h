@@ -18,6 +18,24 @@
  * start with it is someone else's and is never rewritten or removed. */
 #define HOSTS_MARKER "# Managed by nodetrustd."
 
+/* What is at a registry directory's hosts.toml. */
+typedef enum HostsFileKind {
+        HOSTS_ABSENT,
+        HOSTS_OURS,       /* a regular file starting with HOSTS_MARKER */
+        HOSTS_FOREIGN,    /* someone else's, read as containerd reads it */
+        HOSTS_UNREADABLE, /* someone else's that cannot be read (a directory, a FIFO, too big, ...) */
+} HostsFileKind;
+
+#define HOSTS_FILE_MAX (256u * 1024)
+#define CONTAINERD_CERTS_DIR "/etc/containerd/certs.d"
+
+/* Look at the hosts.toml in dfd, registry's directory below the containerd
+ * target of rootfd (--root), the way containerd reads it: a symlink is
+ * followed, but inside the root, and only to a regular file. Returns the
+ * kind; with OURS and FOREIGN, *ret (NUL-terminated) and *ret_size hold the
+ * text; with UNREADABLE, *ret_error the errno. -ENOMEM only. */
+int containerd_hosts_read(int rootfd, int dfd, const char *registry, char **ret, size_t *ret_size, int *ret_error);
+
 /* The hosts.toml nodetrustd writes for registry ("host" or "host:port"). */
 int containerd_hosts_render(const char *registry, char **ret, size_t *ret_size);
 

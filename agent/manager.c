@@ -205,9 +205,9 @@ static void log_plan(Manager *m, const Plan *p, const TrustSet *t, bool content_
                 else if (a->type == ACTION_CONFLICT && content_changed)
                         log_full(LOG_WARNING, "Conflict, left untouched", "REGISTRY=%s", a->registry,
                                  "TARGET=%s", a->target->name, "FILE=%s", a->file, "REASON=%s", a->reason, NULL);
-                else if (a->type == ACTION_KEEP && a->reason)
+                else if (a->type == ACTION_DISOWN)
                         log_full(LOG_WARNING, "Registry CA left in place", "REGISTRY=%s", a->registry, "TARGET=%s",
-                                 a->target->name, "REASON=%s", a->reason, NULL);
+                                 a->target->name, "REASON=%s", a->reason ? a->reason : "-", NULL);
                 else if (a->type == ACTION_KEEP && content_changed)
                         log_full(LOG_WARNING, "Key refused; keeping the last good CA", "REGISTRY=%s",
                                  a->registry, "TARGET=%s", a->target->name, NULL);

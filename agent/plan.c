@@ -20,10 +20,7 @@ const Target targets[3] = {
 
 /* A ca.crt larger than this is not one we wrote. */
 #define CA_FILE_MAX (4u * 1024 * 1024)
-/* Nor a hosts.toml larger than this anyone's: it is not read further. */
-#define HOSTS_FILE_MAX (256u * 1024)
-/* Where containerd looks, as it sees the path (not below --root). */
-#define CONTAINERD_CERTS_DIR "/etc/containerd/certs.d"
+
 
 const Target *target_by_name(const char *name) {
         for (size_t i = 0; i < ELEMENTSOF(targets); i++)
@@ -60,6 +57,7 @@ int targets_parse(const char *list, unsigned *ret, const char **ret_bad) {
 static const char *const action_names[_ACTION_MAX] = {
         [ACTION_CREATE] = "create",     [ACTION_UPDATE] = "update", [ACTION_UNCHANGED] = "unchanged",
         [ACTION_REMOVE] = "remove",     [ACTION_KEEP] = "keep",     [ACTION_CONFLICT] = "conflict",
+        [ACTION_DISOWN] = "disown",
 };
 
 const char *action_type_to_string(ActionType t) {
@@ -109,19 +107,19 @@ static int plan_add(Plan *p, ActionType type, const Target *tg, const char *regi
  * still to be created. Ours (it starts with HOSTS_MARKER) is kept current,
  * or removed when hosts.toml is off; anyone else's is left alone and only
  * checked: does containerd still use our ca.crt? */
-static int plan_hosts(Plan *p, size_t ca, int dfd, const TrustEntry *e, const ManifestEntry *me,
+static int plan_hosts(Plan *p, int rootfd, size_t ca, int dfd, const TrustEntry *e, const ManifestEntry *me,
                       const PlanOptions *o) {
         _cleanup_free_ char *old = NULL, *want = NULL, *shadowed = NULL;
         const Target *tg = p->actions[ca].target;
         size_t size = 0, want_size = 0;
-        int r = -ENOENT;
+        int kind = HOSTS_ABSENT, error = 0, r;
 
         if (dfd >= 0) {
-                r = read_file_at(dfd, HOSTS_FILE, false, HOSTS_FILE_MAX, &old, &size);
-                if (r == -ENOMEM)
-                        return r;
+                kind = containerd_hosts_read(rootfd, dfd, e->registry, &old, &size, &error);
+                if (kind < 0)
+                        return kind;
         }
-        if (r == 0 && !containerd_hosts_is_ours(old, size)) {
+        if (kind == HOSTS_FOREIGN) {
                 r = containerd_hosts_check(old, size, e->registry, CONTAINERD_CERTS_DIR, &shadowed);
                 if (r < 0)
                         return r;
@@ -129,13 +127,13 @@ static int plan_hosts(Plan *p, size_t ca, int dfd, const TrustEntry *e, const Ma
                 return plan_add_file(p, ACTION_CONFLICT, tg, HOSTS_FILE, e->registry, e,
                                      HOSTS_FILE " was not written by nodetrustd; left untouched");
         }
-        if (r < 0 && r != -ENOENT) {
-                /* A symlink, a directory, a FIFO, too big: not ours, and
-                 * containerd's reading of it is not ours to guess. */
-                if (asprintf(&shadowed, HOSTS_FILE " cannot be checked: %s", strerror(-r)) < 0)
+        if (kind == HOSTS_UNREADABLE) {
+                /* A directory, a FIFO, too big, a link to nowhere: not ours,
+                 * and containerd's reading of it is not ours to guess. */
+                if (asprintf(&shadowed, HOSTS_FILE " cannot be checked: %s", strerror(error)) < 0)
                         return -ENOMEM;
                 p->actions[ca].shadowed = TAKE_PTR(shadowed);
-                return plan_add_file(p, ACTION_CONFLICT, tg, HOSTS_FILE, e->registry, e, strerror(-r));
+                return plan_add_file(p, ACTION_CONFLICT, tg, HOSTS_FILE, e->registry, e, strerror(error));
         }
 
         if (!o->containerd_hosts_toml) {
@@ -143,7 +141,7 @@ static int plan_hosts(Plan *p, size_t ca, int dfd, const TrustEntry *e, const Ma
                     !(p->actions[ca].shadowed = strdup("containerd talks plain HTTP to a loopback registry without a " HOSTS_FILE
                                                        "; run with --containerd-hosts-toml always")))
                         return -ENOMEM;
-                if (r == 0) /* ours, from when hosts.toml was on */
+                if (kind == HOSTS_OURS) /* from when hosts.toml was on */
                         return plan_add_file(p, ACTION_REMOVE, tg, HOSTS_FILE, e->registry, e, NULL);
                 return 0;
         }
@@ -152,7 +150,7 @@ static int plan_hosts(Plan *p, size_t ca, int dfd, const TrustEntry *e, const Ma
         if (r < 0)
                 return r;
         /* Compared as bytes: a hash is only needed for what gets written. */
-        if (old)
+        if (kind == HOSTS_OURS)
                 r = plan_add_file(p, size == want_size && memcmp(old, want, size) == 0 ? ACTION_UNCHANGED : ACTION_UPDATE,
                                   tg, HOSTS_FILE, e->registry, e, NULL);
         else
@@ -162,6 +160,8 @@ static int plan_hosts(Plan *p, size_t ca, int dfd, const TrustEntry *e, const Ma
         if (r < 0)
                 return r;
         PlanAction *h = &p->actions[p->n_actions - 1];
+        /* There was none: a file that appears before apply is not ours. */
+        h->noreplace = kind == HOSTS_ABSENT;
         if (h->type != ACTION_UNCHANGED)
                 sha256_hex(want, want_size, h->content_sha);
         h->content_size = want_size;
@@ -171,7 +171,7 @@ static int plan_hosts(Plan *p, size_t ca, int dfd, const TrustEntry *e, const Ma
 
 /* Decide the action for one wanted (target, registry). basefd is the
  * target's certs.d directory, or negative when it does not exist yet. */
-static int plan_wanted(Plan *p, int basefd, const Target *tg, const TrustEntry *e, const Manifest *m,
+static int plan_wanted(Plan *p, int rootfd, int basefd, const Target *tg, const TrustEntry *e, const Manifest *m,
                        const PlanOptions *o) {
         _cleanup_close_ int dfd = -1;
         _cleanup_free_ char *old = NULL;
@@ -189,7 +189,7 @@ static int plan_wanted(Plan *p, int basefd, const Target *tg, const TrustEntry *
                 r = plan_add(p, ACTION_CREATE, tg, e->registry, e, NULL);
                 if (r < 0 || tg->bit != TARGET_CONTAINERD)
                         return r;
-                return plan_hosts(p, p->n_actions - 1, -1, e, manifest_find(m, tg->name, e->registry), o);
+                return plan_hosts(p, rootfd, p->n_actions - 1, -1, e, manifest_find(m, tg->name, e->registry), o);
         }
         if (S_ISLNK(st.st_mode))
                 return plan_add(p, ACTION_CONFLICT, tg, e->registry, e, "is a symlink; not following it");
@@ -215,7 +215,49 @@ static int plan_wanted(Plan *p, int basefd, const Target *tg, const TrustEntry *
         }
         if (r < 0 || tg->bit != TARGET_CONTAINERD)
                 return r;
-        return plan_hosts(p, p->n_actions - 1, dfd, e, me, o);
+        return plan_hosts(p, rootfd, p->n_actions - 1, dfd, e, me, o);
+}
+
+/* What the hosts.toml beside a containerd ca.crt we no longer want says
+ * about removing it: the hosts.toml goes first when it is ours (whatever
+ * the manifest remembers), since it must never name a ca.crt that is gone;
+ * someone else's that names ours, or cannot be read, keeps the ca.crt,
+ * which we then disown. */
+HostsFileKind plan_prune_kind(int rootfd, const Target *tg, const char *registry, bool *ret_names_ours) {
+        _cleanup_close_ int basefd = -1, dfd = -1;
+        _cleanup_free_ char *text = NULL;
+        size_t size;
+        int kind, error;
+
+        *ret_names_ours = false;
+        if (open_dir_beneath(rootfd, tg->dir, 0, &basefd, NULL) < 0)
+                return HOSTS_ABSENT;
+        dfd = openat(basefd, registry, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0)
+                return HOSTS_ABSENT;
+        kind = containerd_hosts_read(rootfd, dfd, registry, &text, &size, &error);
+        if (kind == HOSTS_FOREIGN)
+                *ret_names_ours = containerd_hosts_names_ca(text, size, registry, CONTAINERD_CERTS_DIR);
+        return kind;
+}
+
+static int plan_prune_containerd(Plan *p, int rootfd, const Target *tg, const char *registry) {
+        bool names_ours;
+        int kind = plan_prune_kind(rootfd, tg, registry, &names_ours), r;
+
+        if (kind < 0)
+                return kind;
+        if (kind == HOSTS_UNREADABLE || (kind == HOSTS_FOREIGN && names_ours))
+                return plan_add(p, ACTION_DISOWN, tg, registry, NULL,
+                                kind == HOSTS_UNREADABLE
+                                        ? "an administrator's " HOSTS_FILE " cannot be read, and may name it; left in place, no longer nodetrustd's"
+                                        : "an administrator's " HOSTS_FILE " names it; left in place, no longer nodetrustd's");
+        if (kind == HOSTS_OURS) {
+                r = plan_add_file(p, ACTION_REMOVE, tg, HOSTS_FILE, registry, NULL, NULL);
+                if (r < 0)
+                        return r;
+        }
+        return plan_add(p, ACTION_REMOVE, tg, registry, NULL, NULL);
 }
 
 /* Where containerd looks for registry below a config_path directory, in
@@ -241,9 +283,10 @@ static int host_dir_names(const char *registry, char *ret[3]) {
 /* Does containerd read registry from somewhere else than our directory: a
  * HOST_PORT_ directory beside ours, or any candidate in a directory that
  * config_path lists before ours? Our docker target's directory there is
- * ours too (the same ca.crt), except that it holds no hosts.toml, so a
- * loopback registry found there is spoken to over plain HTTP. */
-static int plan_read_first(Plan *p, int rootfd, size_t ca, const PlanOptions *o) {
+ * ours too (the same ca.crt) when the manifest says so, except that it
+ * holds no hosts.toml, so a loopback registry found there is spoken to over
+ * plain HTTP. */
+static int plan_read_first(Plan *p, int rootfd, size_t ca, const Manifest *m, const PlanOptions *o) {
         PlanAction *a = &p->actions[ca];
         char *names[3];
         int r;
@@ -257,7 +300,8 @@ static int plan_read_first(Plan *p, int rootfd, size_t ca, const PlanOptions *o)
                         _cleanup_close_ int fd = -1;
 
                         if (!names[k] || (streq(*d, "/etc/docker/certs.d") && (o->target_mask & TARGET_DOCKER) &&
-                                          k == 1 && !registry_is_loopback(a->registry)))
+                                          k == 1 && !registry_is_loopback(a->registry) &&
+                                          manifest_find(m, "docker", a->registry)))
                                 continue;
                         if (asprintf(&path, "%s/%s", *d, names[k]) < 0) {
                                 r = -ENOMEM;
@@ -322,9 +366,9 @@ int plan_compute(int rootfd, const TrustSet *t, const Manifest *m, const PlanOpt
                                 r = plan_add(p, ACTION_CONFLICT, tg, t->entries[i].registry, &t->entries[i], base_problem);
                         else {
                                 size_t first = p->n_actions;
-                                r = plan_wanted(p, basefd, tg, &t->entries[i], m, o);
+                                r = plan_wanted(p, rootfd, basefd, tg, &t->entries[i], m, o);
                                 if (r >= 0 && tg->bit == TARGET_CONTAINERD && p->actions[first].type != ACTION_CONFLICT)
-                                        r = plan_read_first(p, rootfd, first, o);
+                                        r = plan_read_first(p, rootfd, first, m, o);
                         }
                         if (r < 0)
                                 return r;
@@ -348,15 +392,8 @@ int plan_compute(int rootfd, const TrustSet *t, const Manifest *m, const PlanOpt
                                 return r;
                         continue;
                 }
-                /* hosts.toml first: it must never name a ca.crt that is gone.
-                 * Always for containerd, even if the manifest lost its hash:
-                 * apply removes it only if it is ours by its first line. */
-                if (tg->bit == TARGET_CONTAINERD) {
-                        r = plan_add_file(p, ACTION_REMOVE, tg, HOSTS_FILE, me->registry, NULL, NULL);
-                        if (r < 0)
-                                return r;
-                }
-                r = plan_add(p, ACTION_REMOVE, tg, me->registry, NULL, NULL);
+                r = tg->bit == TARGET_CONTAINERD ? plan_prune_containerd(p, rootfd, tg, me->registry)
+                                                 : plan_add(p, ACTION_REMOVE, tg, me->registry, NULL, NULL);
                 if (r < 0)
                         return r;
         }
@@ -373,7 +410,9 @@ size_t plan_count(const Plan *p, ActionType t) {
 }
 
 bool plan_changes(const Plan *p) {
-        return plan_count(p, ACTION_CREATE) + plan_count(p, ACTION_UPDATE) + plan_count(p, ACTION_REMOVE) > 0;
+        return plan_count(p, ACTION_CREATE) + plan_count(p, ACTION_UPDATE) + plan_count(p, ACTION_REMOVE) +
+                       plan_count(p, ACTION_DISOWN) >
+               0;
 }
 
 void plan_print(FILE *f, const Plan *p, const TrustSet *t, const char *root) {

@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 
+#include "containerd-hosts.h"
 #include "manifest.h"
 #include "trust.h"
 
@@ -48,6 +49,7 @@ typedef enum ActionType {
         ACTION_REMOVE,    /* ours, no longer in the trust set */
         ACTION_KEEP,      /* ours, its key is refused now: last good stays */
         ACTION_CONFLICT,  /* someone else's entry, or a symlink: untouched */
+        ACTION_DISOWN,    /* ours, no longer wanted, but someone else's file relies on it: left, forgotten */
         _ACTION_MAX,
 } ActionType;
 
@@ -64,7 +66,8 @@ typedef struct PlanAction {
         char *content;           /* hosts.toml only: what to write */
         size_t content_size;
         char content_sha[65];
-        int error; /* set by apply: 0 or negative errno */
+        bool noreplace; /* hosts.toml only: there was none; never replace one that appeared since */
+        int error;      /* set by apply: 0 or negative errno */
 } PlanAction;
 
 typedef struct Plan {
@@ -82,6 +85,11 @@ static inline void plan_freep(Plan **p) {
         if (*p)
                 plan_free(*p);
 }
+
+/* The hosts.toml beside registry's ca.crt in tg (containerd), judged for
+ * removing that ca.crt: *ret_names_ours when it is someone else's that names
+ * it. Apply asks again just before it removes. -ENOMEM only when negative. */
+HostsFileKind plan_prune_kind(int rootfd, const Target *tg, const char *registry, bool *ret_names_ours);
 
 /* How many actions of type t. */
 size_t plan_count(const Plan *p, ActionType t);

@@ -117,7 +117,8 @@ static int config_load_one(int rootfd, const char *path, ConfigSet *cs, char **r
         if (cs->n == CONFIG_FILES_MAX)
                 return asprintf(ret_why, "%s: more than %d imported files", path, CONFIG_FILES_MAX) < 0 ? -ENOMEM
                                                                                                      : -EINVAL;
-        fd = open_in_root(rootfd, path, O_RDONLY | O_NONBLOCK);
+        /* Only a regular file is opened: an import may name a device. */
+        fd = open_in_root_regular(rootfd, path);
         if (fd == -ENOENT)
                 return fd;
         r = fd < 0 ? fd : read_fd(fd, CONFIG_FILE_MAX, &text, &size);
@@ -184,12 +185,16 @@ static int glob_in_root(int rootfd, const char *pattern, char ***ret) {
         }
         for (struct dirent *de; r >= 0 && (de = readdir(d));) {
                 _cleanup_free_ char *path = NULL;
-                if (++seen > DIR_SCAN_MAX)
+                if (++seen > DIR_SCAN_MAX) {
+                        r = -E2BIG;
                         break;
+                }
                 if (streq(de->d_name, ".") || streq(de->d_name, "..") || fnmatch(base, de->d_name, 0) != 0)
                         continue;
-                if (strv_length(out) >= CONFIG_FILES_MAX)
+                if (strv_length(out) >= CONFIG_FILES_MAX) {
+                        r = -E2BIG;
                         break;
+                }
                 if (asprintf(&path, "%s/%s", dir, de->d_name) < 0)
                         r = -ENOMEM;
                 else
@@ -245,14 +250,23 @@ static int config_load_imports(int rootfd, size_t idx, ConfigSet *cs, char **ret
                 if (asprintf(&abs, "%s%s", pat[0] == '/' ? "" : "/", pat) < 0)
                         return -ENOMEM;
                 r = glob_in_root(rootfd, abs, &matches);
-                if (r == -EOPNOTSUPP)
-                        return asprintf(ret_why,
-                                        "%s imports %s: nodetrustd follows wildcards only in the last path component, so it cannot tell what containerd reads",
-                                        from, pat) < 0
-                                       ? -ENOMEM
-                                       : -EINVAL;
                 if (r == -ENOMEM)
                         return r;
+                /* Whatever stops the listing, what containerd reads is not
+                 * known: say so rather than count it as no match. */
+                if (r == -EOPNOTSUPP)
+                        r = asprintf(ret_why,
+                                     "%s imports %s: nodetrustd follows wildcards only in the last path component, so it cannot tell what containerd reads",
+                                     from, pat);
+                else if (r == -E2BIG)
+                        r = asprintf(ret_why, "%s imports %s, which matches more than nodetrustd reads (%d files, %d entries)",
+                                     from, pat, CONFIG_FILES_MAX, DIR_SCAN_MAX);
+                else if (r < 0)
+                        r = asprintf(ret_why, "%s imports %s, whose directory cannot be listed: %s", from, pat, strerror(-r));
+                else
+                        r = 0;
+                if (r != 0)
+                        return r < 0 ? -ENOMEM : -EINVAL;
                 for (char **m = matches; r >= 0 && m && *m; m++) {
                         int q = config_load_one(rootfd, *m, cs, ret_why);
                         if (q < 0 && q != -ENOENT)

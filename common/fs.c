@@ -95,8 +95,17 @@ int open_private_dir_beneath(int dirfd, const char *relpath, int *ret_fd) {
 int read_file_at(int dirfd, const char *name, bool follow, size_t max, char **ret, size_t *ret_size) {
         _cleanup_close_ int fd = -1;
 
-        /* O_NONBLOCK: a FIFO planted where a file belongs must not hang the
-         * loop in open(); read_fd() refuses it like any non-regular file. */
+        struct stat st;
+
+        /* Only a regular file is opened: opening a device can act on it (a
+         * watchdog arms), and a FIFO would block. The type is looked at
+         * first; O_NONBLOCK and read_fd()'s own check cover a swap since. */
+        if (fstatat(dirfd, name, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW) < 0)
+                return -errno;
+        if (S_ISLNK(st.st_mode))
+                return -ELOOP;
+        if (!S_ISREG(st.st_mode))
+                return S_ISDIR(st.st_mode) ? -EISDIR : -EBADFD;
         fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (follow ? 0 : O_NOFOLLOW));
         if (fd < 0)
                 return -errno;
@@ -287,4 +296,35 @@ int open_in_root(int rootfd, const char *path, int flags) {
                 return r;
         fd = openat(dfd, base, (int) how.flags | O_NOFOLLOW);
         return fd >= 0 ? fd : -errno;
+}
+
+int open_in_root_regular(int rootfd, const char *path) {
+        _cleanup_close_ int pfd = -1;
+        struct stat st, st2;
+        char proc[64];
+        int fd;
+
+        /* O_PATH opens nothing: a device, a FIFO or a socket is refused
+         * before anything could act on an open(2) of it. */
+        pfd = open_in_root(rootfd, path, O_PATH);
+        if (pfd < 0)
+                return pfd;
+        if (fstat(pfd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return S_ISDIR(st.st_mode) ? -EISDIR : -EBADFD;
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", pfd);
+        fd = open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0 && errno == ENOENT)
+                /* No /proc: by path again, checked to be the same file. */
+                fd = open_in_root(rootfd, path, O_RDONLY | O_NONBLOCK);
+        else if (fd < 0)
+                return -errno;
+        if (fd < 0)
+                return fd;
+        if (fstat(fd, &st2) < 0 || st2.st_dev != st.st_dev || st2.st_ino != st.st_ino) {
+                close(fd);
+                return -ESTALE;
+        }
+        return fd;
 }

@@ -37,6 +37,10 @@ int read_fd(int fd, size_t max, char **ret, size_t *ret_size);
  * flags are open(2) flags; O_CLOEXEC and O_NOCTTY are added. */
 int open_in_root(int rootfd, const char *path, int flags);
 
+/* Like open_in_root(), read-only, for a regular file only: anything else is
+ * refused without ever being opened for reading (-EISDIR, -EBADFD). */
+int open_in_root_regular(int rootfd, const char *path);
+
 /* Replace name in dirfd atomically and durably: write a temp file in dirfd,
  * fchmod, fsync, rename over name, fsync dirfd. uid/gid (uid_t)-1 = keep. */
 int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t size, mode_t mode,

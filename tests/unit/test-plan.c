@@ -542,11 +542,12 @@ static void test_hosts_toml_admin(void **state) {
         /* The key goes while their hosts.toml names our ca.crt: removing
          * it would break them, so it stays, theirs now, and we forget it. */
         _cleanup_(plan_freep) Plan *p4 = plan_hosts(f, empty, true);
+        assert_int_equal(find(p4, "containerd", "reg.example.com:5000")->type, ACTION_DISOWN);
+        assert_false(has_file(p4, "reg.example.com:5000", HOSTS_FILE));
         apply(f, p4);
         _cleanup_free_ char *kept = slurp(f, REG_DIR "/hosts.toml"), *ca = slurp(f, REG_DIR "/ca.crt");
         assert_string_equal(kept, admin_with_ca);
         assert_non_null(ca);
-        assert_int_equal(find(p4, "containerd", "reg.example.com:5000")->type, ACTION_KEEP);
         assert_int_equal(f->manifest->n_entries, 0);
 }
 
@@ -560,16 +561,59 @@ static void test_hosts_toml_admin_prune(void **state) {
         _cleanup_(plan_freep) Plan *p1 = plan_hosts(f, t, true);
 
         apply(f, p1);
-        put(f, REG_DIR "/hosts.toml", admin_mirror);
-        /* As if a crash lost the manifest's record of our hosts.toml: the
-         * removal is planned all the same, and judged by the file. */
+        /* As if a crash lost the manifest's record of our hosts.toml: its
+         * removal is planned all the same, judged by the file, and first. */
         manifest_find(f->manifest, "containerd", "reg.example.com:5000")->hosts_sha256[0] = 0;
+        _cleanup_(plan_freep) Plan *p0 = plan_hosts(f, empty, true);
+        assert_int_equal(p0->n_actions, 2);
+        assert_int_equal(find_hosts(p0, "reg.example.com:5000")->type, ACTION_REMOVE);
+        assert_string_equal(p0->actions[0].file, HOSTS_FILE);
+
+        /* Someone else's that does not name ca.crt: only our ca.crt goes. */
+        put(f, REG_DIR "/hosts.toml", admin_mirror);
         _cleanup_(plan_freep) Plan *p2 = plan_hosts(f, empty, true);
-        assert_int_equal(find_hosts(p2, "reg.example.com:5000")->type, ACTION_REMOVE);
+        assert_false(has_file(p2, "reg.example.com:5000", HOSTS_FILE));
+        assert_int_equal(find(p2, "containerd", "reg.example.com:5000")->type, ACTION_REMOVE);
         apply(f, p2);
         _cleanup_free_ char *kept = slurp(f, REG_DIR "/hosts.toml"), *ca = slurp(f, REG_DIR "/ca.crt");
         assert_string_equal(kept, admin_mirror);
         assert_null(ca);
+        assert_int_equal(f->manifest->n_entries, 0);
+}
+
+/* containerd follows a symlinked hosts.toml (inside the root), so we do:
+ * one that names our ca.crt keeps it; one we cannot read keeps it too. */
+static void test_hosts_toml_admin_symlink_and_unreadable(void **state) {
+        Fixture *f = *state;
+        const char *kv[] = { "reg.example.com..5000", f->ca1, "other.example.com", f->ca1, NULL };
+        const char *none[] = { NULL };
+        _cleanup_(trust_set_freep) TrustSet *t = trust(kv), *empty = trust(none);
+        _cleanup_(plan_freep) Plan *p1 = plan_hosts(f, t, true);
+        char path[256];
+        int fd = -1;
+
+        apply(f, p1);
+        assert_int_equal(open_dir_beneath(f->rootfd, "etc/shared", 0755, &fd, NULL), 0);
+        close(fd);
+        put(f, "etc/shared/reg.toml", admin_with_ca);
+        snprintf(path, sizeof path, "%s/" REG_DIR "/hosts.toml", f->root);
+        assert_int_equal(unlink(path), 0);
+        /* Absolute: resolved inside the root, as the host resolves it. */
+        assert_int_equal(symlink("/etc/shared/reg.toml", path), 0);
+        _cleanup_(plan_freep) Plan *p2 = plan_hosts(f, t, true);
+        assert_int_equal(find_hosts(p2, "reg.example.com:5000")->type, ACTION_CONFLICT);
+        assert_null(find(p2, "containerd", "reg.example.com:5000")->shadowed);
+
+        snprintf(path, sizeof path, "%s/etc/containerd/certs.d/other.example.com/hosts.toml", f->root);
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(mkdir(path, 0755), 0);
+        _cleanup_(plan_freep) Plan *p3 = plan_hosts(f, empty, true);
+        assert_int_equal(find(p3, "containerd", "reg.example.com:5000")->type, ACTION_DISOWN);
+        assert_int_equal(find(p3, "containerd", "other.example.com")->type, ACTION_DISOWN);
+        apply(f, p3);
+        _cleanup_free_ char *a = slurp(f, REG_DIR "/ca.crt"), *b = slurp(f, "etc/containerd/certs.d/other.example.com/ca.crt");
+        assert_non_null(a);
+        assert_non_null(b);
         assert_int_equal(f->manifest->n_entries, 0);
 }
 
@@ -647,6 +691,14 @@ static void test_config_path_order_shadows(void **state) {
         _cleanup_(plan_freep) Plan *p6 = plan_with(f, t2, &od);
         assert_null(find(p6, "containerd", "reg.example.com:5000")->shadowed);
         assert_non_null(find(p6, "containerd", "localhost:5000")->shadowed);
+        /* An administrator's docker directory there is theirs: it shadows. */
+        const char *adm[] = { "admin.example.com", f->ca1, NULL };
+        _cleanup_(trust_set_freep) TrustSet *t3 = trust(adm);
+        assert_int_equal(open_dir_beneath(f->rootfd, "etc/docker/certs.d/admin.example.com", 0755, &fd, NULL), 0);
+        close(fd);
+        _cleanup_(plan_freep) Plan *p8 = plan_with(f, t3, &od);
+        assert_int_equal(find(p8, "docker", "admin.example.com")->type, ACTION_CONFLICT);
+        assert_non_null(find(p8, "containerd", "admin.example.com")->shadowed);
 
         /* A config_path entry holds any bytes: the reason is printable. */
         char *evil[] = { (char *) "/etc/x\nFAKE\x1b[31m", NULL };
@@ -708,8 +760,14 @@ static void test_hosts_check(void **state) {
         check("ca = 5\n", "reg.example.com", true);
         check("ca = 5\n", "127.0.0.1:5000", false);
         check("[host.\"https://m\"]\nclient = [[\"a\"]]\n", "reg.example.com", true);
+        /* A dial_timeout Go cannot parse drops the file (so: *.crt). */
+        check("server = \"https://localhost:5000\"\nca = \"ca.crt\"\ndial_timeout = \"10\"\n", "localhost:5000", false);
+        check("server = \"https://localhost:5000\"\nca = \"ca.crt\"\ndial_timeout = \"1m30.5s\"\n", "localhost:5000", true);
+        check("server = \"https://localhost:5000\"\nca = \"ca.crt\"\ndial_timeout = 10\n", "localhost:5000", false);
+        /* Without server =, the top level's capabilities do not count. */
+        check("ca = \"ca.crt\"\ncapabilities = [\"push\"]\n", "reg.example.com", true);
         /* Pulls never go to a host that cannot pull. */
-        check("ca = \"ca.crt\"\ncapabilities = [\"push\"]\n", "reg.example.com", false);
+        check("server = \"https://reg.example.com\"\nca = \"ca.crt\"\ncapabilities = [\"push\"]\n", "reg.example.com", false);
         check("[host.\"https://reg.example.com\"]\ncapabilities = [\"resolve\", \"PULL\"]\nca = \"ca.crt\"\n",
               "reg.example.com", true);
         /* Loopback names need an https server named. */
@@ -774,6 +832,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_hosts_toml_lifecycle, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hosts_toml_admin, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hosts_toml_admin_prune, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hosts_toml_admin_symlink_and_unreadable, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hosts_toml_never, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_config_path_order_shadows, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hosts_toml_not_in_foreign_dir, setup, teardown),

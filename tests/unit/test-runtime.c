@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -242,7 +243,19 @@ static void test_imports(void **state) {
         assert_state(check(f, TARGET_ALL), TARGET_STATE_INACTIVE, "/../../../../etc: Is a directory");
         put(f, "etc/containerd/config.toml", "version = 2\nimports = [\"/*/*/*/*/*/*\"]\n");
         assert_state(check(f, TARGET_ALL), TARGET_STATE_INACTIVE, "wildcards only in the last path component");
-        /* Imports that import each other end. */
+        /* More matches than are read: said, not silently cut short. */
+        for (int i = 0; i < 40; i++) {
+                char rel[96];
+                snprintf(rel, sizeof rel, "etc/containerd/many.d/%02d.toml", i);
+                put(f, rel, "version = 2\n");
+        }
+        put(f, "etc/containerd/config.toml", "version = 2\nimports = [\"/etc/containerd/many.d/*.toml\"]\n");
+        assert_state(check(f, TARGET_ALL), TARGET_STATE_INACTIVE, "matches more than nodetrustd reads");
+        /* A device an import names is never opened. */
+        assert_int_equal(mknodat(f->rootfd, "etc/containerd/null.toml", S_IFCHR | 0644, makedev(1, 3)), 0);
+        put(f, "etc/containerd/config.toml", "version = 2\nimports = [\"null.toml\"]\n");
+        assert_state(check(f, TARGET_ALL), TARGET_STATE_INACTIVE, "cannot read /etc/containerd/null.toml");
+                /* Imports that import each other end. */
         put(f, "etc/containerd/config.toml", "version = 2\nimports = [\"a.toml\"]\n");
         put(f, "etc/containerd/a.toml",
             "version = 2\nimports = [\"config.toml\"]\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n"
