@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # nodetrust: build, test, demo, install.
 #
 # Sources are picked up by wildcard: common/*.c is a static library,
@@ -16,6 +17,7 @@ DESTDIR    ?=
 PYTEST     ?= /usr/bin/python3 -m pytest
 
 CC      ?= cc
+PKG_CONFIG ?= pkg-config
 B       := build
 PKGS    := libsystemd openssl libcurl jansson libmicrohttpd yaml-0.1
 CFLAGS  ?= -O2 -g
@@ -28,8 +30,8 @@ LDFLAGS += -fsanitize=address,undefined
 B       := build-san
 endif
 
-DEPS_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-DEPS_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+DEPS_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+DEPS_LIBS   = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 ALL_CFLAGS  = -std=gnu11 $(WARN) $(CFLAGS) $(DEPS_CFLAGS)
 
 COMMON_SRC := $(wildcard common/*.c)
@@ -46,17 +48,68 @@ TEST_BIN   := $(TEST_SRC:tests/unit/%.c=$(B)/tests/%)
 
 all: $(B)/nodetrustd $(B)/nodetrust-aggregator
 
+# Build dependencies are checked before the first compile, so a machine
+# without them is told which Debian package to install rather than shown
+# "jansson.h: No such file or directory". The check runs only when its
+# stamp is missing or older than this Makefile (which names PKGS): a no-op
+# make costs a stat, a stale stamp one pkg-config call (a call per module
+# only to name what is missing). Targets that install the packages first
+# (deps, demo, check) and clean never reach it, so they work without them.
+DEB_PKG_cc            := gcc
+DEB_PKG_pkg-config    := pkg-config
+DEB_PKG_libsystemd    := libsystemd-dev
+DEB_PKG_openssl       := libssl-dev
+DEB_PKG_libcurl       := libcurl4-openssl-dev
+DEB_PKG_jansson       := libjansson-dev
+DEB_PKG_libmicrohttpd := libmicrohttpd-dev
+DEB_PKG_yaml-0.1      := libyaml-dev
+DEB_PKG_cmocka        := libcmocka-dev
+
+# What is missing, as the names above; empty when everything is there.
+DEPS_MISSING = $(shell \
+	command -v $(firstword $(CC)) >/dev/null 2>&1 || echo cc; \
+	if ! command -v $(firstword $(PKG_CONFIG)) >/dev/null 2>&1; then echo pkg-config; \
+	elif ! $(PKG_CONFIG) --exists $(PKGS) 2>/dev/null; then \
+		for m in $(PKGS); do $(PKG_CONFIG) --exists $$m 2>/dev/null || echo $$m; done; \
+	fi)
+# The unit tests include cmocka.h (after the headers it expects) and link
+# -lcmocka without pkg-config: ask the compiler whether it finds the header.
+CMOCKA_MISSING = $(shell printf '\#include <%s>\n' stdarg.h stddef.h stdint.h setjmp.h cmocka.h | \
+	$(CC) $(CPPFLAGS) -E -x c -o /dev/null - >/dev/null 2>&1 || echo cmocka)
+
+# One line: what is missing, the Debian packages providing it, what to run.
+deps_message = nodetrust needs $(1), from the Debian \
+	package$(if $(word 2,$(1)),s) $(foreach m,$(1),$(DEB_PKG_$(m))): run \
+	'scripts/deps.sh build' as root to install $(if $(word 2,$(1)),them,it), \
+	or 'make demo' to install and build
+
+# $(error) prints the one line and stops make before any compiler runs.
+$(B)/.deps-build: Makefile
+	$(if $(strip $(DEPS_MISSING)),$(error $(call deps_message,$(strip $(DEPS_MISSING)))))
+	@mkdir -p $(@D) && touch $@
+
+$(B)/.deps-unit: Makefile | $(B)/.deps-build
+	$(if $(strip $(CMOCKA_MISSING)),$(error $(call deps_message,cmocka)))
+	@mkdir -p $(@D) && touch $@
+
+# Every compile waits for the check; when a test binary is wanted, for the
+# cmocka one too, so a missing header stops make before the first object.
+DEPS_STAMPS := $(B)/.deps-build
+ifneq ($(filter unit $(B)/tests/%,$(MAKECMDGOALS)),)
+DEPS_STAMPS += $(B)/.deps-unit
+endif
+
 # Each program sees only its own headers (and common/), so an agent and an
 # aggregator module may share a file name without one shadowing the other.
-$(B)/common/%.o: common/%.c
+$(B)/common/%.o: common/%.c | $(DEPS_STAMPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
-$(B)/agent/%.o: agent/%.c
+$(B)/agent/%.o: agent/%.c | $(DEPS_STAMPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Iagent $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
-$(B)/aggregator/%.o: aggregator/%.c
+$(B)/aggregator/%.o: aggregator/%.c | $(DEPS_STAMPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Iaggregator $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
@@ -70,11 +123,11 @@ $(B)/nodetrust-aggregator: $(AGG_OBJ) $(B)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEPS_LIBS)
 
 # tests/unit/test-agg-*.c test the aggregator; every other test the agent.
-$(B)/tests/test-agg-%: tests/unit/test-agg-%.c $(LIB_AGG) $(B)/libcommon.a
+$(B)/tests/test-agg-%: tests/unit/test-agg-%.c $(LIB_AGG) $(B)/libcommon.a | $(B)/.deps-unit
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Iaggregator $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(DEPS_LIBS) -lcmocka
 
-$(B)/tests/test-%: tests/unit/test-%.c $(LIB_AGENT) $(B)/libcommon.a
+$(B)/tests/test-%: tests/unit/test-%.c $(LIB_AGENT) $(B)/libcommon.a | $(B)/.deps-unit
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Iagent $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(DEPS_LIBS) -lcmocka
 
@@ -117,4 +170,4 @@ clean:
 .PHONY: all check unit bench deps deps-test demo install clean
 
 -include $(wildcard mk/*.mk)
--include $(shell find $(B) -name '*.d' 2>/dev/null)
+-include $(shell find $(B) -name '*.d' -type f 2>/dev/null)

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """nodetrustd with 100 registries: memory, and ..data swap -> file on disk.
 
 Runs the real agent (build/nodetrustd, or $NODETRUSTD) the way a DaemonSet

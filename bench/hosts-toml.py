@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """containerd hosts.toml on a 100-registry ..data swap: never vs always.
 
 Runs bench/agent-rss.py --bare (no health endpoint, no reporting, so the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # make fuzz: build the libFuzzer targets in tests/fuzz with clang and run
 # each for FUZZ_SECONDS (default 30) on a seed corpus from tests/data.
 FUZZ_SECONDS ?= 30
@@ -6,7 +7,7 @@ FUZZ_CFLAGS = -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURC
 	-DNODETRUST_VERSION='"$(VERSION)"' -Icommon -Iagent $(DEPS_CFLAGS)
 FUZZ_SRC := agent/trust.c agent/snapshot.c agent/containerd-hosts.c common/utf8.c common/fs.c common/x509.c common/hash.c common/strv.c common/base64.c common/hostname.c common/toml.c
 
-$(FUZZ_B)/%: tests/fuzz/%.c $(FUZZ_SRC)
+$(FUZZ_B)/%: tests/fuzz/%.c $(FUZZ_SRC) | $(B)/.deps-build
 	@mkdir -p $(FUZZ_B)
 	clang $(FUZZ_CFLAGS) -o $@ $^ $(DEPS_LIBS)
 

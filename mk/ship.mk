@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Shipping: systemd units, tmpfiles, config, man pages, the SELinux module
 # and the RPM. Included by the top-level Makefile, which defines PREFIX,
 # SBINDIR, MANDIR, SYSCONFDIR, DESTDIR, VERSION and B.
@@ -64,7 +65,10 @@ RPM_TOPDIR  := $(abspath $(B)/rpm)
 RPM_SRCDIR  := nodetrust-$(VERSION)
 RPM_TARBALL := $(RPM_TOPDIR)/SOURCES/$(RPM_SRCDIR).tar.gz
 
-rpm:
+# _unitdir and _tmpfilesdir are systemd-rpm-macros' values, which Debian's
+# rpm lacks (see the top of rpm/nodetrust.spec). The build dependencies are
+# checked here too: rpmbuild --nodeps would otherwise only fail inside %build.
+rpm: $(B)/.deps-build
 	rm -rf $(RPM_TOPDIR)
 	mkdir -p $(RPM_TOPDIR)/SOURCES
 	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
@@ -76,6 +80,7 @@ rpm:
 	fi
 	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL $(RPMBUILD) -ba --nodeps \
 		--define "_unitdir /usr/lib/systemd/system" \
+		--define "_tmpfilesdir /usr/lib/tmpfiles.d" \
 		--define "_topdir $(RPM_TOPDIR)" \
 		--define "nodetrust_version $(VERSION)" \
 		rpm/nodetrust.spec

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Run nodetrustd once against the bundled example config map and show what it
 # did: the plan, the files it wrote, the keys it refused, its manifest.
 #

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Install the Debian packages nodetrust builds and tests with, when missing.
 # Usage: scripts/deps.sh [build|test|all]   (default: all)
 # Runs apt-get update at most once per invocation, non-interactively.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Fixtures shared by nodetrust's end-to-end tests (see peers.py for the peers).
 
 Nothing is skipped silently: a missing peer binary or an unbuilt agent fails

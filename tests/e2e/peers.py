@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Real peers for nodetrust's end-to-end tests, and the helpers that drive them.
 
 Everything here runs on loopback and under temporary directories: a TLS

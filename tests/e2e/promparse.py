@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A strict parser of the Prometheus text exposition format (version 0.0.4).
 
 Strict on purpose: it refuses what Prometheus tolerates but a careful

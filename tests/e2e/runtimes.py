@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Real container runtimes for nodetrust's end-to-end tests: containerd (with
 ctr) and podman, run so that they read only what nodetrustd wrote under a
 test's --root.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """nodetrustd's command line and config file, as an operator meets them."""
 import subprocess
 

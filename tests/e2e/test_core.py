@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """End-to-end tests of the core agent (issue 2): what nodetrustd writes is what a
 container runtime trusts.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The fleet on loopback: one real nodetrust-aggregator and real nodetrustd
 agents, each with its own --root, config map volume and --node-name,
 reporting every second.

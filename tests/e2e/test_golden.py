@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Golden-file check of the plan (`nodetrustd --dry-run`), in the style of
 OpenBSD's regress: the bundled example config map, applied to an empty root
 holding one administrator entry, must produce exactly tests/data/*.ok.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The agent's local health endpoint, end to end: the real nodetrustd on
 127.0.0.1, asked over HTTP the way a kubelet probe or Prometheus would.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """systemd integration without systemd: the test plays the service manager.
 
 It binds an AF_UNIX datagram socket, runs nodetrustd with NOTIFY_SOCKET

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """End-to-end tests of the node pull credentials (issue 3): the pull secret
 nodetrustd writes is what a container runtime authenticates with.
 

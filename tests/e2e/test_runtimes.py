@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """End to end with real container runtimes: what nodetrustd writes is what
 containerd and podman trust when they pull, and what nodetrustd reports
 about containerd is what containerd would do.

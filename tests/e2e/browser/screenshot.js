@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 // Load the aggregator's page in headless chromium, wait until the script on
 // the page has rendered the fleet, print what it shows as JSON on stdout, and
 // save a screenshot.
