@@ -300,6 +300,30 @@ static void print_runtime(FILE *f, const RuntimeStatus *rs) {
         }
 }
 
+/* A target directory that refuses writes with EROFS, under systemd, is
+ * nearly always a stale sandbox: ReadWritePaths= bind-mounted the directory
+ * when the service started, someone replaced it since (rm -rf, then mkdir),
+ * and the new one shows only through the read-only rest of the file system.
+ * Nothing in this process can mend a mount namespace, and retrying would
+ * fail forever, so say why and exit non-zero: Restart=on-failure starts us
+ * again in a fresh namespace that binds the new directory. --once and
+ * --dry-run are left alone; their exit status already says failure. */
+static void manager_exit_if_read_only(Manager *m, const Plan *p) {
+        for (size_t i = 0; i < p->n_actions; i++) {
+                const PlanAction *a = &p->actions[i];
+                _cleanup_free_ char *dir = NULL;
+
+                if (a->error != -EROFS)
+                        continue;
+                dir = path_join(m->config->root, a->target->dir);
+                log_full(LOG_ERR, "Target directory is read-only (replaced since the service started?); exiting so that a restart sees it afresh",
+                         "TARGET=%s", a->target->name, "DIRECTORY=%s", dir ? dir : a->target->dir,
+                         "REGISTRY=%s", a->registry, "ERROR=%s", strerror(EROFS), NULL);
+                (void) sd_event_exit(m->event, EXIT_FAILURE_);
+                return;
+        }
+}
+
 /* trust set -> plan -> apply -> state. -EIO when some write failed. */
 static int manager_apply_trust(Manager *m, const TrustSet *t, bool content_changed) {
         _cleanup_(runtime_status_done) RuntimeStatus rs = {};
@@ -336,6 +360,8 @@ static int manager_apply_trust(Manager *m, const TrustSet *t, bool content_chang
                 m->state.files_removed_total += plan_count(p, ACTION_REMOVE);
                 if (plan_changes(p))
                         output_watches_update(m);
+                if (!m->config->once)
+                        manager_exit_if_read_only(m, p);
         }
 
         state_set_runtime(&m->state, &rs);
@@ -580,10 +606,12 @@ int manager_run(Manager *m) {
 
         manager_schedule_sync(m, 0);
 
+        /* As a daemon, the loop's exit code is the status: 0 after a
+         * signal, EXIT_FAILURE_ from manager_exit_if_read_only(). */
         r = sd_event_loop(m->event);
         if (r < 0)
                 return log_error_errno(r, "Event loop failed"), EXIT_FAILURE_;
-        return m->config->once || m->config->dry_run ? m->exit_code : 0;
+        return m->config->once || m->config->dry_run ? m->exit_code : r;
 }
 
 Manager *manager_free(Manager *m) {

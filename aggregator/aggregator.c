@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
@@ -12,6 +14,10 @@
 
 /* Housekeeping (forgetting silent nodes, STATUS=) runs this often. */
 #define HOUSEKEEPING_USEC (60 * USEC_PER_SEC)
+/* STATUS= follows a report within this long. Summarizing walks every node,
+ * so it is done once per burst, not once per report: a fleet of thousands
+ * reporting every 30 s would otherwise summarize hundreds of times a second. */
+#define STATUS_DELAY_USEC (1 * USEC_PER_SEC)
 #define LOG_WINDOW_USEC (10 * USEC_PER_SEC)
 #define LOG_WINDOW_LINES 20U
 
@@ -53,13 +59,39 @@ void aggregator_log_ratelimited(Aggregator *a, const char *fmt, ...) {
                 log_notice("%s", m);
 }
 
+/* Send STATUS= with the fleet counts, only when the text changed. Node
+ * states also change with time alone (lagging, then stale): housekeeping
+ * calls this too. */
 static void aggregator_update_status(Aggregator *a) {
         FleetSummary s;
+        char status[sizeof a->status];
 
         fleet_summarize(a->fleet, aggregator_now(a), &s);
-        (void) sd_notifyf(false, "STATUS=%zu nodes: %zu converged, %zu lagging, %zu failing, %zu stale", s.total,
-                          s.counts[NODE_CONVERGED], s.counts[NODE_LAGGING], s.counts[NODE_FAILING],
-                          s.counts[NODE_STALE]);
+        snprintf(status, sizeof status, "%zu nodes: %zu converged, %zu lagging, %zu failing, %zu stale", s.total,
+                 s.counts[NODE_CONVERGED], s.counts[NODE_LAGGING], s.counts[NODE_FAILING], s.counts[NODE_STALE]);
+        if (streq(status, a->status))
+                return;
+        memcpy(a->status, status, sizeof status);
+        (void) sd_notifyf(false, "STATUS=%s", status);
+}
+
+static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        (void) s;
+        (void) usec;
+        aggregator_update_status(userdata);
+        return 0;
+}
+
+void aggregator_fleet_changed(Aggregator *a) {
+        int enabled = SD_EVENT_OFF;
+
+        assert(a);
+        /* Already due: that update will see this change too. */
+        if (!a->status_timer || (sd_event_source_get_enabled(a->status_timer, &enabled) >= 0 &&
+                                 enabled != SD_EVENT_OFF))
+                return;
+        (void) sd_event_source_set_time_relative(a->status_timer, STATUS_DELAY_USEC);
+        (void) sd_event_source_set_enabled(a->status_timer, SD_EVENT_ONESHOT);
 }
 
 static int on_housekeeping(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -138,6 +170,12 @@ int aggregator_new(const AggregatorConfig *config, Aggregator **ret) {
         r = sd_event_source_set_enabled(a->housekeeping_timer, SD_EVENT_ON);
         if (r < 0)
                 return log_error_errno(r, "Failed to enable housekeeping timer");
+        r = sd_event_add_time_relative(a->event, &a->status_timer, CLOCK_MONOTONIC, STATUS_DELAY_USEC,
+                                       STATUS_DELAY_USEC / 10, on_status_timer, a);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the status timer");
+        (void) sd_event_source_set_enabled(a->status_timer, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(a->status_timer, "status");
 
         r = httpd_new(a->event, config->listen, aggregator_handle_request, a, &a->httpd);
         if (r < 0)
@@ -155,6 +193,7 @@ Aggregator *aggregator_free(Aggregator *a) {
                 return NULL;
         httpd_free(a->httpd);
         sd_event_source_disable_unref(a->housekeeping_timer);
+        sd_event_source_disable_unref(a->status_timer);
         sd_event_source_disable_unref(a->sigterm_source);
         sd_event_source_disable_unref(a->sigint_source);
         sd_event_unref(a->event);

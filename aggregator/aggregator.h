@@ -35,6 +35,7 @@ typedef struct Aggregator {
         sd_event_source *sigterm_source;
         sd_event_source *sigint_source;
         sd_event_source *housekeeping_timer;
+        sd_event_source *status_timer; /* STATUS= soon after the fleet changed */
         Httpd *httpd;
         Fleet *fleet;
         TokenFile *tokens;
@@ -43,6 +44,7 @@ typedef struct Aggregator {
         uint64_t log_window_start;/* rate limit for per-request log lines */
         unsigned log_window_count;
         unsigned log_suppressed;
+        char status[192];         /* the last STATUS= sent, to send only changes */
 } Aggregator;
 
 /* Set up everything (read the token file, bind the socket) without running. */
@@ -52,6 +54,9 @@ DEFINE_POINTER_CLEANUP(Aggregator, aggregator_free)
 
 /* Tell systemd we are ready, run until SIGTERM/SIGINT, say we are stopping. */
 int aggregator_run(Aggregator *a);
+
+/* A report changed the fleet: refresh STATUS= shortly (bursts coalesce). */
+void aggregator_fleet_changed(Aggregator *a);
 
 /* The current time for the fleet: unix microseconds. */
 uint64_t aggregator_now(Aggregator *a);

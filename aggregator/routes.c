@@ -97,6 +97,7 @@ static int handle_report(Aggregator *a, HttpdRequest *req) {
 
         a->stats.reports_accepted++;
         rate_window_add(&a->stats.accepted_rate, now);
+        aggregator_fleet_changed(a);
         if (is_new)
                 log_info("New node %s (%zu nodes)", name, a->fleet->n_nodes);
 

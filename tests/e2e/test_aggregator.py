@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """nodetrust-aggregator end to end: the real binary on 127.0.0.1, reports
 posted with urllib like an agent would, the fleet read back through the JSON
 API, /metrics and the page in a real (headless) chromium.
@@ -701,6 +702,56 @@ def test_sd_notify_ready_and_sigterm(tmp_path):
     assert any("STOPPING=1" in m for m in messages), messages
     assert any(m.startswith("STATUS=0 nodes") for m in messages), messages
     assert "Received SIGTERM" in agg.log()
+
+
+def test_sd_notify_status_follows_reports(tmp_path):
+    """STATUS= says what changed within a second of the report that changed
+    it (it used to wait for the minute's housekeeping), and only then: a
+    report that changes no count sends no new STATUS=."""
+    sock_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(0.1)
+    messages = []
+
+    def statuses(until=None, timeout=5):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                messages.extend(sock.recv(4096).decode().splitlines())
+            except socket.timeout:
+                pass
+            if until and any(m.startswith(until) for m in messages):
+                break
+        return [m for m in messages if m.startswith("STATUS=")]
+
+    agg = Aggregator(tmp_path / "agg")
+    env_before = os.environ.get("NOTIFY_SOCKET")
+    os.environ["NOTIFY_SOCKET"] = str(sock_path)
+    try:
+        agg.start()
+    finally:
+        if env_before is None:
+            del os.environ["NOTIFY_SOCKET"]
+        else:
+            os.environ["NOTIFY_SOCKET"] = env_before
+    try:
+        assert statuses("STATUS=0 nodes", timeout=5)[-1].startswith("STATUS=0 nodes")
+        t0 = time.monotonic()
+        assert agg.post_report(report("n1"))[0] == 200
+        one = "STATUS=1 nodes: 1 converged, 0 lagging, 0 failing, 0 stale"
+        assert statuses(one, timeout=5)[-1] == one, messages
+        assert time.monotonic() - t0 < 3
+        assert agg.post_report(report("n2", applied=HASH_OLD))[0] == 200
+        two = "STATUS=2 nodes: 1 converged, 1 lagging, 0 failing, 0 stale"
+        assert statuses(two, timeout=5)[-1] == two, messages
+        n = len(statuses(timeout=0.2))
+        assert agg.post_report(report("n1"))[0] == 200  # no count changes
+        assert len(statuses(timeout=1.5)) == n, messages
+    finally:
+        rc = agg.stop()
+        sock.close()
+    assert rc == 0
 
 
 def test_load(agg, request):

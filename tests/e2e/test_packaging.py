@@ -1,8 +1,9 @@
+# SPDX-License-Identifier: MIT
 """Shipping: systemd units, tmpfiles, the SELinux module, the RPM, the
 Kubernetes manifests, the Containerfile and the man pages.
 
 Each check runs the ecosystem's own tool where one exists (systemd-analyze,
-systemd-tmpfiles, the reference policy build, rpmbuild, groff/man) and
+systemd-tmpfiles, the reference policy build, rpmbuild, rpmlint, groff/man) and
 compares the shipped files with what the built binaries really do (their
 --help, their /metrics, the paths they serve). Nothing is skipped: a binary
 that is not built is built first with `make`.
@@ -228,7 +229,13 @@ def test_agent_unit_sandbox():
     assert s.get("WatchdogSec") and s["WatchdogSec"][-1] not in ("0", "infinity")
     assert s["Restart"] == ["on-failure"]
     assert s["ExecStart"][0].split()[0] == "/usr/sbin/nodetrustd"
-    assert s["ExecReload"] == ["/bin/kill -HUP $MAINPID"]  # SIGHUP resyncs
+    # SIGHUP resyncs, by the shell's kill builtin: minimal systems have no /bin/kill.
+    assert s["ExecReload"] == ["/bin/sh -c 'kill -HUP $MAINPID'"]
+    # The directories ReadWritePaths= binds exist before the sandbox is made:
+    # tmpfiles.d's own lines, run outside the sandbox ("+") at each start.
+    assert any(v.lstrip("-").startswith("+systemd-tmpfiles --create nodetrust.conf")
+               or v.startswith("+-systemd-tmpfiles --create nodetrust.conf")
+               for v in s.get("ExecStartPre", [])), s.get("ExecStartPre")
     assert s["ProtectSystem"] == ["strict"]
     assert s["NoNewPrivileges"] == ["yes"]
     assert s["CapabilityBoundingSet"] == [""], "nodetrustd needs no capability"
@@ -521,15 +528,35 @@ def test_selinux_interfaces_compile_in_a_caller(tmp_path):
 
 # --- RPM ---------------------------------------------------------------------
 
-def test_rpm_builds_and_lists_files(tmp_path, binaries):
-    b = tmp_path / "b"
+BINARY_RPMS = {"nodetrust", "nodetrust-aggregator", "nodetrust-selinux"}
+
+
+@pytest.fixture(scope="module")
+def rpm_build(tmp_path_factory, binaries):
+    """`make rpm` once, into a scratch build directory: its output, the binary
+    RPMs by name and the source RPM."""
+    b = tmp_path_factory.mktemp("rpm") / "b"
     r = make(f"B={b}", "rpm")
-    warnings = [l for l in (r.stdout + r.stderr).splitlines() if "warning:" in l.lower()]
-    assert not warnings, "\n".join(warnings)
     rpms = sorted((b / "rpm" / "RPMS").glob("*/*.rpm"))
     by_name = {run(["rpm", "-qp", "--qf", "%{NAME}", p], check=True).stdout: p for p in rpms}
-    assert set(by_name) == {"nodetrust", "nodetrust-aggregator", "nodetrust-selinux"}
-    assert list((b / "rpm" / "SRPMS").glob("nodetrust-*.src.rpm"))
+    srpms = sorted((b / "rpm" / "SRPMS").glob("nodetrust-*.src.rpm"))
+    assert len(srpms) == 1, srpms
+    return {"output": r.stdout + r.stderr, "rpms": by_name, "srpm": srpms[0]}
+
+
+def rpm_extract(rpm, dest):
+    """Unpack an RPM's payload under dest, as it would land under /."""
+    dest.mkdir(parents=True, exist_ok=True)
+    payload = subprocess.run(["rpm2cpio", str(rpm)], capture_output=True, check=True).stdout
+    subprocess.run(["cpio", "-idm", "--quiet", "-D", str(dest)], input=payload, check=True)
+    return dest
+
+
+def test_rpm_builds_and_lists_files(rpm_build):
+    warnings = [l for l in rpm_build["output"].splitlines() if "warning:" in l.lower()]
+    assert not warnings, "\n".join(warnings)
+    by_name = rpm_build["rpms"]
+    assert set(by_name) == BINARY_RPMS
 
     expected = {
         "nodetrust": [r"/usr/sbin/nodetrustd", r"/usr/lib/systemd/system/nodetrustd\.service",
@@ -551,8 +578,7 @@ def test_rpm_builds_and_lists_files(tmp_path, binaries):
     # The spec asks for every library the Makefile links with.
     mk = (REPO / "Makefile").read_text()
     modules = re.search(r"^PKGS\s*:?=\s*(.+)$", mk, re.M).group(1).split()
-    reqs = run(["rpm", "-qp", "--requires", b / "rpm" / "SRPMS" /
-                next((b / "rpm" / "SRPMS").glob("*.src.rpm")).name], check=True).stdout
+    reqs = run(["rpm", "-qp", "--requires", rpm_build["srpm"]], check=True).stdout
     for mod in modules:
         assert f"pkgconfig({mod})" in reqs, f"rpm/nodetrust.spec lacks BuildRequires: pkgconfig({mod})"
 
@@ -564,6 +590,98 @@ def test_rpm_builds_and_lists_files(tmp_path, binaries):
     assert "systemd-tmpfiles --create" in scripts
     se = run(["rpm", "-qp", "--scripts", by_name["nodetrust-selinux"]], check=True).stdout
     assert "semodule" in se and "nodetrust.pp.bz2" in se
+
+
+def test_rpm_packages_carry_the_licence(rpm_build, tmp_path):
+    """One licence, MIT, in the tag of every package and as a %license file
+    in every binary package (each is installable on its own)."""
+    text = (REPO / "LICENSE").read_text()
+    for rpm in [*rpm_build["rpms"].values(), rpm_build["srpm"]]:
+        assert run(["rpm", "-qp", "--qf", "%{LICENSE}", rpm], check=True).stdout == "MIT", rpm.name
+    for name, rpm in rpm_build["rpms"].items():
+        licences = run(["rpm", "-qpL", rpm], check=True).stdout.split()
+        assert [Path(p).name for p in licences] == ["LICENSE"], f"{name}: {licences}"
+        root = rpm_extract(rpm, tmp_path / name)
+        assert (root / licences[0].lstrip("/")).read_text() == text, name
+
+
+# rpmlint (Debian's, with its default configuration) on the spec, the binary
+# RPMs and the source RPM. Anything it says that is not below fails the test,
+# and so does an entry below that nothing matches any more (drop it then).
+# Each entry: severity, check, the package (name.arch, or the spec) it may
+# concern, what the rest of the line must be, and why it stays.
+RPM_PKG = r"nodetrust(?:-aggregator|-selinux)?\.(?:x86_64|aarch64|noarch|src)"
+GHOST_MODULE = "/var/lib/selinux/targeted/active/modules/200/nodetrust"
+RPMLINT_ALLOWED = [
+    # Errors only by Debian's defaults: Fedora's rpmlint configuration
+    # (configs/Fedora/fedora.toml in rpmlint) filters each of these.
+    ("E", "no-signature", RPM_PKG, "",
+     "packages are signed by whoever publishes them, after the build"),
+    ("E", "no-packager-tag", RPM_PKG, "",
+     "the build system sets Packager; Fedora's guidelines forbid it in the spec"),
+    ("E", "no-group-tag", RPM_PKG, "",
+     "Group is deprecated; Fedora's guidelines say not to use it"),
+    ("E", "non-standard-dir-perm", r"nodetrust\.\w+", "/var/lib/nodetrust 700",
+     "the state directory is 0700, as StateDirectoryMode= in nodetrustd.service"),
+    ("E", "non-standard-dir-perm", r"nodetrust-selinux\.noarch", f"{GHOST_MODULE} 700",
+     "the %ghost module store entry: a directory libsemanage creates 0700"),
+    # Warnings.
+    ("W", "no-buildroot-tag", r"nodetrust\.spec", "",
+     "rpm >= 4.6 ignores BuildRoot; Fedora says not to set it"),
+    ("W", "invalid-license", RPM_PKG, "MIT",
+     "Debian's rpmlint has an empty list of valid licences; MIT is SPDX"),
+    ("W", "postin-without-ghost-file-creation", r"nodetrust-selinux\.noarch", GHOST_MODULE,
+     "semodule creates it in %post, from the .pp.bz2 the script names"),
+    ("W", "unstripped-binary-or-object", r"nodetrust\.\w+", "/usr/sbin/nodetrustd",
+     "Debian's rpm makes no -debuginfo and strips only debug sections; Fedora's strips"),
+    ("W", "unstripped-binary-or-object", r"nodetrust-aggregator\.\w+",
+     "/usr/sbin/nodetrust-aggregator", "as for nodetrustd"),
+    ("W", "manpage-not-compressed", r"nodetrust\.\w+", "bz2 /usr/share/man/man8/nodetrustd.8.gz",
+     "rpm gzips man pages; Debian's rpmlint expects bzip2 (Fedora's: gz)"),
+    ("W", "manpage-not-compressed", r"nodetrust-aggregator\.\w+",
+     "bz2 /usr/share/man/man8/nodetrust-aggregator.8.gz", "as for nodetrustd.8"),
+    ("W", "no-manual-page-for-binary", r"nodetrust\.\w+", "nodetrustd",
+     "rpmlint 2.4.0 matches binaries against man section numbers, not names"),
+    ("W", "no-manual-page-for-binary", r"nodetrust-aggregator\.\w+", "nodetrust-aggregator",
+     "as for nodetrustd"),
+    ("W", "no-documentation", r"nodetrust-selinux\.noarch", "",
+     "the policy is documented in nodetrustd(8); the licence does not count as documentation"),
+]
+
+
+def test_rpmlint(rpm_build, tmp_path):
+    rpms = [*sorted(rpm_build["rpms"].values()), rpm_build["srpm"]]
+    r = run(["rpmlint", REPO / "rpm" / "nodetrust.spec", *rpms], timeout=300, cwd=tmp_path)
+    out = r.stdout + r.stderr
+    assert re.search(rf"\b{len(rpms)} packages and 1 specfiles checked", out), out
+    assert "Traceback" not in out, out
+    used, unexpected = set(), []
+    for line in out.splitlines():
+        m = re.match(r"(\S+?)(?::\d+)?: ([EW]): (\S+) ?(.*)$", line)
+        if not m:
+            continue
+        who, sev, check, rest = m.groups()
+        hits = [i for i, (s, c, w, a, _) in enumerate(RPMLINT_ALLOWED)
+                if (s, c) == (sev, check) and re.fullmatch(w, who) and rest.strip() == a]
+        if hits:
+            used.update(hits)
+        else:
+            unexpected.append(line)
+    assert not unexpected, "rpmlint says, and the allow-list does not excuse:\n" + \
+        "\n".join(unexpected)
+    stale = [e[:4] for i, e in enumerate(RPMLINT_ALLOWED) if i not in used]
+    assert not stale, f"allow-list entries rpmlint no longer needs: {stale}"
+
+    # What the allowed warnings claim holds: each binary's man page is in its
+    # package (gzipped), and what is left of its symbols is no debug info.
+    for name, binary in (("nodetrust", "nodetrustd"), ("nodetrust-aggregator",
+                                                        "nodetrust-aggregator")):
+        rpm = rpm_build["rpms"][name]
+        assert f"/usr/share/man/man8/{binary}.8.gz" in \
+            run(["rpm", "-qlp", rpm], check=True).stdout.split()
+        root = rpm_extract(rpm, tmp_path / name)
+        sections = run(["readelf", "-S", "-W", root / "usr/sbin" / binary], check=True).stdout
+        assert ".debug_info" not in sections, f"{binary} still carries debug info"
 
 
 # --- make install --------------------------------------------------------------
@@ -593,6 +711,150 @@ def test_install_ship_into_destdir(prefix, sysconfdir, tmp_path, binaries):
     conf.write_text("trust-source = /srv/cas\n")
     make("install-ship", *args)
     assert conf.read_text() == "trust-source = /srv/cas\n"
+
+
+# --- the licence ---------------------------------------------------------------
+
+def tree_files():
+    """The files of the tree as `make rpm` packs them: tracked or not ignored."""
+    r = run(["git", "-C", REPO, "ls-files", "-z", "-co", "--exclude-standard"])
+    if r.returncode != 0:  # an unpacked tarball
+        return sorted(p.relative_to(REPO) for p in REPO.rglob("*") if p.is_file()
+                      and not p.relative_to(REPO).parts[0].startswith("build"))
+    return sorted({Path(f) for f in r.stdout.split("\0") if f and (REPO / f).is_file()})
+
+
+def test_one_licence():
+    """LICENSE is MIT, the spec says so, and every SPDX line in the tree agrees."""
+    text = (REPO / "LICENSE").read_text()
+    assert text.startswith("MIT License\n\nCopyright (c) 2026 The nodetrust authors\n")
+    assert "Permission is hereby granted, free of charge" in text
+    spec = (REPO / "rpm" / "nodetrust.spec").read_text()
+    assert re.findall(r"^License:\s*(.+)$", spec, re.M) == ["MIT"]
+    others = []
+    for f in tree_files():
+        try:
+            body = (REPO / f).read_text()
+        except UnicodeDecodeError:
+            continue
+        # A line of its own, in the file's comment syntax (C, shell, roff).
+        for m in re.finditer(r'^(?:/\*|//|#|\.\\")\s*SPDX-License-Identifier:\s*(.*?)\s*(?:\*/)?$',
+                             body, re.M):
+            if m.group(1) != "MIT":
+                others.append(f"{f}: {m.group(1)}")
+    assert not others, others
+
+
+# --- build dependencies ----------------------------------------------------------
+
+DEBIAN_DEV = {"libsystemd": "libsystemd-dev", "openssl": "libssl-dev",
+              "libcurl": "libcurl4-openssl-dev", "jansson": "libjansson-dev",
+              "libmicrohttpd": "libmicrohttpd-dev", "yaml-0.1": "libyaml-dev"}
+
+
+@pytest.fixture
+def tree_copy(tmp_path):
+    """A copy of the tree without build output, to build from scratch."""
+    dst = tmp_path / "src"
+    for f in tree_files():
+        (dst / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / f, dst / f)
+    return dst
+
+
+def make_in(tree, *args, **env_extra):
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    env.update(env_extra)
+    return run(["make", "-C", tree, *args], timeout=300, env=env)
+
+
+def script(path, text):
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
+def assert_stopped_before_compiling(r, tree, debs):
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    lines = [l for l in out.splitlines() if l.strip() and not l.startswith("make: ")]
+    assert len(lines) == 1, f"not one line:\n{out}"
+    for deb in debs:
+        assert re.search(rf"\b{re.escape(deb)}\b", lines[0]), f"{deb} not named:\n{out}"
+    assert "scripts/deps.sh build" in lines[0] and "make demo" in lines[0], out
+    assert "No such file or directory" not in out and "error:" not in out, out
+    assert not list(tree.rglob("*.o")), "something was compiled"
+    return lines[0]
+
+
+def test_make_without_build_dependencies_names_the_packages(tree_copy, tmp_path):
+    """No pkg-config module at all (an empty search path): one line naming
+    every -dev package and how to install them, and no compiler run."""
+    empty = tmp_path / "no-pc"
+    empty.mkdir()
+    r = make_in(tree_copy, "-j4", PKG_CONFIG_LIBDIR=str(empty), PKG_CONFIG_PATH="")
+    line = assert_stopped_before_compiling(r, tree_copy, DEBIAN_DEV.values())
+    assert "as root" in line
+
+
+@pytest.mark.parametrize("goal", ["all", "install", "unit"])
+def test_make_names_the_one_missing_package(goal, tree_copy, tmp_path):
+    """A pkg-config that knows everything but jansson: only libjansson-dev is
+    named, whichever target compiles."""
+    pc = script(tmp_path / "pkg-config", '#!/bin/sh\n'
+                'for a; do [ "$a" = jansson ] && exit 1; done\nexec pkg-config "$@"\n')
+    r = make_in(tree_copy, goal, f"DESTDIR={tmp_path / 'dest'}", f"PKG_CONFIG={pc}")
+    line = assert_stopped_before_compiling(r, tree_copy, ["libjansson-dev"])
+    others = [d for d in DEBIAN_DEV.values() if d != "libjansson-dev" and d in line]
+    assert not others, line
+
+
+def test_make_unit_without_cmocka_names_it(tree_copy, tmp_path):
+    """A compiler that cannot find cmocka.h: the test binaries say
+    libcmocka-dev before any object is compiled; `make all` does not need it."""
+    cc = script(tmp_path / "cc", '#!/bin/sh\n'
+                'case " $* " in *" -E "*)\n'
+                '  input=$(cat)\n'
+                '  case $input in *cmocka.h*) echo "fatal error: cmocka.h: No such file or directory" >&2; exit 1;; esac\n'
+                '  printf "%s\\n" "$input" | exec cc "$@";;\n'
+                'esac\nexec cc "$@"\n')
+    r = make_in(tree_copy, "-j4", "unit", f"CC={cc}")
+    assert_stopped_before_compiling(r, tree_copy, ["libcmocka-dev"])
+    r = make_in(tree_copy, "-j4", "all", f"CC={cc}")
+    assert r.returncode == 0, r.stderr[-3000:]
+
+
+def test_targets_that_install_first_need_no_packages(tree_copy, tmp_path):
+    """clean, deps, demo and check run scripts/deps.sh before anything that
+    compiles, so they work where nothing is installed yet: here, a stand-in
+    deps.sh "installs" by making the stand-in pkg-config find everything."""
+    installed, log = tmp_path / "installed", tmp_path / "deps.log"
+    pc = script(tmp_path / "pkg-config", f'#!/bin/sh\n[ -e {installed} ] || exit 1\n'
+                'exec pkg-config "$@"\n')
+    script(tree_copy / "scripts" / "deps.sh", f'#!/bin/sh\necho "$*" >>{log}\n'
+           f'[ "$1" = test ] && exit 7\ntouch {installed}\n')
+    env = {"PKG_CONFIG": str(pc)}
+
+    r = make_in(tree_copy, "all", **env)
+    assert_stopped_before_compiling(r, tree_copy, DEBIAN_DEV.values())
+    assert make_in(tree_copy, "clean", **env).returncode == 0
+    assert make_in(tree_copy, "deps", **env).returncode == 0
+    assert log.read_text() == "build\n"
+    installed.unlink()
+
+    r = make_in(tree_copy, "-j4", "demo", **env)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "demo OK" in r.stdout
+    assert log.read_text() == "build\nbuild\n"
+
+    # make check installs with `deps.sh test` first; the stand-in stops there
+    # (as it would for a non-root user), before anything is checked or built.
+    shutil.rmtree(tree_copy / "build")
+    installed.unlink()
+    r = make_in(tree_copy, "check", **env)
+    assert r.returncode != 0 and log.read_text() == "build\nbuild\ntest\n", r.stdout + r.stderr
+    assert "nodetrust needs" not in r.stdout + r.stderr
+    assert not (tree_copy / "build").exists()
 
 
 # --- the example config ----------------------------------------------------------
@@ -697,10 +959,18 @@ def test_daemonset(manifests, binaries):
     assert ds["spec"]["selector"]["matchLabels"].items() <= \
         ds["spec"]["template"]["metadata"]["labels"].items()
     assert {"operator": "Exists"} in pod["tolerations"]
+    # Tolerating every taint, it needs the OS selector to stay off Windows.
+    assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
     assert pod["priorityClassName"] == "system-node-critical"
-    for host_ns in ("hostNetwork", "hostPID", "hostIPC"):
+    # The node's network namespace, so that it starts before the pod
+    # network (the reasons are in the manifest); no other host namespace.
+    # Cluster DNS still resolves the aggregator's Service name.
+    assert pod["hostNetwork"] is True
+    assert pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+    for host_ns in ("hostPID", "hostIPC"):
         assert not pod.get(host_ns)
     (c,) = pod["containers"]
+    assert c["terminationMessagePolicy"] == "FallbackToLogsOnError"
 
     # Every argument is a real option of the binary.
     longs, _ = help_options(run([binaries["nodetrustd"], "--help"], check=True).stdout)
@@ -708,12 +978,25 @@ def test_daemonset(manifests, binaries):
     for k in args:
         assert k in longs, f"DaemonSet passes {k}, which nodetrustd does not know"
 
-    # Probes hit paths the agent serves, on the port it listens on.
-    listen_port = int(args["--health-listen"].rsplit(":", 1)[1])
+    # Probes hit paths the agent serves, on the address it listens on. In
+    # the node's network namespace that is the node's loopback, which the
+    # kubelet (in the same namespace) reaches and no other machine does.
+    listen_host, listen_port = args["--health-listen"].rsplit(":", 1)
+    listen_port = int(listen_port)
+    assert listen_host == "127.0.0.1"
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
     for p in ("livenessProbe", "readinessProbe"):
         assert probe_port(c, c[p]) == listen_port == 9447
+        assert c[p]["httpGet"]["host"] == listen_host
+    # The node port it takes is declared, as hostPort (what the API would
+    # default it to with hostNetwork).
+    (port,) = c["ports"]
+    assert port["containerPort"] == port["hostPort"] == listen_port
+    # Nothing tells a scraper to reach a loopback-only endpoint at the pod's
+    # (the node's) address.
+    annotations = ds["spec"]["template"]["metadata"].get("annotations", {})
+    assert not any(k.startswith("prometheus.io/") for k in annotations), annotations
 
     res = c["resources"]
     assert res["requests"]["cpu"] and res["requests"]["memory"] and res["limits"]["memory"]
@@ -757,10 +1040,61 @@ def test_daemonset_config_parses(manifests, binaries, tmp_path):
     check_config_parses(binaries["nodetrustd"], cm["data"]["nodetrustd.conf"], tmp_path)
 
 
+def test_daemonset_needs_no_pod_network(manifests, binaries, tmp_path, test_ca, report_line):
+    """The measurement behind hostNetwork: true. nodetrustd with the
+    DaemonSet's own arguments and config map (paths moved into scratch
+    directories, the port to a free one) syncs a registry and the pull
+    secret and answers its probes, under strace: it connects nowhere, and
+    its one listening socket is bound to the loopback address the manifest
+    names, so in the node's network namespace nothing is exposed."""
+    ds = find(manifests, "DaemonSet", "nodetrustd")[0]
+    (c,) = ds["spec"]["template"]["spec"]["containers"]
+    args = args_dict(c["args"])
+    host = args["--health-listen"].rsplit(":", 1)[0]
+    port = free_port()
+    root, src, secret = tmp_path / "root", tmp_path / "registry-cas", tmp_path / "pull-secret"
+    (root / "var/lib/kubelet").mkdir(parents=True)
+    src.mkdir()
+    secret.mkdir()
+    shutil.copy(test_ca.cert, src / "registry.example.com..5000")
+    (secret / ".dockerconfigjson").write_text(
+        '{"auths": {"registry.example.com:5000": {"auth": "dTpw"}}}')
+    conf = tmp_path / "nodetrustd.conf"
+    conf.write_text(find(manifests, "ConfigMap", "nodetrustd-config")[0]["data"]["nodetrustd.conf"])
+    moved = {"--root": root, "--trust-source": src, "--pull-secret": secret,
+             "--health-listen": f"{host}:{port}"}
+    assert set(moved) == set(args), f"the DaemonSet passes {sorted(args)}: map each one here"
+    trace = tmp_path / "trace"
+    argv = [binaries["nodetrustd"], "--config", conf, "--node-name", "hostnet-test",
+            *(f"{k}={v}" for k, v in moved.items())]
+    d = Daemon(["strace", "-f", "-qq", "-e", "trace=network", "-o", trace, *map(str, argv)],
+               port, tmp_path)
+    try:
+        deadline = time.monotonic() + 10
+        while d.get("/readyz")[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert d.get("/readyz")[0] == 200 and d.get("/healthz")[0] == 200
+        assert (root / "etc/containers/certs.d/registry.example.com:5000/ca.crt").is_file()
+        assert (root / "var/lib/kubelet/config.json").is_file()
+    finally:
+        status = d.stop()
+    assert status == 0
+    text = Path(trace).read_text()
+    connects = re.findall(r"^\d+\s+connect\((.*)$", text, re.M)
+    binds = re.findall(r"^\d+\s+bind\((.*)$", text, re.M)
+    inet = [x for x in connects if "AF_INET" in x]
+    assert not inet, f"nodetrustd connected over IP with the DaemonSet's settings: {inet}"
+    assert len(binds) == 1 and f'inet_addr("{host}")' in binds[0] and \
+        f"htons({port})" in binds[0], binds
+    report_line(f"DaemonSet settings under strace: {len(connects)} connect(), "
+                f"{len(inet)} over IP; one listener, on {host}")
+
+
 def test_aggregator_deployment(manifests, binaries):
     dep = find(manifests, "Deployment", "nodetrust-aggregator")[0]
     pod = dep["spec"]["template"]["spec"]
     (c,) = pod["containers"]
+    assert c["terminationMessagePolicy"] == "FallbackToLogsOnError"
     longs, _ = help_options(run([binaries["nodetrust-aggregator"], "--help"], check=True).stdout)
     args = args_dict(c["args"])
     for k in args:
