@@ -262,8 +262,7 @@ static int exit_code_for(const State *s) {
 static void log_runtime(const RuntimeStatus *old, const RuntimeStatus *now) {
         for (size_t i = 0; i < ELEMENTSOF(targets); i++) {
                 const TargetStatus *o = &old->targets[i], *n = &now->targets[i];
-                if (!n->enabled || (o->enabled && o->state == n->state && !o->reason == !n->reason &&
-                                    (!o->reason || streq(o->reason, n->reason))))
+                if (!n->enabled || target_status_equal(o, n))
                         continue;
                 log_full(n->state == TARGET_STATE_INACTIVE ? LOG_WARNING : LOG_INFO,
                          n->state == TARGET_STATE_INACTIVE ? "Target inactive: its runtime will not read what nodetrustd writes"

@@ -435,13 +435,14 @@ int runtime_check(int rootfd, const char *containerd_config, unsigned target_mas
         return 0;
 }
 
+bool target_status_equal(const TargetStatus *a, const TargetStatus *b) {
+        return a->enabled == b->enabled && a->state == b->state && streq_ptr(a->reason, b->reason);
+}
+
 bool runtime_status_equal(const RuntimeStatus *a, const RuntimeStatus *b) {
-        for (size_t i = 0; i < ELEMENTSOF(targets); i++) {
-                const TargetStatus *x = &a->targets[i], *y = &b->targets[i];
-                if (x->enabled != y->enabled || x->state != y->state || !x->reason != !y->reason ||
-                    (x->reason && !streq(x->reason, y->reason)))
+        for (size_t i = 0; i < ELEMENTSOF(targets); i++)
+                if (!target_status_equal(&a->targets[i], &b->targets[i]))
                         return false;
-        }
         return true;
 }
 

@@ -43,6 +43,9 @@ const char *target_state_to_string(TargetStateType t);
  * inactive target with its reason. */
 int runtime_check(int rootfd, const char *containerd_config, unsigned target_mask, RuntimeStatus *ret);
 
+/* true when a and b say the same of one target (enabled, state, reason). */
+bool target_status_equal(const TargetStatus *a, const TargetStatus *b);
+
 /* true when a and b say the same (state and reason of each target). */
 bool runtime_status_equal(const RuntimeStatus *a, const RuntimeStatus *b);
 

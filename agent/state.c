@@ -132,12 +132,11 @@ static int result_finish(RegistryResult *r, const RuntimeStatus *rs) {
 }
 
 static bool result_differs(const RegistryResult *a, const RegistryResult *b) {
-        if (a->state != b->state || !a->reason != !b->reason || (a->reason && !streq(a->reason, b->reason)))
+        if (a->state != b->state || !streq_ptr(a->reason, b->reason))
                 return true;
         for (size_t k = 0; k < ELEMENTSOF(targets); k++) {
                 const RegistryTargetResult *x = &a->targets[k], *y = &b->targets[k];
-                if (x->enabled != y->enabled || x->state != y->state || !x->reason != !y->reason ||
-                    (x->reason && !streq(x->reason, y->reason)))
+                if (x->enabled != y->enabled || x->state != y->state || !streq_ptr(x->reason, y->reason))
                         return true;
         }
         return false;

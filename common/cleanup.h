@@ -7,8 +7,10 @@
  * scope; TAKE_PTR()/TAKE_FD() hand ownership over and leave NULL/-1 behind.
  */
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
@@ -63,3 +65,8 @@ static inline int safe_close(int fd) {
 }
 
 #define streq(a, b) (strcmp((a), (b)) == 0)
+
+/* streq() where either may be NULL: equal when both are, or both say the same. */
+static inline bool streq_ptr(const char *a, const char *b) {
+        return a && b ? streq(a, b) : a == b;
+}
