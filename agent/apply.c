@@ -191,7 +191,7 @@ static int apply_remove(int rootfd, PlanAction *a, Manifest *m) {
          * plan asked; this asks again, just before. */
         if (a->target->bit == TARGET_CONTAINERD) {
                 bool names_ours;
-                r = plan_prune_kind(rootfd, a->target, a->registry, &names_ours);
+                r = containerd_hosts_prune_kind(rootfd, dfd, a->registry, &names_ours);
                 if (r < 0)
                         return r;
                 /* Ours again since the plan: it goes first, next sync. */

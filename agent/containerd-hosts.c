@@ -48,7 +48,6 @@ int containerd_hosts_render(const char *registry, char **ret, size_t *ret_size) 
 
 int containerd_hosts_read(int rootfd, int dfd, const char *registry, char **ret, size_t *ret_size, int *ret_error) {
         _cleanup_free_ char *path = NULL;
-        _cleanup_close_ int fd = -1;
         struct stat st;
         int r;
 
@@ -70,8 +69,7 @@ int containerd_hosts_read(int rootfd, int dfd, const char *registry, char **ret,
                  * where it points: so do we, as the host resolves it. */
                 if (asprintf(&path, CONTAINERD_CERTS_DIR "/%s/" HOSTS_FILE, registry) < 0)
                         return -ENOMEM;
-                fd = open_in_root_regular(rootfd, path);
-                r = fd < 0 ? fd : read_fd(fd, HOSTS_FILE_MAX, ret, ret_size);
+                r = read_file_in_root(rootfd, path, HOSTS_FILE_MAX, ret, ret_size);
         } else
                 r = S_ISDIR(st.st_mode) ? -EISDIR : -EBADFD;
         if (r == -ENOMEM)
@@ -354,4 +352,16 @@ bool containerd_hosts_names_ca(const char *text, size_t size, const char *regist
                 if (ca_names_ours(toml_table_get(toml_table_value_at(hosts, i), "ca"), ours))
                         return true;
         return false;
+}
+
+int containerd_hosts_prune_kind(int rootfd, int dfd, const char *registry, bool *ret_names_ours) {
+        _cleanup_free_ char *text = NULL;
+        size_t size;
+        int kind, error;
+
+        *ret_names_ours = false;
+        kind = containerd_hosts_read(rootfd, dfd, registry, &text, &size, &error);
+        if (kind == HOSTS_FOREIGN)
+                *ret_names_ours = containerd_hosts_names_ca(text, size, registry, CONTAINERD_CERTS_DIR);
+        return kind;
 }

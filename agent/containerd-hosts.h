@@ -36,6 +36,11 @@ typedef enum HostsFileKind {
  * text; with UNREADABLE, *ret_error the errno. -ENOMEM only. */
 int containerd_hosts_read(int rootfd, int dfd, const char *registry, char **ret, size_t *ret_size, int *ret_error);
 
+/* containerd_hosts_read(), judged for removing the ca.crt beside it:
+ * *ret_names_ours when it is someone else's that names our ca.crt. Ours
+ * goes first; someone else's that names it, or cannot be read, keeps it. */
+int containerd_hosts_prune_kind(int rootfd, int dfd, const char *registry, bool *ret_names_ours);
+
 /* The hosts.toml nodetrustd writes for registry ("host" or "host:port"). */
 int containerd_hosts_render(const char *registry, char **ret, size_t *ret_size);
 

@@ -21,7 +21,6 @@ const Target targets[3] = {
 /* A ca.crt larger than this is not one we wrote. */
 #define CA_FILE_MAX (4u * 1024 * 1024)
 
-
 const Target *target_by_name(const char *name) {
         for (size_t i = 0; i < ELEMENTSOF(targets); i++)
                 if (streq(targets[i].name, name))
@@ -218,33 +217,18 @@ static int plan_wanted(Plan *p, int rootfd, int basefd, const Target *tg, const 
         return plan_hosts(p, rootfd, p->n_actions - 1, dfd, e, me, o);
 }
 
-/* What the hosts.toml beside a containerd ca.crt we no longer want says
- * about removing it: the hosts.toml goes first when it is ours (whatever
- * the manifest remembers), since it must never name a ca.crt that is gone;
- * someone else's that names ours, or cannot be read, keeps the ca.crt,
- * which we then disown. */
-HostsFileKind plan_prune_kind(int rootfd, const Target *tg, const char *registry, bool *ret_names_ours) {
-        _cleanup_close_ int basefd = -1, dfd = -1;
-        _cleanup_free_ char *text = NULL;
-        size_t size;
-        int kind, error;
-
-        *ret_names_ours = false;
-        if (open_dir_beneath(rootfd, tg->dir, 0, &basefd, NULL) < 0)
-                return HOSTS_ABSENT;
-        dfd = openat(basefd, registry, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (dfd < 0)
-                return HOSTS_ABSENT;
-        kind = containerd_hosts_read(rootfd, dfd, registry, &text, &size, &error);
-        if (kind == HOSTS_FOREIGN)
-                *ret_names_ours = containerd_hosts_names_ca(text, size, registry, CONTAINERD_CERTS_DIR);
-        return kind;
-}
-
+/* A containerd ca.crt we no longer want: its hosts.toml goes first when it
+ * is ours (whatever the manifest remembers), since it must never name a
+ * ca.crt that is gone; someone else's that names ours, or cannot be read,
+ * keeps the ca.crt, which we then disown. */
 static int plan_prune_containerd(Plan *p, int rootfd, const Target *tg, const char *registry) {
-        bool names_ours;
-        int kind = plan_prune_kind(rootfd, tg, registry, &names_ours), r;
+        _cleanup_close_ int basefd = -1, dfd = -1;
+        bool names_ours = false;
+        int kind = HOSTS_ABSENT, r;
 
+        if (open_dir_beneath(rootfd, tg->dir, 0, &basefd, NULL) >= 0 &&
+            (dfd = openat(basefd, registry, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) >= 0)
+                kind = containerd_hosts_prune_kind(rootfd, dfd, registry, &names_ours);
         if (kind < 0)
                 return kind;
         if (kind == HOSTS_UNREADABLE || (kind == HOSTS_FOREIGN && names_ours))

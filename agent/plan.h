@@ -9,7 +9,6 @@
 
 #include <stdio.h>
 
-#include "containerd-hosts.h"
 #include "manifest.h"
 #include "trust.h"
 
@@ -85,11 +84,6 @@ static inline void plan_freep(Plan **p) {
         if (*p)
                 plan_free(*p);
 }
-
-/* The hosts.toml beside registry's ca.crt in tg (containerd), judged for
- * removing that ca.crt: *ret_names_ours when it is someone else's that names
- * it. Apply asks again just before it removes. -ENOMEM only when negative. */
-HostsFileKind plan_prune_kind(int rootfd, const Target *tg, const char *registry, bool *ret_names_ours);
 
 /* How many actions of type t. */
 size_t plan_count(const Plan *p, ActionType t);

@@ -105,7 +105,6 @@ static void config_set_done(ConfigSet *cs) {
  * else that keeps containerd from reading it the way we would. */
 static int config_load_one(int rootfd, const char *path, ConfigSet *cs, char **ret_why) {
         _cleanup_free_ char *text = NULL, *copy = NULL;
-        _cleanup_close_ int fd = -1;
         TomlValue *doc = NULL;
         char err[200];
         size_t size;
@@ -118,11 +117,8 @@ static int config_load_one(int rootfd, const char *path, ConfigSet *cs, char **r
                 return asprintf(ret_why, "%s: more than %d imported files", path, CONFIG_FILES_MAX) < 0 ? -ENOMEM
                                                                                                      : -EINVAL;
         /* Only a regular file is opened: an import may name a device. */
-        fd = open_in_root_regular(rootfd, path);
-        if (fd == -ENOENT)
-                return fd;
-        r = fd < 0 ? fd : read_fd(fd, CONFIG_FILE_MAX, &text, &size);
-        if (r == -ENOMEM)
+        r = read_file_in_root(rootfd, path, CONFIG_FILE_MAX, &text, &size);
+        if (r == -ENOENT || r == -ENOMEM)
                 return r;
         if (r < 0)
                 return asprintf(ret_why, "cannot read %s: %s", path, strerror(-r)) < 0 ? -ENOMEM : -EINVAL;

@@ -328,3 +328,11 @@ int open_in_root_regular(int rootfd, const char *path) {
         }
         return fd;
 }
+
+int read_file_in_root(int rootfd, const char *path, size_t max, char **ret, size_t *ret_size) {
+        _cleanup_close_ int fd = open_in_root_regular(rootfd, path);
+
+        if (fd < 0)
+                return fd;
+        return read_fd(fd, max, ret, ret_size);
+}

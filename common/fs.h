@@ -41,6 +41,10 @@ int open_in_root(int rootfd, const char *path, int flags);
  * refused without ever being opened for reading (-EISDIR, -EBADFD). */
 int open_in_root_regular(int rootfd, const char *path);
 
+/* Read the regular file at the host path below rootfd (open_in_root_regular())
+ * as read_file_at() reads: at most max bytes, NUL-terminated. */
+int read_file_in_root(int rootfd, const char *path, size_t max, char **ret, size_t *ret_size);
+
 /* Replace name in dirfd atomically and durably: write a temp file in dirfd,
  * fchmod, fsync, rename over name, fsync dirfd. uid/gid (uid_t)-1 = keep. */
 int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t size, mode_t mode,
