@@ -270,58 +270,56 @@ static int host_dir_names(const char *registry, char *ret[3]) {
  * ours too (the same ca.crt) when the manifest says so, except that it
  * holds no hosts.toml, so a loopback registry found there is spoken to over
  * plain HTTP. */
+/* Does containerd read dir/name before our directory? Then say so in
+ * a->shadowed: 1 when it does, 0 when there is no such directory. */
+static int shadow_if_present(int rootfd, PlanAction *a, const char *dir, const char *name) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        if (asprintf(&path, "%s/%s", dir, name) < 0)
+                return -ENOMEM;
+        fd = open_in_root(rootfd, path, O_PATH | O_DIRECTORY);
+        if (fd < 0)
+                return 0;
+        if (streq(dir, CONTAINERD_CERTS_DIR))
+                r = asprintf(&a->shadowed, "%s exists, and containerd reads it before " CONTAINERD_CERTS_DIR "/%s", path,
+                             a->registry);
+        else
+                r = asprintf(&a->shadowed,
+                             "containerd's config_path searches %s first, and %s exists, so containerd reads that instead",
+                             dir, path);
+        if (r < 0)
+                return -ENOMEM;
+        /* config_path entries come from the node's files: any bytes. */
+        utf8_printable(a->shadowed);
+        return 1;
+}
+
 static int plan_read_first(Plan *p, int rootfd, size_t ca, const Manifest *m, const PlanOptions *o) {
         PlanAction *a = &p->actions[ca];
         char *names[3];
         int r;
 
+        if (a->shadowed)
+                return 0; /* the directory itself already says why */
         r = host_dir_names(a->registry, names);
         if (r < 0)
                 return r;
-        for (char *const *d = o->containerd_read_first; d && *d && !a->shadowed; d++)
-                for (size_t k = 0; k < ELEMENTSOF(names) && !a->shadowed; k++) {
-                        _cleanup_free_ char *path = NULL;
-                        _cleanup_close_ int fd = -1;
-
+        for (char *const *d = o->containerd_read_first; r == 0 && d && *d; d++)
+                for (size_t k = 0; r == 0 && k < ELEMENTSOF(names); k++) {
                         if (!names[k] || (streq(*d, "/etc/docker/certs.d") && (o->target_mask & TARGET_DOCKER) &&
                                           k == 1 && !registry_is_loopback(a->registry) &&
                                           manifest_find(m, "docker", a->registry)))
                                 continue;
-                        if (asprintf(&path, "%s/%s", *d, names[k]) < 0) {
-                                r = -ENOMEM;
-                                goto out;
-                        }
-                        fd = open_in_root(rootfd, path, O_PATH | O_DIRECTORY);
-                        if (fd >= 0 && asprintf(&a->shadowed,
-                                                "containerd's config_path searches %s first, and %s exists, so containerd reads that instead",
-                                                *d, path) < 0) {
-                                r = -ENOMEM;
-                                goto out;
-                        }
+                        r = shadow_if_present(rootfd, a, *d, names[k]);
                 }
         /* In our own directory only HOST_PORT_ comes before HOST:PORT. */
-        if (names[0] && !a->shadowed) {
-                _cleanup_free_ char *path = NULL;
-                _cleanup_close_ int fd = -1;
-
-                if (asprintf(&path, CONTAINERD_CERTS_DIR "/%s", names[0]) < 0) {
-                        r = -ENOMEM;
-                        goto out;
-                }
-                fd = open_in_root(rootfd, path, O_PATH | O_DIRECTORY);
-                if (fd >= 0 && asprintf(&a->shadowed, "%s exists, and containerd reads it before " CONTAINERD_CERTS_DIR "/%s",
-                                        path, a->registry) < 0) {
-                        r = -ENOMEM;
-                        goto out;
-                }
-        }
-        /* config_path entries come from the node's files: any bytes. */
-        if (a->shadowed)
-                utf8_printable(a->shadowed);
-out:
+        if (r == 0 && names[0])
+                r = shadow_if_present(rootfd, a, CONTAINERD_CERTS_DIR, names[0]);
         for (size_t k = 0; k < ELEMENTSOF(names); k++)
                 free(names[k]);
-        return r;
+        return r < 0 ? r : 0;
 }
 
 int plan_compute(int rootfd, const TrustSet *t, const Manifest *m, const PlanOptions *o, Plan **ret) {
