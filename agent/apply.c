@@ -221,6 +221,12 @@ forget:
         return 0;
 }
 
+/* Two actions on files of the same registry directory (a hosts.toml is
+ * planned next to its ca.crt, and only in containerd). */
+static bool same_dir(const PlanAction *x, const PlanAction *y) {
+        return x->target == y->target && streq(x->registry, y->registry);
+}
+
 int apply_plan(int rootfd, const char *state_dir, Plan *p, Manifest *m) {
         const PlanAction *ca = NULL;
         int failed = 0, r;
@@ -240,16 +246,15 @@ int apply_plan(int rootfd, const char *state_dir, Plan *p, Manifest *m) {
                         ca = a;
                 /* ca.crt goes only after its hosts.toml went: never leave a
                  * hosts.toml naming a file that is gone. */
-                if (!hosts && a->type == ACTION_REMOVE && i > 0 && streq(p->actions[i - 1].file, HOSTS_FILE) &&
-                    p->actions[i - 1].type == ACTION_REMOVE && p->actions[i - 1].error < 0 &&
-                    streq(p->actions[i - 1].registry, a->registry) && p->actions[i - 1].target == a->target) {
+                if (!hosts && a->type == ACTION_REMOVE && i > 0 && same_dir(&p->actions[i - 1], a) &&
+                    streq(p->actions[i - 1].file, HOSTS_FILE) &&
+                    p->actions[i - 1].type == ACTION_REMOVE && p->actions[i - 1].error < 0) {
                         a->error = p->actions[i - 1].error;
                         continue;
                 }
                 /* A hosts.toml follows its ca.crt: not into a directory that
                  * turned out not to be ours, nor naming a file not written. */
-                if (hosts && (a->type == ACTION_CREATE || a->type == ACTION_UPDATE) && ca &&
-                    streq(ca->registry, a->registry) && ca->target == a->target &&
+                if (hosts && (a->type == ACTION_CREATE || a->type == ACTION_UPDATE) && ca && same_dir(ca, a) &&
                     (ca->error < 0 || ca->type == ACTION_CONFLICT)) {
                         a->error = ca->error;
                         if (ca->type == ACTION_CONFLICT)
