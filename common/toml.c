@@ -9,6 +9,7 @@
 
 #include "cleanup.h"
 #include "toml.h"
+#include "utf8.h"
 
 /*
  * One pass over the text, building the tree as it goes. The text is checked
@@ -251,7 +252,7 @@ static int check_text(Parser *P) {
         unsigned line = 1;
 
         while (s < end) {
-                unsigned c = *s, lo = 0x80, hi = 0xbf;
+                unsigned c = *s;
                 size_t n;
 
                 if (c == '\n')
@@ -266,25 +267,10 @@ static int check_text(Parser *P) {
                         s++;
                         continue;
                 }
-                /* RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF. */
-                if (c >= 0xc2 && c <= 0xdf)
-                        n = 1;
-                else if (c >= 0xe0 && c <= 0xef) {
-                        n = 2;
-                        lo = c == 0xe0 ? 0xa0 : 0x80;
-                        hi = c == 0xed ? 0x9f : 0xbf;
-                } else if (c >= 0xf0 && c <= 0xf4) {
-                        n = 3;
-                        lo = c == 0xf0 ? 0x90 : 0x80;
-                        hi = c == 0xf4 ? 0x8f : 0xbf;
-                } else
+                n = utf8_sequence_length((const char *) s, (size_t) (end - s));
+                if (n == 0)
                         return fail(P, line, "invalid UTF-8");
-                if ((size_t) (end - s) <= n)
-                        return fail(P, line, "invalid UTF-8");
-                for (size_t i = 1; i <= n; i++)
-                        if (s[i] < (i == 1 ? lo : 0x80) || s[i] > (i == 1 ? hi : 0xbf))
-                                return fail(P, line, "invalid UTF-8");
-                s += n + 1;
+                s += n;
         }
         return 0;
 }

@@ -3,12 +3,13 @@
 
 #include "utf8.h"
 
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 (RFC 3629: no
- * overlong forms, no surrogates, nothing above U+10FFFF). */
-static size_t utf8_seq(const unsigned char *s) {
+size_t utf8_sequence_length(const char *text, size_t avail) {
+        const unsigned char *s = (const unsigned char *) text;
         uint32_t c;
         size_t n;
 
+        if (avail == 0)
+                return 0;
         if (s[0] < 0x80)
                 return 1;
         if (s[0] >= 0xc2 && s[0] <= 0xdf)
@@ -18,6 +19,8 @@ static size_t utf8_seq(const unsigned char *s) {
         else if (s[0] >= 0xf0 && s[0] <= 0xf4)
                 n = 4, c = s[0] & 0x07;
         else
+                return 0;
+        if (n > avail)
                 return 0;
         for (size_t i = 1; i < n; i++) {
                 if ((s[i] & 0xc0) != 0x80)
@@ -33,7 +36,8 @@ char *utf8_printable(char *s) {
         unsigned char *p = (unsigned char *) s;
 
         while (p && *p) {
-                size_t n = utf8_seq(p);
+                /* A NUL ends the string and fails any sequence it cuts short. */
+                size_t n = utf8_sequence_length((const char *) p, 4);
                 if (n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7f))) {
                         *p++ = '?';
                         continue;

@@ -4,6 +4,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Length (1-4) of the valid UTF-8 sequence at the start of s, of which
+ * avail bytes may be read; 0 when it is not one (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF, nothing cut short). */
+size_t utf8_sequence_length(const char *s, size_t avail);
+
 /* Make s safe to show anywhere (JSON, a log line, a metric label): every
  * byte that is not part of valid UTF-8, and every control character, is
  * replaced in place by '?'. Returns s. Text from the node (file names,
