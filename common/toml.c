@@ -1,14 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 #include <assert.h>
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cleanup.h"
-#include "toml.h"
+#include "toml-internal.h"
 #include "utf8.h"
 
 /*
@@ -24,51 +23,16 @@
  * tables and static arrays take nothing more. A header may pass through
  * any table on its way, and through an array of tables into its last element.
  *
- * Tables are arrays of entries in document order; from INDEX_MIN keys on each
- * also has an open-addressing hash index, so a flat file with thousands of
- * keys in one table still parses in linear time. (The hash is not seeded:
+ * Tables (toml-tree.c) are arrays of entries in document order; from
+ * INDEX_MIN keys on each also has an open-addressing hash index, so a flat
+ * file with thousands of keys in one table still parses in linear time.
+ * Numbers and dates are recognized in toml-scalar.c. (The hash is not seeded:
  * the input is a root-owned config file, not a network peer's.)
  *
  * Two choices beyond TOML 1.0: "\u0000" is refused, so every string is a C
  * string; date-times are kept as the text written, checked only for shape
  * and field ranges. Recursion is bounded by TOML_DEPTH_MAX (see parse_value).
  */
-
-enum {
-        T_IMPLICIT = 1 << 0, /* table created as the parent of a [header], not yet defined */
-        T_HEADER = 1 << 1,   /* table defined by [header], or an element of [[header]] */
-        T_DOTTED = 1 << 2,   /* table defined by a dotted key, a.b = 1 */
-        T_CLOSED = 1 << 3,   /* inline table or static array: immutable */
-        T_AOT = 1 << 4,      /* array made by [[header]] */
-};
-
-#define INDEX_MIN 8
-
-typedef struct Entry {
-        char *key;
-        TomlValue *value;
-} Entry;
-
-struct TomlValue {
-        TomlType type;
-        unsigned flags;
-        union {
-                struct {
-                        Entry *e;
-                        size_t n, cap;
-                        uint32_t *index; /* entry number + 1, 0 = free slot */
-                        size_t index_cap;
-                } table;
-                struct {
-                        TomlValue **v;
-                        size_t n, cap;
-                } array;
-                char *s; /* TOML_STRING, TOML_DATETIME */
-                int64_t i;
-                double f;
-                bool b;
-        };
-};
 
 typedef struct Parser {
         const char *p, *end;
@@ -144,109 +108,6 @@ static int buf_put_utf8(Buf *b, uint32_t c) {
         return buf_put(b, u, n);
 }
 
-static TomlValue *value_new(TomlType type, unsigned flags) {
-        TomlValue *v = calloc(1, sizeof *v);
-        if (v) {
-                v->type = type;
-                v->flags = flags;
-        }
-        return v;
-}
-
-TomlValue *toml_free(TomlValue *v) {
-        if (!v)
-                return NULL;
-        if (v->type == TOML_TABLE) {
-                for (size_t i = 0; i < v->table.n; i++) {
-                        free(v->table.e[i].key);
-                        toml_free(v->table.e[i].value);
-                }
-                free(v->table.e);
-                free(v->table.index);
-        } else if (v->type == TOML_ARRAY) {
-                for (size_t i = 0; i < v->array.n; i++)
-                        toml_free(v->array.v[i]);
-                free(v->array.v);
-        } else if (v->type == TOML_STRING || v->type == TOML_DATETIME)
-                free(v->s);
-        free(v);
-        return NULL;
-}
-
-static uint32_t hash(const char *s) {
-        uint32_t h = 2166136261u; /* FNV-1a */
-        for (; *s; s++)
-                h = (h ^ (unsigned char) *s) * 16777619u;
-        return h;
-}
-
-static TomlValue *table_lookup(const TomlValue *t, const char *key) {
-        if (t->table.index) {
-                size_t mask = t->table.index_cap - 1;
-                for (size_t h = hash(key) & mask; t->table.index[h]; h = (h + 1) & mask) {
-                        const Entry *e = &t->table.e[t->table.index[h] - 1];
-                        if (streq(e->key, key))
-                                return e->value;
-                }
-                return NULL;
-        }
-        for (size_t i = 0; i < t->table.n; i++)
-                if (streq(t->table.e[i].key, key))
-                        return t->table.e[i].value;
-        return NULL;
-}
-
-static void index_insert(TomlValue *t, size_t i) {
-        size_t mask = t->table.index_cap - 1, h = hash(t->table.e[i].key) & mask;
-        while (t->table.index[h])
-                h = (h + 1) & mask;
-        t->table.index[h] = (uint32_t) (i + 1);
-}
-
-/* Add key = v to t. On success takes *key (leaving NULL) and v; on failure both stay with the caller. */
-static int table_add(TomlValue *t, char **key, TomlValue *v) {
-        size_t n = t->table.n;
-
-        if (n == t->table.cap) {
-                size_t cap = n ? n * 2 : 4;
-                Entry *e = realloc(t->table.e, cap * sizeof *e);
-                if (!e)
-                        return -ENOMEM;
-                t->table.e = e;
-                t->table.cap = cap;
-        }
-        if (n + 1 > INDEX_MIN && 2 * (n + 1) > t->table.index_cap) {
-                size_t cap = t->table.index_cap ? t->table.index_cap * 2 : 4 * INDEX_MIN;
-                uint32_t *ix = calloc(cap, sizeof *ix);
-                if (!ix)
-                        return -ENOMEM;
-                free(t->table.index);
-                t->table.index = ix;
-                t->table.index_cap = cap;
-                for (size_t i = 0; i < n; i++)
-                        index_insert(t, i);
-        }
-        t->table.e[n] = (Entry){ TAKE_PTR(*key), v };
-        t->table.n++;
-        if (t->table.index)
-                index_insert(t, n);
-        return 0;
-}
-
-static int array_add(TomlValue *a, TomlValue *v) {
-        if (a->array.n == a->array.cap) {
-                size_t cap = a->array.cap ? a->array.cap * 2 : 4;
-                TomlValue **m = realloc(a->array.v, cap * sizeof *m);
-                if (!m)
-                        return -ENOMEM;
-                a->array.v = m;
-                a->array.cap = cap;
-        }
-        a->array.v[a->array.n++] = v;
-        return 0;
-}
-
-/* Refuse what TOML forbids everywhere, so the parser proper need not care. */
 static int check_text(Parser *P) {
         const unsigned char *s = (const unsigned char *) P->p, *end = (const unsigned char *) P->end;
         unsigned line = 1;
@@ -316,12 +177,9 @@ static void skip_blank(Parser *P) {
         } while (newline(P));
 }
 
-static bool is_digit(int c) {
-        return c >= '0' && c <= '9';
-}
 
 static bool is_bare(int c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_' || c == '-';
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || toml_is_digit(c) || c == '_' || c == '-';
 }
 
 /* What booleans, numbers and date-times are made of. */
@@ -334,15 +192,6 @@ static int clip(size_t n) {
         return n > 40 ? 40 : (int) n;
 }
 
-static int hex_value(int c) {
-        if (is_digit(c))
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
 
 /* After a backslash in a basic string. */
 static int parse_escape(Parser *P, Buf *b) {
@@ -361,7 +210,7 @@ static int parse_escape(Parser *P, Buf *b) {
         len = c == 'u' ? 4 : 8;
         P->p++;
         for (size_t i = 0; i < len; i++) {
-                int d = P->p + i < P->end ? hex_value((unsigned char) P->p[i]) : -1;
+                int d = P->p + i < P->end ? toml_hex_value((unsigned char) P->p[i]) : -1;
                 if (d < 0)
                         return fail(P, P->line, "\\%c needs %zu hex digits", c, len);
                 u = u << 4 | (uint32_t) d;
@@ -487,14 +336,14 @@ static const char *type_name(const TomlValue *v) {
 /* Step from t into the table named by part i of k, creating it if absent: on the way to
  * a [header]'s table, or (dotted) to the table a dotted key adds to. */
 static int descend(Parser *P, TomlValue *t, Key *k, size_t i, bool dotted, TomlValue **ret) {
-        TomlValue *v = table_lookup(t, k->part[i]);
+        TomlValue *v = toml_table_lookup(t, k->part[i]);
         int r;
 
         if (!v) {
-                _cleanup_(toml_freep) TomlValue *n = value_new(TOML_TABLE, dotted ? T_DOTTED : T_IMPLICIT);
+                _cleanup_(toml_freep) TomlValue *n = toml_value_new(TOML_TABLE, dotted ? T_DOTTED : T_IMPLICIT);
                 if (!n)
                         return -ENOMEM;
-                r = table_add(t, &k->part[i], n);
+                r = toml_table_add(t, &k->part[i], n);
                 if (r < 0)
                         return r;
                 *ret = TAKE_PTR(n);
@@ -539,12 +388,12 @@ static int parse_keyval(Parser *P, TomlValue *t, unsigned level) {
                 if (r < 0)
                         return r;
         }
-        if (table_lookup(t, k.part[k.n - 1]))
+        if (toml_table_lookup(t, k.part[k.n - 1]))
                 return fail(P, k.line, "duplicate key '%.*s'", k.len, k.text);
         r = parse_value(P, &v, level + (unsigned) k.n);
         if (r < 0)
                 return r;
-        r = table_add(t, &k.part[k.n - 1], v);
+        r = toml_table_add(t, &k.part[k.n - 1], v);
         if (r < 0)
                 return r;
         TAKE_PTR(v);
@@ -552,7 +401,7 @@ static int parse_keyval(Parser *P, TomlValue *t, unsigned level) {
 }
 
 static int parse_array(Parser *P, TomlValue **ret, unsigned level) {
-        _cleanup_(toml_freep) TomlValue *a = value_new(TOML_ARRAY, T_CLOSED);
+        _cleanup_(toml_freep) TomlValue *a = toml_value_new(TOML_ARRAY, T_CLOSED);
         unsigned line = P->line;
         int r;
 
@@ -570,7 +419,7 @@ static int parse_array(Parser *P, TomlValue **ret, unsigned level) {
                 r = parse_value(P, &v, level + 1);
                 if (r < 0)
                         return r;
-                r = array_add(a, v);
+                r = toml_array_add(a, v);
                 if (r < 0)
                         return r;
                 TAKE_PTR(v);
@@ -591,7 +440,7 @@ static int parse_array(Parser *P, TomlValue **ret, unsigned level) {
 }
 
 static int parse_inline_table(Parser *P, TomlValue **ret, unsigned level) {
-        _cleanup_(toml_freep) TomlValue *t = value_new(TOML_TABLE, 0);
+        _cleanup_(toml_freep) TomlValue *t = toml_value_new(TOML_TABLE, 0);
         unsigned line = P->line;
         int r;
 
@@ -633,163 +482,9 @@ static int parse_inline_table(Parser *P, TomlValue **ret, unsigned level) {
         return 0;
 }
 
-static int num2(const char *s) {
-        return (s[0] - '0') * 10 + s[1] - '0';
-}
-
-static bool all_digits(const char *s, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                if (!is_digit(s[i]))
-                        return false;
-        return true;
-}
-
-/* YYYY-MM-DD at s, which has at least 10 bytes. */
-static bool is_date(const char *s) {
-        static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-        int y, m, d;
-
-        if (!all_digits(s, 4) || s[4] != '-' || !all_digits(s + 5, 2) || s[7] != '-' || !all_digits(s + 8, 2))
-                return false;
-        y = num2(s) * 100 + num2(s + 2);
-        m = num2(s + 5);
-        d = num2(s + 8);
-        if (m < 1 || m > 12 || d < 1 || d > mdays[m - 1])
-                return false;
-        return m != 2 || d < 29 || (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0));
-}
-
-/* Length of HH:MM:SS[.fraction] at s, 0 if there is none. */
-static size_t time_len(const char *s, size_t n) {
-        size_t i = 8;
-
-        if (n < 8 || !all_digits(s, 2) || s[2] != ':' || !all_digits(s + 3, 2) || s[5] != ':' ||
-            !all_digits(s + 6, 2) || num2(s) > 23 || num2(s + 3) > 59 || num2(s + 6) > 60)
-                return 0;
-        if (i < n && s[i] == '.') {
-                while (++i < n && is_digit(s[i]))
-                        ;
-                if (i == 9)
-                        return 0;
-        }
-        return i;
-}
-
-/* Local time, local date, local or offset date-time (RFC 3339, seconds required). */
-static bool is_datetime(const char *s, size_t n) {
-        const char *o;
-        size_t t;
-
-        if (n >= 3 && s[2] == ':')
-                return time_len(s, n) == n;
-        if (n < 10 || !is_date(s))
-                return false;
-        if (n == 10)
-                return true;
-        if (n < 11 || !strchr("Tt ", s[10]) || (t = time_len(s + 11, n - 11)) == 0)
-                return false;
-        o = s + 11 + t;
-        n -= 11 + t;
-        if (n == 0 || (n == 1 && (*o == 'Z' || *o == 'z')))
-                return true;
-        return n == 6 && (*o == '+' || *o == '-') && all_digits(o + 1, 2) && o[3] == ':' && all_digits(o + 4, 2) &&
-               num2(o + 1) <= 23 && num2(o + 4) <= 59;
-}
-
-/* Length of a run of digits with single underscores between them, 0 if there is none. */
-static size_t digit_run(const char *s, size_t n) {
-        size_t i = 0;
-        while (i < n && (is_digit(s[i]) || (s[i] == '_' && i > 0 && i + 1 < n && is_digit(s[i + 1]))))
-                i++;
-        return i;
-}
-
-/* -EINVAL: not integer syntax; -ERANGE: an integer beyond int64_t. */
-static int parse_integer(const char *s, size_t n, int64_t *ret) {
-        uint64_t v = 0, limit = INT64_MAX;
-        bool neg = false, overflow = false, digit = false;
-        unsigned base = 10;
-        size_t i = 0;
-
-        if (n > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'o' || s[1] == 'b')) {
-                base = s[1] == 'x' ? 16 : s[1] == 'o' ? 8 : 2;
-                i = 2;
-        } else if (s[0] == '+' || s[0] == '-') {
-                neg = s[0] == '-';
-                limit += neg;
-                i = 1;
-        }
-        if (i == n || (base == 10 && s[i] == '0' && i + 1 < n))
-                return -EINVAL; /* empty, or a leading zero */
-        for (; i < n; i++) {
-                int d = hex_value((unsigned char) s[i]);
-                if (s[i] == '_' && digit && i + 1 < n) {
-                        digit = false;
-                        continue;
-                }
-                if (d < 0 || (unsigned) d >= base)
-                        return -EINVAL;
-                if (v > (limit - (unsigned) d) / base)
-                        overflow = true;
-                else
-                        v = v * base + (unsigned) d;
-                digit = true;
-        }
-        if (overflow)
-                return -ERANGE;
-        *ret = !neg ? (int64_t) v : v > INT64_MAX ? INT64_MIN : -(int64_t) v;
-        return 0;
-}
-
-/* -EINVAL: not float syntax; -ERANGE: a finite float too large for a double. */
-static int parse_float(const char *s, size_t n, double *ret) {
-        _cleanup_free_ char *copy = NULL;
-        size_t i = s[0] == '+' || s[0] == '-', m, o = 0;
-        bool frac = false, exp = false;
-        char *end;
-
-        if (n - i == 3 && (memcmp(s + i, "inf", 3) == 0 || memcmp(s + i, "nan", 3) == 0)) {
-                *ret = s[i] == 'n' ? NAN : s[0] == '-' ? -INFINITY : INFINITY;
-                return 0;
-        }
-        m = digit_run(s + i, n - i);
-        if (m == 0 || (s[i] == '0' && m > 1))
-                return -EINVAL;
-        i += m;
-        if (i < n && s[i] == '.') {
-                m = digit_run(s + i + 1, n - i - 1);
-                if (m == 0)
-                        return -EINVAL;
-                i += 1 + m;
-                frac = true;
-        }
-        if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-                i += 1 + (i + 1 < n && (s[i + 1] == '+' || s[i + 1] == '-'));
-                m = digit_run(s + i, n - i);
-                if (m == 0)
-                        return -EINVAL;
-                i += m;
-                exp = true;
-        }
-        if (i != n || (!frac && !exp))
-                return -EINVAL;
-        copy = malloc(n + 1);
-        if (!copy)
-                return -ENOMEM;
-        for (i = 0; i < n; i++)
-                if (s[i] != '_')
-                        copy[o++] = s[i];
-        copy[o] = 0;
-        /* The daemons never call setlocale(), so strtod() reads '.' as the decimal point. */
-        *ret = strtod(copy, &end);
-        if (*end != 0)
-                return -EINVAL;
-        return isinf(*ret) ? -ERANGE : 0;
-}
-
 /* Booleans, numbers and date-times: a run of the characters they can hold. */
 static int parse_bare_value(Parser *P, TomlValue **ret) {
-        _cleanup_(toml_freep) TomlValue *v = value_new(TOML_BOOLEAN, 0);
+        _cleanup_(toml_freep) TomlValue *v = toml_value_new(TOML_BOOLEAN, 0);
         const char *s = P->p;
         size_t n;
         int r;
@@ -799,8 +494,8 @@ static int parse_bare_value(Parser *P, TomlValue **ret) {
         while (P->p < P->end && is_bare_value(*P->p))
                 P->p++;
         /* A date and a time may be separated by a space: 1979-05-27 07:32:00Z */
-        if (P->p - s == 10 && is_date(s) && P->end - P->p > 3 && P->p[0] == ' ' && is_digit(P->p[1]) &&
-            is_digit(P->p[2]) && P->p[3] == ':')
+        if (P->p - s == 10 && toml_is_date(s) && P->end - P->p > 3 && P->p[0] == ' ' && toml_is_digit(P->p[1]) &&
+            toml_is_digit(P->p[2]) && P->p[3] == ':')
                 for (P->p++; P->p < P->end && is_bare_value(*P->p);)
                         P->p++;
         n = (size_t) (P->p - s);
@@ -808,16 +503,16 @@ static int parse_bare_value(Parser *P, TomlValue **ret) {
                 return fail(P, P->line, "expected a value");
         if ((n == 4 && memcmp(s, "true", 4) == 0) || (n == 5 && memcmp(s, "false", 5) == 0))
                 v->b = n == 4;
-        else if (is_datetime(s, n)) {
+        else if (toml_is_datetime(s, n)) {
                 v->type = TOML_DATETIME;
                 v->s = strndup(s, n);
                 if (!v->s)
                         return -ENOMEM;
-        } else if ((r = parse_integer(s, n, &v->i)) != -EINVAL) {
+        } else if ((r = toml_parse_integer(s, n, &v->i)) != -EINVAL) {
                 if (r < 0)
                         return fail(P, P->line, "integer %.*s does not fit in 64 bits", clip(n), s);
                 v->type = TOML_INTEGER;
-        } else if ((r = parse_float(s, n, &v->f)) != -EINVAL) {
+        } else if ((r = toml_parse_float(s, n, &v->f)) != -EINVAL) {
                 if (r == -ERANGE)
                         return fail(P, P->line, "float %.*s is out of range", clip(n), s);
                 if (r < 0)
@@ -845,7 +540,7 @@ static int parse_value(Parser *P, TomlValue **ret, unsigned level) {
                 int r = parse_string(P, &b);
                 if (r < 0)
                         return r;
-                v = value_new(TOML_STRING, 0);
+                v = toml_value_new(TOML_STRING, 0);
                 if (!v)
                         return -ENOMEM;
                 v->s = TAKE_PTR(b.s);
@@ -875,9 +570,9 @@ static int parse_header(Parser *P, TomlValue *root, TomlValue **current) {
                 if (r < 0)
                         return r;
         }
-        v = table_lookup(t, k.part[k.n - 1]);
+        v = toml_table_lookup(t, k.part[k.n - 1]);
         if (aot) {
-                _cleanup_(toml_freep) TomlValue *e = value_new(TOML_TABLE, T_HEADER);
+                _cleanup_(toml_freep) TomlValue *e = toml_value_new(TOML_TABLE, T_HEADER);
                 _cleanup_(toml_freep) TomlValue *a = NULL;
                 if (!e)
                         return -ENOMEM;
@@ -885,16 +580,16 @@ static int parse_header(Parser *P, TomlValue *root, TomlValue **current) {
                         return fail(P, line, "'%.*s' is already %s, not an array of tables", k.len, k.text,
                                     type_name(v));
                 if (!v) {
-                        v = a = value_new(TOML_ARRAY, T_AOT);
+                        v = a = toml_value_new(TOML_ARRAY, T_AOT);
                         if (!a)
                                 return -ENOMEM;
                 }
-                r = array_add(v, e);
+                r = toml_array_add(v, e);
                 if (r < 0)
                         return r;
                 *current = TAKE_PTR(e);
                 if (a) {
-                        r = table_add(t, &k.part[k.n - 1], a);
+                        r = toml_table_add(t, &k.part[k.n - 1], a);
                         if (r < 0)
                                 return r;
                         TAKE_PTR(a);
@@ -902,10 +597,10 @@ static int parse_header(Parser *P, TomlValue *root, TomlValue **current) {
                 return 0;
         }
         if (!v) {
-                _cleanup_(toml_freep) TomlValue *n = value_new(TOML_TABLE, T_HEADER);
+                _cleanup_(toml_freep) TomlValue *n = toml_value_new(TOML_TABLE, T_HEADER);
                 if (!n)
                         return -ENOMEM;
-                r = table_add(t, &k.part[k.n - 1], n);
+                r = toml_table_add(t, &k.part[k.n - 1], n);
                 if (r < 0)
                         return r;
                 *current = TAKE_PTR(n);
@@ -945,7 +640,7 @@ int toml_parse(const char *text, size_t size, TomlValue **ret, char *err, size_t
         r = check_text(&P);
         if (r < 0)
                 return r;
-        current = root = value_new(TOML_TABLE, T_HEADER);
+        current = root = toml_value_new(TOML_TABLE, T_HEADER);
         if (!root)
                 return -ENOMEM;
         while (P.p < P.end) {
@@ -963,76 +658,5 @@ int toml_parse(const char *text, size_t size, TomlValue **ret, char *err, size_t
                         return fail(&P, P.line, "unexpected text after the %s", header ? "table header" : "value");
         }
         *ret = TAKE_PTR(root);
-        return 0;
-}
-
-TomlType toml_type(const TomlValue *v) {
-        assert(v);
-        return v->type;
-}
-
-const TomlValue *toml_table_get(const TomlValue *table, const char *key) {
-        if (!table || table->type != TOML_TABLE || !key)
-                return NULL;
-        return table_lookup(table, key);
-}
-
-const TomlValue *toml_get(const TomlValue *table, ...) {
-        const char *key;
-        va_list ap;
-
-        va_start(ap, table);
-        while (table && (key = va_arg(ap, const char *)))
-                table = toml_table_get(table, key);
-        va_end(ap);
-        return table;
-}
-
-size_t toml_table_size(const TomlValue *table) {
-        return table && table->type == TOML_TABLE ? table->table.n : 0;
-}
-
-const char *toml_table_key_at(const TomlValue *table, size_t i) {
-        return i < toml_table_size(table) ? table->table.e[i].key : NULL;
-}
-
-const TomlValue *toml_table_value_at(const TomlValue *table, size_t i) {
-        return i < toml_table_size(table) ? table->table.e[i].value : NULL;
-}
-
-size_t toml_array_size(const TomlValue *array) {
-        return array && array->type == TOML_ARRAY ? array->array.n : 0;
-}
-
-const TomlValue *toml_array_at(const TomlValue *array, size_t i) {
-        return i < toml_array_size(array) ? array->array.v[i] : NULL;
-}
-
-const char *toml_string(const TomlValue *v) {
-        return v && v->type == TOML_STRING ? v->s : NULL;
-}
-
-const char *toml_datetime(const TomlValue *v) {
-        return v && v->type == TOML_DATETIME ? v->s : NULL;
-}
-
-int toml_integer(const TomlValue *v, int64_t *ret) {
-        if (!v || v->type != TOML_INTEGER)
-                return -EINVAL;
-        *ret = v->i;
-        return 0;
-}
-
-int toml_boolean(const TomlValue *v, bool *ret) {
-        if (!v || v->type != TOML_BOOLEAN)
-                return -EINVAL;
-        *ret = v->b;
-        return 0;
-}
-
-int toml_float(const TomlValue *v, double *ret) {
-        if (!v || v->type != TOML_FLOAT)
-                return -EINVAL;
-        *ret = v->f;
         return 0;
 }
