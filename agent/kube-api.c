@@ -8,7 +8,6 @@
 #include "cleanup.h"
 #include "kube-api.h"
 
-#define USEC_PER_SEC 1000000ULL
 
 static void json_unrefp(json_t **j) {
         if (*j)

@@ -10,8 +10,6 @@
 #include "kube-watch.h"
 #include "log.h"
 
-#define USEC_PER_SEC 1000000ULL
-#define USEC_PER_MSEC 1000ULL
 /* A list of one object is small; a config map is at most 1 MiB of data,
  * which JSON escaping and base64 can nearly double. */
 #define MAX_BODY (8u * 1024 * 1024)

@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
-#include "curl-event.h"
+#include "curl-request.h"
 #include "kube-api.h"
 #include "kubeconfig.h"
 

@@ -24,7 +24,6 @@
 #include "source-kube.h"
 #include "trust.h"
 
-#define USEC_PER_SEC 1000000ULL
 /* Long enough to coalesce the five inotify events of one kubelet swap,
  * short enough that nobody waits for it. */
 #define SYNC_DELAY_USEC 1000ULL

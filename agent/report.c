@@ -9,14 +9,13 @@
 #include <sys/stat.h>
 
 #include "cleanup.h"
-#include "curl-event.h"
+#include "curl-request.h"
 #include "fs.h"
 #include "hash.h"
 #include "log.h"
 #include "manager.h"
 #include "report.h"
 
-#define USEC_PER_SEC 1000000ULL
 #define REPORT_PATH "/api/v1/reports"
 /* After a change, report within a random delay up to this (or a tenth of the
  * interval if that is shorter): soon, yet a thousand nodes that see the same

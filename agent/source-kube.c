@@ -10,7 +10,6 @@
 #include "log.h"
 #include "source-kube.h"
 
-#define USEC_PER_SEC 1000000ULL
 
 #define TRUST_NAMESPACE "openshift-config"
 #define PULL_SECRET_NAME "pull-secret"

@@ -30,12 +30,12 @@
 #include <stdint.h>
 
 #include "ingest.h"
+#include "macro.h"
 
 #define FLEET_DEFAULT_MAX_NODES 10000U
 /* Source hashes remembered, so an old one coming back is not taken as new. */
 #define FLEET_MAX_HASHES 256U
 #define FLEET_STALE_INTERVALS 3U
-#define USEC_PER_SEC UINT64_C(1000000)
 /* Target names counted in a summary; a fleet has a handful (docker,
  * containers, containerd), so more only comes from a misbehaving agent. */
 #define FLEET_MAX_TARGET_NAMES 16U

@@ -13,11 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define _cleanup_(f) __attribute__((cleanup(f)))
-#define _unused_ __attribute__((unused))
-#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#include "macro.h"
 
-#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+#define _cleanup_(f) __attribute__((cleanup(f)))
 
 #define TAKE_PTR(p)                          \
         ({                                   \
@@ -64,9 +62,3 @@ static inline int safe_close(int fd) {
         return -1;
 }
 
-#define streq(a, b) (strcmp((a), (b)) == 0)
-
-/* streq() where either may be NULL: equal when both are, or both say the same. */
-static inline bool streq_ptr(const char *a, const char *b) {
-        return a && b ? streq(a, b) : a == b;
-}

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "cleanup.h"
-#include "curl-event.h"
+#include "curl-request.h"
 
 #define DEFAULT_MAX_SIZE (4u * 1024 * 1024)
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000

@@ -18,7 +18,7 @@
 #include <cmocka.h>
 
 #include "cleanup.h"
-#include "curl-event.h"
+#include "curl-request.h"
 
 typedef struct Server {
         sd_event *event;

@@ -16,7 +16,7 @@
 #include <cmocka.h>
 
 #include "cleanup.h"
-#include "curl-event.h"
+#include "curl-request.h"
 #include "health.h"
 #include "manager.h"
 #include "metrics.h"
