@@ -9,7 +9,7 @@
 
 #include "cleanup.h"
 #include "config.h"
-#include "plan.h"
+#include "target.h"
 #include "pullsecret.h"
 #include "strv.h"
 #include "trust.h"

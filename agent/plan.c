@@ -12,46 +12,8 @@
 #include "plan.h"
 #include "utf8.h"
 
-const Target targets[3] = {
-        { "docker", "etc/docker/certs.d", TARGET_DOCKER },
-        { "containers", "etc/containers/certs.d", TARGET_CONTAINERS },
-        { "containerd", "etc/containerd/certs.d", TARGET_CONTAINERD },
-};
-
 /* A ca.crt larger than this is not one we wrote. */
 #define CA_FILE_MAX (4u * 1024 * 1024)
-
-const Target *target_by_name(const char *name) {
-        for (size_t i = 0; i < ELEMENTSOF(targets); i++)
-                if (streq(targets[i].name, name))
-                        return &targets[i];
-        return NULL;
-}
-
-int targets_parse(const char *list, unsigned *ret, const char **ret_bad) {
-        _cleanup_free_ char *copy = strdup(list);
-        static char bad[64];
-        unsigned mask = 0;
-        char *save = NULL;
-
-        if (!copy)
-                return -ENOMEM;
-        for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-                const Target *tg = target_by_name(t);
-                if (!tg) {
-                        snprintf(bad, sizeof bad, "%s", t);
-                        *ret_bad = bad;
-                        return -EINVAL;
-                }
-                mask |= tg->bit;
-        }
-        if (mask == 0) {
-                *ret_bad = "(empty)";
-                return -EINVAL;
-        }
-        *ret = mask;
-        return 0;
-}
 
 static const char *const action_names[_ACTION_MAX] = {
         [ACTION_CREATE] = "create",     [ACTION_UPDATE] = "update", [ACTION_UNCHANGED] = "unchanged",

@@ -10,25 +10,8 @@
 #include <stdio.h>
 
 #include "manifest.h"
+#include "target.h"
 #include "trust.h"
-
-typedef struct Target {
-        const char *name; /* "docker" */
-        const char *dir;  /* "etc/docker/certs.d", relative to --root */
-        unsigned bit;
-} Target;
-
-enum {
-        TARGET_DOCKER = 1u << 0,
-        TARGET_CONTAINERS = 1u << 1,
-        TARGET_CONTAINERD = 1u << 2,
-        TARGET_ALL = TARGET_DOCKER | TARGET_CONTAINERS | TARGET_CONTAINERD,
-};
-
-extern const Target targets[3];
-const Target *target_by_name(const char *name);
-/* Parse "docker,containers" into a bit mask; -EINVAL names the bad item. */
-int targets_parse(const char *list, unsigned *ret, const char **ret_bad);
 
 #define CA_FILE "ca.crt"
 

@@ -12,7 +12,7 @@
 
 #include <stdbool.h>
 
-#include "plan.h"
+#include "target.h"
 
 typedef enum TargetStateType {
         TARGET_STATE_ACTIVE,        /* installed, and reads the directory */
