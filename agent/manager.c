@@ -18,7 +18,7 @@
 #include "manager.h"
 #include "plan.h"
 #include "pullsecret.h"
-#include "report.h"
+#include "reporter.h"
 #include "runtime.h"
 #include "source-dir.h"
 #include "source-kube.h"
@@ -248,6 +248,34 @@ static void manager_notify(Manager *m, bool first) {
         (void) sd_notifyf(false, "%sSTATUS=%s", first ? "READY=1\n" : "", status);
 }
 
+/* Hand health and the reporter what they show from now on: the state,
+ * and readiness judged now. Its revision moves when either changed. */
+static void manager_publish(Manager *m) {
+        const char *source_reason = NULL, *reason = NULL;
+        bool healthy, ready;
+
+        healthy = source_healthy(m->source, &source_reason);
+        ready = state_is_ready(&m->state, healthy, source_reason, &reason);
+        if (ready != m->status.ready || !streq_ptr(reason, m->not_ready_reason)) {
+                free(m->not_ready_reason);
+                m->not_ready_reason = reason ? strdup(reason) : NULL;
+                m->readiness_revision++;
+        }
+        m->status = (AgentStatus){
+                .state = &m->state,
+                .node = m->config->node_name,
+                .version = NODETRUST_VERSION,
+                .source_kind = m->source->ops->kind,
+                .ready = ready,
+                .not_ready_reason = m->not_ready_reason,
+                .revision = m->state.revision + m->readiness_revision,
+        };
+        if (m->health)
+                health_update(m->health, &m->status);
+        if (m->reporter)
+                reporter_update(m->reporter, &m->status);
+}
+
 static int exit_code_for(const State *s) {
         if (!s->last_sync_ok || s->n_failed > 0)
                 return EXIT_FAILURE_;
@@ -400,12 +428,11 @@ static void manager_repair(Manager *m) {
                 if (asprintf(&err, "Drift repair failed: %s",
                              r == -EIO ? "a registry could not be written" : strerror(-r)) < 0)
                         err = NULL;
-                s->last_sync_ok = false;
-                (void) state_set_error(s, err ? err : "drift repair failed");
+                state_set_failed(s, err ? err : "drift repair failed");
                 log_error("%s", s->last_error);
         }
         manager_notify(m, false);
-        reporter_sync_done(m->reporter);
+        manager_publish(m);
 }
 
 int manager_sync(Manager *m) {
@@ -429,13 +456,7 @@ int manager_sync(Manager *m) {
                         err = NULL;
         } else {
                 snapshot_trust_hash(snap, hash);
-                changed = first || !streq(hash, s->source_hash);
-                if (changed) {
-                        s->generation++;
-                        memcpy(s->source_hash, hash, sizeof hash);
-                        free(s->source_origin);
-                        s->source_origin = snap->origin ? strdup(snap->origin) : NULL;
-                }
+                changed = state_set_source(s, hash, snap->origin);
                 if (manager_has_trust(m))
                         r = manager_sync_trust(m, snap, changed);
                 if (r == -EIO) {
@@ -465,16 +486,9 @@ int manager_sync(Manager *m) {
                 }
         }
 
-        s->first_sync_done = true;
-        s->last_sync_ok = r >= 0;
-        (void) state_set_error(s, s->last_sync_ok ? NULL : (err ? err : "sync failed"));
-        if (s->last_sync_ok) {
-                s->last_success = s->last_sync;
-                memcpy(s->applied_hash, s->source_hash, sizeof s->applied_hash);
-        } else {
-                s->sync_failures_total++;
+        state_sync_done(s, r >= 0, err);
+        if (!s->last_sync_ok)
                 log_error("%s", s->last_error);
-        }
         if (!m->config->dry_run && (changed || first || !s->last_sync_ok))
                 log_full(s->last_sync_ok ? LOG_INFO : LOG_WARNING, "Sync complete", "GENERATION=%llu",
                          (unsigned long long) s->generation, "APPLIED=%u", s->n_applied, "REFUSED=%u",
@@ -485,20 +499,8 @@ int manager_sync(Manager *m) {
                 return sd_event_exit(m->event, 0);
         }
         manager_notify(m, first);
-        reporter_sync_done(m->reporter);
+        manager_publish(m);
         return r;
-}
-
-bool manager_is_ready(Manager *m, const char **reason) {
-        if (!m->state.first_sync_done) {
-                *reason = "the first sync has not completed";
-                return false;
-        }
-        if (!m->state.last_sync_ok) {
-                *reason = m->state.last_error ? m->state.last_error : "the last sync failed";
-                return false;
-        }
-        return source_healthy(m->source, reason);
 }
 
 int manager_new(Config *config, Manager **ret) {
@@ -584,17 +586,28 @@ int manager_run(Manager *m) {
                 (void) sd_event_set_watchdog(m->event, true);
                 output_watches_update(m);
 
+                /* Health and the reporter start from the status before the first sync. */
+                manager_publish(m);
                 if (m->config->health_listen) {
-                        r = health_new(m, m->config->health_listen, &m->health);
+                        r = health_new(m->event, m->config->health_listen, &m->status, &m->health);
                         if (r < 0)
                                 return log_error_errno(r, "Failed to serve health on %s", m->config->health_listen),
                                        EXIT_FAILURE_;
                 }
                 if (m->config->report_url) {
-                        r = reporter_new(m, &m->reporter);
+                        ReporterOptions o = {
+                                .url = m->config->report_url,
+                                .token_file = m->config->report_token_file,
+                                .ca_file = m->config->report_ca,
+                                .interval_sec = m->config->report_interval_sec,
+                        };
+                        r = reporter_new(m->event, &o, &m->reporter);
                         if (r < 0)
                                 return log_error_errno(r, "Failed to set up reporting to %s", m->config->report_url),
                                        EXIT_FAILURE_;
+                        reporter_update(m->reporter, &m->status);
+                        if (m->health)
+                                health_set_reporter(m->health, m->config->report_url, reporter_get_stats(m->reporter));
                 }
         }
 
@@ -626,6 +639,7 @@ Manager *manager_free(Manager *m) {
         manifest_free(m->manifest);
         trust_set_free(m->trust);
         state_done(&m->state);
+        free(m->not_ready_reason);
         safe_close(m->root_fd);
         sd_event_unref(m->event);
         free(m);

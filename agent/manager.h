@@ -13,6 +13,7 @@
 #include "manifest.h"
 #include "source.h"
 #include "state.h"
+#include "status.h"
 #include "trust.h"
 
 typedef struct Health Health;
@@ -40,6 +41,10 @@ typedef struct Manager {
         /* The source may have changed since the last full sync. */
         bool source_dirty;
 
+        /* What health and the reporter were handed last (manager_publish). */
+        AgentStatus status;
+        char *not_ready_reason;
+        uint64_t readiness_revision;
         Health *health;
         Reporter *reporter;
 
@@ -61,6 +66,3 @@ int manager_sync(Manager *m);
 
 /* Schedule a full sync after delay_usec (coalescing bursts of events). */
 void manager_schedule_sync(Manager *m, uint64_t delay_usec);
-
-/* true when /readyz should say ready; *reason says why not. */
-bool manager_is_ready(Manager *m, const char **reason);

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "report.h"
+#include "status.h"
 #include "state.h"
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"

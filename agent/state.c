@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,11 @@ static int set_reason(char **field, const char *prefix, const char *why) {
 }
 
 void state_set_runtime(State *s, RuntimeStatus *rs) {
+        assert(s);
+        assert(rs);
+
+        if (!runtime_status_equal(&s->runtime, rs))
+                s->revision++;
         runtime_status_done(&s->runtime);
         s->runtime = *rs;
         *rs = (RuntimeStatus){};
@@ -142,16 +148,37 @@ static bool result_differs(const RegistryResult *a, const RegistryResult *b) {
         return false;
 }
 
+/* Everything a document shows of a result. */
+static bool result_equal(const RegistryResult *a, const RegistryResult *b) {
+        return !result_differs(a, b) && streq(a->key, b->key) && streq_ptr(a->registry, b->registry) &&
+               streq(a->fingerprint, b->fingerprint) && a->not_after == b->not_after && a->n_certs == b->n_certs &&
+               a->expired == b->expired && a->not_yet_valid == b->not_yet_valid;
+}
+
+static bool results_equal(const RegistryResult *a, size_t n_a, const RegistryResult *b, size_t n_b) {
+        if (n_a != n_b)
+                return false;
+        for (size_t i = 0; i < n_a; i++)
+                if (!result_equal(&a[i], &b[i]))
+                        return false;
+        return true;
+}
+
 static int result_cmp_registry(const void *key, const void *elem) {
         return strcmp(key, ((const RegistryResult *) elem)->registry);
 }
 
 int state_set_registries(State *s, const TrustSet *t, const Plan *p) {
-        size_t n = t->n_entries + t->n_refused;
-        RegistryResult *res = calloc(n ? n : 1, sizeof *res);
         unsigned applied = 0, refused = 0, conflicts = 0, failed = 0, shadowed = 0;
+        RegistryResult *res;
+        size_t n;
         int r;
 
+        assert(s);
+        assert(t);
+
+        n = t->n_entries + t->n_refused;
+        res = calloc(n ? n : 1, sizeof *res);
         if (!res)
                 return -ENOMEM;
 
@@ -207,6 +234,8 @@ int state_set_registries(State *s, const TrustSet *t, const Plan *p) {
                 refused++;
         }
 
+        if (!results_equal(res, n, s->registries, s->n_registries) || s->n_ignored != strv_length(t->ignored))
+                s->revision++;
         results_free(s->registries, s->n_registries);
         s->registries = res;
         s->n_registries = n;
@@ -225,6 +254,8 @@ oom:
 
 time_t state_soonest_expiry(const State *s) {
         time_t t = 0;
+
+        assert(s);
         for (size_t i = 0; i < s->n_registries; i++) {
                 const RegistryResult *r = &s->registries[i];
                 if (r->state != REGISTRY_REFUSED && r->not_after && (t == 0 || r->not_after < t))
@@ -236,11 +267,77 @@ time_t state_soonest_expiry(const State *s) {
 int state_set_error(State *s, const char *error) {
         char *e = NULL;
 
+        assert(s);
+
+        if (streq_ptr(s->last_error, error))
+                return 0;
         if (error && !(e = strdup(error)))
                 return -ENOMEM;
         free(s->last_error);
         s->last_error = e;
+        s->revision++;
         return 0;
+}
+
+bool state_set_source(State *s, const char *hash, const char *origin) {
+        assert(s);
+        assert(hash);
+
+        if (s->first_sync_done && streq(hash, s->source_hash))
+                return false;
+        s->generation++;
+        s->revision++;
+        snprintf(s->source_hash, sizeof s->source_hash, "%s", hash);
+        free(s->source_origin);
+        s->source_origin = origin ? strdup(origin) : NULL;
+        return true;
+}
+
+void state_sync_done(State *s, bool ok, const char *error) {
+        assert(s);
+
+        if (!s->first_sync_done || s->last_sync_ok != ok)
+                s->revision++;
+        s->first_sync_done = true;
+        s->last_sync_ok = ok;
+        (void) state_set_error(s, ok ? NULL : (error ? error : "sync failed"));
+        if (ok) {
+                s->last_success = s->last_sync;
+                if (!streq(s->applied_hash, s->source_hash)) {
+                        memcpy(s->applied_hash, s->source_hash, sizeof s->applied_hash);
+                        s->revision++;
+                }
+        } else
+                s->sync_failures_total++;
+}
+
+void state_set_failed(State *s, const char *error) {
+        assert(s);
+
+        if (s->last_sync_ok)
+                s->revision++;
+        s->last_sync_ok = false;
+        (void) state_set_error(s, error ? error : "sync failed");
+}
+
+bool state_is_ready(const State *s, bool source_healthy, const char *source_reason, const char **reason) {
+        assert(s);
+        assert(reason);
+
+        *reason = NULL;
+        if (!s->first_sync_done) {
+                *reason = "the first sync has not completed";
+                return false;
+        }
+        if (!s->last_sync_ok) {
+                *reason = s->last_error ? s->last_error : "the last sync failed";
+                return false;
+        }
+        if (!source_healthy) {
+                *reason = source_reason;
+                return false;
+        }
+        return true;
 }
 
 void state_done(State *s) {

@@ -56,6 +56,12 @@ typedef struct RegistryResult {
 } RegistryResult;
 
 typedef struct State {
+        /* Increases whenever something /status or the report says about the
+         * source, the registries, the targets, the last error or the pull
+         * secret changes (counters and times aside). The state's setters
+         * keep it; the reporter compares revisions, never documents. */
+        uint64_t revision;
+
         /* Counters since start. */
         uint64_t syncs_total;
         uint64_t sync_failures_total;
@@ -93,6 +99,22 @@ typedef struct State {
 
 const char *registry_state_to_string(RegistryStateType t);
 const char *registry_target_state_to_string(RegistryTargetStateType t);
+
+/* A sync read the source with trust content hash (65 bytes) and origin:
+ * true when that is new content (or the first sync), which starts a new
+ * generation. */
+bool state_set_source(State *s, const char *hash, const char *origin);
+
+/* A full sync ended: ok, or failed with error (secret-free). */
+void state_sync_done(State *s, bool ok, const char *error);
+
+/* Something after the sync failed (drift repair): degraded with error
+ * until the next sync says otherwise. */
+void state_set_failed(State *s, const char *error);
+
+/* Ready when the first sync completed, the last one succeeded and the
+ * source is healthy (else source_reason says why); false with *reason. */
+bool state_is_ready(const State *s, bool source_healthy, const char *source_reason, const char **reason);
 
 /* Take over rs (left empty) as the runtime status the next
  * state_set_registries() judges by. */

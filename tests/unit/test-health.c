@@ -18,8 +18,8 @@
 #include "cleanup.h"
 #include "curl-request.h"
 #include "health.h"
-#include "manager.h"
 #include "metrics.h"
+#include "status.h"
 
 /* A State with one registry of each kind, built by hand. */
 static void state_fill(State *s) {
@@ -146,15 +146,15 @@ static void test_metrics_before_first_sync(void **unused) {
 }
 
 static void test_status_json(void **unused) {
-        StatusInfo info = { .node = "worker-1", .version = "0.1.0", .source_kind = "dir", .ready = false,
-                            .not_ready_reason = "the trust source directory does not exist" };
         json_auto_t *doc = NULL;
         json_t *regs, *r;
         State s;
+        AgentStatus st = { .state = &s, .node = "worker-1", .version = "0.1.0", .source_kind = "dir", .ready = false,
+                           .not_ready_reason = "the trust source directory does not exist" };
 
         (void) unused;
         state_fill(&s);
-        doc = health_status_json(&s, &info);
+        doc = status_json(&st, 0, NULL, NULL);
         assert_non_null(doc);
         assert_string_equal(json_string_value(json_object_get(doc, "node")), "worker-1");
         assert_true(json_is_false(json_object_get(doc, "ready")));
@@ -176,42 +176,37 @@ static void test_status_json(void **unused) {
 }
 
 /* ------------------------------------------------------------------------
- * The server, on a loop, with a stand-in source. */
-
-typedef struct FakeSource {
-        Source base;
-        bool healthy;
-} FakeSource;
-
-static bool fake_healthy(Source *s, const char **reason) {
-        FakeSource *f = (FakeSource *) s;
-        if (!f->healthy)
-                *reason = "the watch is reconnecting";
-        return f->healthy;
-}
-
-static const SourceOps fake_ops = { .kind = "fake", .healthy = fake_healthy };
+ * The server, on a loop, saying what is published to it: no manager. */
 
 typedef struct Fixture {
-        Config config;
-        FakeSource source;
-        Manager m;
+        State state;
+        AgentStatus status;
+        sd_event *event;
+        Health *health;
         CurlGlue *glue;
 } Fixture;
+
+/* What the manager does after a sync: judge readiness, hand it over. */
+static void publish(Fixture *f, bool source_healthy, const char *source_reason) {
+        const char *reason;
+
+        f->status.ready = state_is_ready(&f->state, source_healthy, source_reason, &reason);
+        f->status.not_ready_reason = reason;
+        f->status.revision++;
+        health_update(f->health, &f->status);
+}
 
 static int setup(void **state) {
         Fixture *f = calloc(1, sizeof *f);
 
         assert_non_null(f);
-        f->config.node_name = "worker-1";
-        f->source = (FakeSource){ .base = { .ops = &fake_ops }, .healthy = true };
-        f->m.config = &f->config;
-        f->m.source = &f->source.base;
-        f->m.root_fd = -1;
-        assert_int_equal(sd_event_new(&f->m.event), 0);
-        assert_int_equal(health_new(&f->m, "127.0.0.1:0", &f->m.health), 0);
-        assert_true(health_get_port(f->m.health) > 0);
-        assert_int_equal(curl_glue_new(f->m.event, &f->glue), 0);
+        f->status = (AgentStatus){ .state = &f->state, .node = "worker-1", .version = NODETRUST_VERSION,
+                                   .source_kind = "fake" };
+        assert_int_equal(sd_event_new(&f->event), 0);
+        assert_int_equal(health_new(f->event, "127.0.0.1:0", &f->status, &f->health), 0);
+        assert_true(health_get_port(f->health) > 0);
+        assert_int_equal(curl_glue_new(f->event, &f->glue), 0);
+        publish(f, true, NULL);
         *state = f;
         return 0;
 }
@@ -219,9 +214,9 @@ static int setup(void **state) {
 static int teardown(void **state) {
         Fixture *f = *state;
 
-        health_free(f->m.health);
+        health_free(f->health);
         curl_glue_free(f->glue);
-        sd_event_unref(f->m.event);
+        sd_event_unref(f->event);
         free(f);
         return 0;
 }
@@ -252,7 +247,7 @@ static Answer ask(Fixture *f, const char *method, const char *path) {
         _cleanup_free_ char *url = NULL;
         Answer a = {};
 
-        assert_true(asprintf(&url, "http://127.0.0.1:%u%s", health_get_port(f->m.health), path) > 0);
+        assert_true(asprintf(&url, "http://127.0.0.1:%u%s", health_get_port(f->health), path) > 0);
         assert_int_equal(curl_request_new(url, &req), 0);
         if (streq(method, "HEAD"))
                 curl_easy_setopt(curl_request_easy(req), CURLOPT_NOBODY, 1L);
@@ -260,7 +255,7 @@ static Answer ask(Fixture *f, const char *method, const char *path) {
                 curl_easy_setopt(curl_request_easy(req), CURLOPT_CUSTOMREQUEST, method);
         assert_int_equal(curl_request_start(req, f->glue, on_done, &a), 0);
         for (int i = 0; i < 1000 && !a.done; i++)
-                assert_true(sd_event_run(f->m.event, 100000) >= 0);
+                assert_true(sd_event_run(f->event, 100000) >= 0);
         assert_true(a.done);
         assert_int_equal(a.error, 0);
         return a;
@@ -287,28 +282,36 @@ static void test_paths(void **state) {
         answer_done(&a);
 
         /* A good sync: ready. */
-        f->m.state.first_sync_done = f->m.state.last_sync_ok = true;
+        f->state.first_sync_done = f->state.last_sync_ok = true;
+        publish(f, true, NULL);
         a = ask(f, "GET", "/readyz");
         assert_int_equal(a.status, 200);
         assert_string_equal(a.body, "ready\n");
         answer_done(&a);
 
+        /* Health says what was published, not what the state holds now. */
+        f->state.last_sync_ok = false;
+        a = ask(f, "GET", "/readyz");
+        assert_int_equal(a.status, 200);
+        answer_done(&a);
+        f->state.last_sync_ok = true;
+
         /* The source says its watch is down: not ready, with its reason. */
-        f->source.healthy = false;
+        publish(f, false, "the watch is reconnecting");
         a = ask(f, "GET", "/readyz");
         assert_int_equal(a.status, 503);
         assert_string_equal(a.body, "not ready: the watch is reconnecting\n");
         answer_done(&a);
-        f->source.healthy = true;
 
         /* A failed sync: not ready, with the sync's error. */
-        f->m.state.last_sync_ok = false;
-        f->m.state.last_error = "Failed to read the source: No such file or directory";
+        f->state.last_sync_ok = false;
+        f->state.last_error = "Failed to read the source: No such file or directory";
+        publish(f, true, NULL);
         a = ask(f, "GET", "/readyz");
         assert_int_equal(a.status, 503);
         assert_string_equal(a.body, "not ready: Failed to read the source: No such file or directory\n");
         answer_done(&a);
-        f->m.state.last_error = NULL;
+        f->state.last_error = NULL;
 
         a = ask(f, "GET", "/metrics");
         assert_int_equal(a.status, 200);

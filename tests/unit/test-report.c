@@ -19,8 +19,8 @@
 
 #include "cleanup.h"
 #include "httpd.h"
-#include "manager.h"
 #include "report.h"
+#include "reporter.h"
 
 #define HASH_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define HASH_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
@@ -213,18 +213,11 @@ static void test_backoff_and_jitter(void **unused) {
 /* ------------------------------------------------------------------------
  * The reporter on a loop, posting to a server on the same loop. */
 
-static bool always_healthy(Source *s, const char **reason) {
-        (void) s;
-        (void) reason;
-        return true;
-}
-
-static const SourceOps fake_ops = { .kind = "fake", .healthy = always_healthy };
-
 typedef struct Fixture {
-        Config config;
-        Source source;
-        Manager m;
+        State state;
+        AgentStatus status;
+        sd_event *event;
+        Reporter *reporter;
         Httpd *httpd;
         char dir[64];
         char token_path[96];
@@ -269,6 +262,18 @@ static void write_token(Fixture *f, const char *token) {
         assert_int_equal(rename(tmp, f->token_path), 0);
 }
 
+static void reporter_start(Fixture *f, const char *url) {
+        ReporterOptions o = { .url = url, .token_file = f->token_path, .interval_sec = 1 };
+
+        assert_int_equal(reporter_new(f->event, &o, &f->reporter), 0);
+}
+
+/* What the manager does after each sync: hand over the status. */
+static void publish(Fixture *f) {
+        f->status.revision = f->state.revision;
+        reporter_update(f->reporter, &f->status);
+}
+
 static int setup(void **state) {
         Fixture *f = calloc(1, sizeof *f);
 
@@ -278,21 +283,14 @@ static int setup(void **state) {
         snprintf(f->token_path, sizeof f->token_path, "%s/token", f->dir);
         write_token(f, "tok-1");
 
-        assert_int_equal(sd_event_new(&f->m.event), 0);
-        assert_int_equal(httpd_new(f->m.event, "127.0.0.1:0", server, f, &f->httpd), 0);
+        assert_int_equal(sd_event_new(&f->event), 0);
+        assert_int_equal(httpd_new(f->event, "127.0.0.1:0", server, f, &f->httpd), 0);
         snprintf(f->url, sizeof f->url, "http://127.0.0.1:%u/", httpd_get_port(f->httpd));
         f->answer = 200;
 
-        f->config.node_name = "worker-1";
-        f->config.report_url = f->url;
-        f->config.report_token_file = f->token_path;
-        f->config.report_interval_sec = 1;
-        f->source = (Source){ .ops = &fake_ops };
-        f->m.config = &f->config;
-        f->m.source = &f->source;
-        f->m.root_fd = -1;
-        state_fill(&f->m.state);
-        assert_int_equal(reporter_new(&f->m, &f->m.reporter), 0);
+        state_fill(&f->state);
+        f->status = (AgentStatus){ .state = &f->state, .node = "worker-1", .source_kind = "fake", .ready = true };
+        reporter_start(f, f->url);
         *state = f;
         return 0;
 }
@@ -300,9 +298,10 @@ static int setup(void **state) {
 static int teardown(void **state) {
         Fixture *f = *state;
 
-        reporter_free(f->m.reporter);
+        reporter_free(f->reporter);
         httpd_free(f->httpd);
-        sd_event_unref(f->m.event);
+        sd_event_unref(f->event);
+        free(f->state.source_origin);
         unlink(f->token_path);
         rmdir(f->dir);
         free(f->last_auth);
@@ -314,7 +313,7 @@ static int teardown(void **state) {
 
 static uint64_t now_usec(Fixture *f) {
         uint64_t t;
-        assert_true(sd_event_now(f->m.event, CLOCK_MONOTONIC, &t) >= 0);
+        assert_true(sd_event_now(f->event, CLOCK_MONOTONIC, &t) >= 0);
         return t;
 }
 
@@ -324,19 +323,19 @@ static void run_until(Fixture *f, unsigned n, unsigned ms) {
         uint64_t end = now_usec(f) + ms * 1000ULL;
 
         while (now_usec(f) < end) {
-                assert_true(sd_event_run(f->m.event, 10000) >= 0);
-                if (reporter_get_stats(f->m.reporter)->reports_total >= n)
+                assert_true(sd_event_run(f->event, 10000) >= 0);
+                if (reporter_get_stats(f->reporter)->reports_total >= n)
                         return;
         }
 }
 
 static void test_reporter_sends(void **state) {
         Fixture *f = *state;
-        const ReporterStats *st = reporter_get_stats(f->m.reporter);
+        const ReporterStats *st = reporter_get_stats(f->reporter);
         json_auto_t *doc = NULL;
 
         /* The first sync: a report within a tenth of the interval. */
-        reporter_sync_done(f->m.reporter);
+        publish(f);
         run_until(f, 1, 500);
         assert_int_equal(f->n_requests, 1);
         assert_string_equal(f->last_auth, "Bearer tok-1");
@@ -352,15 +351,14 @@ static void test_reporter_sends(void **state) {
         assert_true(st->last_success > 0);
 
         /* A sync that changed nothing: no extra report before the interval. */
-        reporter_sync_done(f->m.reporter);
+        publish(f);
         run_until(f, 2, 300);
         assert_int_equal(f->n_requests, 1);
 
         /* A change: reported at once, with a token that changed meanwhile. */
         write_token(f, "tok-2");
-        memcpy(f->m.state.source_hash, HASH_B, 65);
-        f->m.state.generation++;
-        reporter_sync_done(f->m.reporter);
+        assert_true(state_set_source(&f->state, HASH_B, NULL));
+        publish(f);
         run_until(f, 2, 500);
         assert_int_equal(f->n_requests, 2);
         assert_string_equal(f->last_auth, "Bearer tok-2");
@@ -373,12 +371,12 @@ static void test_reporter_sends(void **state) {
 
 static void test_reporter_backoff(void **state) {
         Fixture *f = *state;
-        const ReporterStats *st = reporter_get_stats(f->m.reporter);
+        const ReporterStats *st = reporter_get_stats(f->reporter);
         uint64_t next;
 
         /* Busy: retry after about 1 s, then 2 s. */
         f->answer = 503;
-        reporter_sync_done(f->m.reporter);
+        publish(f);
         run_until(f, 1, 500);
         assert_int_equal(f->n_requests, 1);
         assert_int_equal(st->backoff, 1);
@@ -388,8 +386,8 @@ static void test_reporter_backoff(void **state) {
         assert_true(next >= 850000 && next <= 1150000);
 
         /* A change during the backoff waits for it: no request now. */
-        memcpy(f->m.state.source_hash, HASH_B, 65);
-        reporter_sync_done(f->m.reporter);
+        assert_true(state_set_source(&f->state, HASH_B, NULL));
+        publish(f);
         run_until(f, 2, 300);
         assert_int_equal(f->n_requests, 1);
 
@@ -424,12 +422,11 @@ static void test_reporter_unreachable(void **state) {
         /* A port nobody listens on: the one the server had, after it stopped. */
         snprintf(url, sizeof url, "http://127.0.0.1:%u", httpd_get_port(f->httpd));
         f->httpd = httpd_free(f->httpd);
-        reporter_free(f->m.reporter);
-        f->config.report_url = url;
-        assert_int_equal(reporter_new(&f->m, &f->m.reporter), 0);
-        st = reporter_get_stats(f->m.reporter);
+        f->reporter = reporter_free(f->reporter);
+        reporter_start(f, url);
+        st = reporter_get_stats(f->reporter);
 
-        reporter_sync_done(f->m.reporter);
+        publish(f);
         run_until(f, 1, 500);
         assert_int_equal(st->backoff, 1);
         assert_int_equal(st->last_error, -ECONNREFUSED);
@@ -438,11 +435,11 @@ static void test_reporter_unreachable(void **state) {
 
 static void test_reporter_token_missing(void **state) {
         Fixture *f = *state;
-        const ReporterStats *st = reporter_get_stats(f->m.reporter);
+        const ReporterStats *st = reporter_get_stats(f->reporter);
 
         /* No token to send: nothing goes out, and it backs off. */
         unlink(f->token_path);
-        reporter_sync_done(f->m.reporter);
+        publish(f);
         run_until(f, 1, 400);
         assert_int_equal(f->n_requests, 0);
         assert_int_equal(st->backoff, 1);
