@@ -11,17 +11,18 @@
 
 #include "apply.h"
 #include "cleanup.h"
-#include "containerd-hosts.h"
 #include "fs.h"
 #include "health.h"
 #include "log.h"
 #include "manager.h"
+#include "output-watch.h"
 #include "plan.h"
 #include "pullsecret.h"
 #include "reporter.h"
 #include "runtime.h"
 #include "source-dir.h"
 #include "source-kube.h"
+#include "sync-log.h"
 #include "trust.h"
 
 /* Long enough to coalesce the five inotify events of one kubelet swap,
@@ -122,130 +123,19 @@ static int on_output_event(sd_event_source *s, const struct inotify_event *ev, v
         return 0;
 }
 
-static void output_watches_clear(Manager *m) {
-        for (size_t i = 0; i < m->n_output_watches; i++)
-                sd_event_source_disable_unref(m->output_watches[i]);
-        free(m->output_watches);
-        m->output_watches = NULL;
-        m->n_output_watches = 0;
-}
+static void manager_watch_outputs(Manager *m) {
+        OutputWatchSet set = {
+                .event = m->event,
+                .root = m->config->root,
+                .target_mask = m->config->targets,
+                .containerd_config = m->config->containerd_config,
+                .handler = on_output_event,
+                .userdata = m,
+        };
 
-static void output_watch_add(Manager *m, const char *rel) {
-        _cleanup_free_ char *path = path_join(m->config->root, rel);
-        sd_event_source *src = NULL, **n;
-
-        if (!path)
-                return;
-        if (sd_event_add_inotify(m->event, &src, path,
-                                 IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE |
-                                         IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW,
-                                 on_output_event, m) < 0)
-                return;
-        n = realloc(m->output_watches, (m->n_output_watches + 1) * sizeof *n);
-        if (!n) {
-                sd_event_source_disable_unref(src);
-                return;
-        }
-        m->output_watches = n;
-        m->output_watches[m->n_output_watches++] = src;
-}
-
-/* Watch each enabled target directory and every directory we own, so a
- * deleted or edited file is repaired at once, not at the next resync. */
-static void output_watches_update(Manager *m) {
-        output_watches_clear(m);
         if (m->config->once || m->config->dry_run)
                 return;
-        for (size_t i = 0; i < ELEMENTSOF(targets); i++)
-                if (m->config->targets & targets[i].bit)
-                        output_watch_add(m, targets[i].dir);
-        /* An admin who fixes containerd's config_path hears about it at
-         * once, not at the next resync: its directory is watched too. */
-        if (m->config->targets & TARGET_CONTAINERD) {
-                _cleanup_free_ char *dir = strdup(m->config->containerd_config + 1);
-                char *slash = dir ? strrchr(dir, '/') : NULL;
-                if (slash) {
-                        *slash = 0;
-                        output_watch_add(m, dir);
-                }
-        }
-        for (size_t i = 0; i < m->manifest->n_entries; i++) {
-                const Target *tg = target_by_name(m->manifest->entries[i].target);
-                _cleanup_free_ char *rel = NULL;
-                if (tg && asprintf(&rel, "%s/%s", tg->dir, m->manifest->entries[i].registry) >= 0)
-                        output_watch_add(m, rel);
-        }
-}
-
-static void log_plan(Manager *m, const Plan *p, const TrustSet *t, bool content_changed) {
-        for (size_t i = 0; i < p->n_actions; i++) {
-                const PlanAction *a = &p->actions[i];
-                const char *what = NULL;
-
-                if (a->error < 0) {
-                        log_full(LOG_ERR, "Failed to apply registry CA", "REGISTRY=%s", a->registry,
-                                 "TARGET=%s", a->target->name, "FILE=%s", a->file,
-                                 "ACTION=%s", action_type_to_string(a->type),
-                                 "ERROR=%s", strerror(-a->error), NULL);
-                        continue;
-                }
-                bool hosts = streq(a->file, HOSTS_FILE);
-                switch (a->type) {
-                case ACTION_CREATE: what = hosts ? "Created containerd hosts.toml" : "Created registry CA"; break;
-                case ACTION_UPDATE: what = hosts ? "Updated containerd hosts.toml" : "Updated registry CA"; break;
-                case ACTION_REMOVE: what = hosts ? "Removed containerd hosts.toml" : "Removed registry CA"; break;
-                default: break;
-                }
-                if (what)
-                        log_full(LOG_INFO, what, "REGISTRY=%s", a->registry, "TARGET=%s", a->target->name,
-                                 "FILE=%s", a->file, "FINGERPRINT=%s", a->entry ? a->entry->fingerprint : "-", NULL);
-                /* Conflicts and refusals repeat on every resync; say them
-                 * once per content change, not every few minutes. */
-                else if (a->type == ACTION_CONFLICT && content_changed)
-                        log_full(LOG_WARNING, "Conflict, left untouched", "REGISTRY=%s", a->registry,
-                                 "TARGET=%s", a->target->name, "FILE=%s", a->file, "REASON=%s", a->reason, NULL);
-                else if (a->type == ACTION_DISOWN)
-                        log_full(LOG_WARNING, "Registry CA left in place", "REGISTRY=%s", a->registry, "TARGET=%s",
-                                 a->target->name, "REASON=%s", a->reason ? a->reason : "-", NULL);
-                else if (a->type == ACTION_KEEP && content_changed)
-                        log_full(LOG_WARNING, "Key refused; keeping the last good CA", "REGISTRY=%s",
-                                 a->registry, "TARGET=%s", a->target->name, NULL);
-        }
-        /* Written, but an operator must hear that the CA will not verify. */
-        for (size_t i = 0; content_changed && i < t->n_entries; i++) {
-                const TrustEntry *e = &t->entries[i];
-                if (e->expired || e->not_yet_valid)
-                        log_full(LOG_WARNING,
-                                 e->expired ? "CA bundle holds an expired certificate; written anyway"
-                                            : "CA bundle holds a certificate that is not yet valid; written anyway",
-                                 "REGISTRY=%s", e->registry, "FINGERPRINT=%s", e->fingerprint, NULL);
-        }
-        for (size_t i = 0; content_changed && i < t->n_refused; i++)
-                log_full(LOG_WARNING, "Refused key", "KEY=%s", t->refused[i].key, "REASON=%s",
-                         t->refused[i].reason, NULL);
-        (void) m;
-}
-
-static void manager_notify(Manager *m, bool first) {
-        char status[512];
-        State *s = &m->state;
-
-        if (s->last_sync_ok) {
-                int n = snprintf(status, sizeof status,
-                                 "Trusting %u registries (%u refused, %u conflicting, %u shadowed), generation %llu",
-                                 s->n_applied, s->n_refused, s->n_conflicts, s->n_shadowed,
-                                 (unsigned long long) s->generation);
-                /* A runtime that will not read what we write is said here
-                 * too, where systemctl status shows it. */
-                for (size_t i = 0; i < ELEMENTSOF(targets) && n > 0 && (size_t) n < sizeof status; i++) {
-                        const TargetStatus *ts = &s->runtime.targets[i];
-                        if (ts->enabled && ts->state == TARGET_STATE_INACTIVE)
-                                n += snprintf(status + n, sizeof status - (size_t) n, "; %s inactive: %s",
-                                              targets[i].name, ts->reason);
-                }
-        } else
-                snprintf(status, sizeof status, "Degraded: %s", s->last_error ? s->last_error : "sync failed");
-        (void) sd_notifyf(false, "%sSTATUS=%s", first ? "READY=1\n" : "", status);
+        output_watches_update(&m->output_watches, &set, m->manifest);
 }
 
 /* Hand health and the reporter what they show from now on: the state,
@@ -283,47 +173,6 @@ static int exit_code_for(const State *s) {
             (s->pull_secret_state && streq(s->pull_secret_state, "invalid")))
                 return EXIT_PARTIAL;
         return EXIT_APPLIED;
-}
-
-/* Say a target's change of state once, when it happens. */
-static void log_runtime(const RuntimeStatus *old, const RuntimeStatus *now) {
-        for (size_t i = 0; i < ELEMENTSOF(targets); i++) {
-                const TargetStatus *o = &old->targets[i], *n = &now->targets[i];
-                if (!n->enabled || target_status_equal(o, n))
-                        continue;
-                log_full(n->state == TARGET_STATE_INACTIVE ? LOG_WARNING : LOG_INFO,
-                         n->state == TARGET_STATE_INACTIVE ? "Target inactive: its runtime will not read what nodetrustd writes"
-                         : n->state == TARGET_STATE_ACTIVE ? "Target active"
-                                                           : "Target's runtime is not installed",
-                         "TARGET=%s", targets[i].name, "TARGET_STATE=%s", target_state_to_string(n->state),
-                         "REASON=%s", n->reason ? n->reason : "-", NULL);
-        }
-}
-
-/* A registry's CA that a runtime will not use, said when that changes. */
-static void log_shadowed(const State *s) {
-        for (size_t i = 0; i < s->n_valid; i++) {
-                const RegistryResult *r = &s->registries[i];
-                if (!r->changed)
-                        continue;
-                for (size_t k = 0; k < ELEMENTSOF(targets); k++)
-                        if (r->targets[k].enabled && r->targets[k].state == REGISTRY_TARGET_SHADOWED)
-                                log_full(LOG_WARNING, "Registry CA shadowed: the runtime will not use it",
-                                         "REGISTRY=%s", r->registry, "TARGET=%s", targets[k].name, "REASON=%s",
-                                         r->targets[k].reason, NULL);
-        }
-}
-
-static void print_runtime(FILE *f, const RuntimeStatus *rs) {
-        for (size_t i = 0; i < ELEMENTSOF(targets); i++) {
-                const TargetStatus *ts = &rs->targets[i];
-                if (!ts->enabled)
-                        continue;
-                fprintf(f, "target %s %s", targets[i].name, target_state_to_string(ts->state));
-                if (ts->reason)
-                        fprintf(f, ": %s", ts->reason);
-                fputc('\n', f);
-        }
 }
 
 /* A target directory that refuses writes with EROFS, under systemd, is
@@ -373,19 +222,19 @@ static int manager_apply_trust(Manager *m, const TrustSet *t, bool content_chang
 
         if (m->config->dry_run) {
                 plan_print(stdout, p, t, m->config->root);
-                print_runtime(stdout, &rs);
+                runtime_print(stdout, &rs);
                 fflush(stdout);
         } else {
                 failed = apply_plan(m->root_fd, m->config->state_dir, p, m->manifest);
                 if (failed < 0)
                         return failed;
                 m->state.n_files_failed = (unsigned) failed;
-                log_plan(m, p, t, content_changed);
-                log_runtime(&m->state.runtime, &rs);
+                sync_log_plan(p, t, content_changed);
+                sync_log_runtime(&m->state.runtime, &rs);
                 m->state.files_written_total += plan_count(p, ACTION_CREATE) + plan_count(p, ACTION_UPDATE);
                 m->state.files_removed_total += plan_count(p, ACTION_REMOVE);
                 if (plan_changes(p))
-                        output_watches_update(m);
+                        manager_watch_outputs(m);
                 if (!m->config->once)
                         manager_exit_if_read_only(m, p);
         }
@@ -395,7 +244,7 @@ static int manager_apply_trust(Manager *m, const TrustSet *t, bool content_chang
         if (r < 0)
                 return r;
         if (!m->config->dry_run)
-                log_shadowed(&m->state);
+                sync_log_shadowed(&m->state);
         return failed > 0 ? -EIO : 0;
 }
 
@@ -431,7 +280,7 @@ static void manager_repair(Manager *m) {
                 state_set_failed(s, err ? err : "drift repair failed");
                 log_error("%s", s->last_error);
         }
-        manager_notify(m, false);
+        sync_notify(&m->state, false);
         manager_publish(m);
 }
 
@@ -498,7 +347,7 @@ int manager_sync(Manager *m) {
                 m->exit_code = exit_code_for(s);
                 return sd_event_exit(m->event, 0);
         }
-        manager_notify(m, first);
+        sync_notify(&m->state, first);
         manager_publish(m);
         return r;
 }
@@ -557,15 +406,26 @@ int manager_run(Manager *m) {
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
 
-        for (int sig = 0, sigs[] = { SIGTERM, SIGINT, SIGHUP }; sig < 3; sig++) {
-                r = sd_event_add_signal(m->event, NULL, sigs[sig], on_signal, m);
+        static const struct {
+                int sig;
+                const char *description;
+        } sigs[] = { { SIGTERM, "signal-TERM" }, { SIGINT, "signal-INT" }, { SIGHUP, "signal-HUP" } };
+        for (size_t i = 0; i < ELEMENTSOF(sigs); i++) {
+                sd_event_source *src = NULL;
+
+                r = sd_event_add_signal(m->event, &src, sigs[i].sig, on_signal, m);
                 if (r < 0)
                         return log_error_errno(r, "Failed to watch signals"), EXIT_FAILURE_;
+                (void) sd_event_source_set_description(src, sigs[i].description);
+                /* The loop keeps it until it is freed. */
+                (void) sd_event_source_set_floating(src, true);
+                sd_event_source_unref(src);
         }
 
         r = sd_event_add_time_relative(m->event, &m->sync_timer, CLOCK_MONOTONIC, 0, 1, on_sync_timer, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to add the sync timer"), EXIT_FAILURE_;
+        (void) sd_event_source_set_description(m->sync_timer, "sync-timer");
         (void) sd_event_source_set_enabled(m->sync_timer, SD_EVENT_OFF);
 
         if (m->config->once || m->config->dry_run) {
@@ -576,15 +436,17 @@ int manager_run(Manager *m) {
                                                USEC_PER_SEC, on_once_timeout, m);
                 if (r < 0)
                         return log_error_errno(r, "Failed to add a timer"), EXIT_FAILURE_;
+                (void) sd_event_source_set_description(m->once_timer, "once-timeout");
         } else {
                 r = sd_event_add_time_relative(m->event, &m->resync_timer, CLOCK_MONOTONIC,
                                                m->config->resync_sec * USEC_PER_SEC, USEC_PER_SEC,
                                                on_resync_timer, m);
                 if (r < 0)
                         return log_error_errno(r, "Failed to add the resync timer"), EXIT_FAILURE_;
+                (void) sd_event_source_set_description(m->resync_timer, "resync-timer");
                 /* The watchdog is fed by the loop itself: a stalled loop stops feeding it. */
                 (void) sd_event_set_watchdog(m->event, true);
-                output_watches_update(m);
+                manager_watch_outputs(m);
 
                 /* Health and the reporter start from the status before the first sync. */
                 manager_publish(m);
@@ -631,7 +493,7 @@ Manager *manager_free(Manager *m) {
         /* They use the loop and the state: first out. */
         m->health = health_free(m->health);
         m->reporter = reporter_free(m->reporter);
-        output_watches_clear(m);
+        output_watches_clear(&m->output_watches);
         sd_event_source_disable_unref(m->sync_timer);
         sd_event_source_disable_unref(m->resync_timer);
         sd_event_source_disable_unref(m->once_timer);

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "manifest.h"
+#include "output-watch.h"
 #include "source.h"
 #include "state.h"
 #include "status.h"
@@ -26,8 +27,7 @@ typedef struct Manager {
         sd_event_source *sync_timer;   /* debounces source and output events */
         sd_event_source *resync_timer; /* periodic drift repair */
         sd_event_source *once_timer;   /* --once/--dry-run give up after this */
-        sd_event_source **output_watches;
-        size_t n_output_watches;
+        OutputWatches output_watches;
 
         Source *source;
         int root_fd;
