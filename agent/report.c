@@ -64,7 +64,7 @@ static json_t *registries_json(const State *s, size_t limit) {
                 if (json_array_append_new(a, status_registry_json(&s->registries[i], STATUS_DETAIL_REPORT)) < 0)
                         return NULL;
         }
-        return json_incref(a);
+        return TAKE_PTR(a);
 }
 
 static json_t *errors_json(const State *s, const ReportContext *ctx) {
@@ -79,7 +79,7 @@ static json_t *errors_json(const State *s, const ReportContext *ctx) {
         if (!ctx->ready && ctx->not_ready_reason && s->last_sync_ok &&
             json_array_append_new(a, json_string(ctx->not_ready_reason)) < 0)
                 return NULL;
-        return json_incref(a);
+        return TAKE_PTR(a);
 }
 
 static json_t *report_build_limited(const State *s, const ReportContext *ctx, bool with_timestamp, size_t limit,

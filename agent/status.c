@@ -51,14 +51,15 @@ json_t *status_targets_json(const RuntimeStatus *rs, StatusDetail d) {
                 return NULL;
         for (size_t i = 0; i < ELEMENTSOF(targets); i++) {
                 const TargetStatus *ts = &rs->targets[i];
-                json_t *e;
+                json_auto_t *e = NULL;
 
                 if (!ts->enabled)
                         continue;
                 e = verdict_json(target_state_to_string(ts->state), ts->reason, d);
-                if (e && d == STATUS_DETAIL_FULL && json_object_set_new(e, "dir", json_sprintf("/%s", targets[i].dir)) < 0)
-                        json_decref(TAKE_PTR(e));
-                if (json_object_set_new(o, targets[i].name, e) < 0)
+                if (!e || (d == STATUS_DETAIL_FULL &&
+                           json_object_set_new(e, "dir", json_sprintf("/%s", targets[i].dir)) < 0))
+                        return NULL;
+                if (json_object_set_new(o, targets[i].name, TAKE_PTR(e)) < 0)
                         return NULL;
         }
         return TAKE_PTR(o);

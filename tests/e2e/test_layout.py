@@ -1,0 +1,109 @@
+"""The source tree's shape: rules docs/architecture.md states, checked.
+
+Data flows one way through the agent (source -> snapshot -> trust -> plan
+-> apply -> state -> status -> health/report), so its modules' includes
+form no circle, and nothing below the manager knows the manager. The
+repository stands on its own.
+"""
+import collections
+import pathlib
+import re
+import subprocess
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"/]+)\.h"', re.M)
+
+
+def module(stem):
+    """NAME.c, NAME.h and its private NAME-internal.h are one module."""
+    return stem.removesuffix("-internal")
+
+
+def include_graph(directory):
+    """module -> modules it includes."""
+    graph = collections.defaultdict(set)
+    for path in sorted(directory.glob("*.[ch]")):
+        mod = module(path.stem)
+        graph[mod]
+        for inc in INCLUDE.findall(path.read_text()):
+            if module(inc) != mod and (directory / f"{inc}.h").exists():
+                graph[mod].add(module(inc))
+    return graph
+
+
+def cycles(graph):
+    """Strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in list(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_cycle_finder_finds_a_circle(tmp_path):
+    # The checker itself: a.h -> b.h -> a.h is a circle, c alone is not.
+    (tmp_path / "a.h").write_text('#include "b.h"\n')
+    (tmp_path / "a.c").write_text('#include "a.h"\n#include "c.h"\n')
+    (tmp_path / "b.h").write_text('#include "a.h"\n')
+    (tmp_path / "c.h").write_text("")
+    assert cycles(include_graph(tmp_path)) == [["a", "b"]]
+
+
+def test_agent_includes_form_no_circle():
+    graph = include_graph(ROOT / "agent")
+    assert "manager" in graph and "health" in graph
+    assert cycles(graph) == []
+
+
+def test_aggregator_and_common_include_no_circle():
+    for d in ("aggregator", "common"):
+        assert cycles(include_graph(ROOT / d)) == [], d
+
+
+def test_nothing_below_the_manager_knows_it():
+    users = sorted(p.name for p in (ROOT / "agent").glob("*.[ch]")
+                   if "manager" in include_graph(ROOT / "agent")[p.stem]
+                   and p.stem != "manager")
+    assert users == ["main.c"]
+    for test in (ROOT / "tests" / "unit").glob("*.c"):
+        assert '#include "manager.h"' not in test.read_text(), test.name
+
+
+def test_repository_stands_on_its_own():
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True,
+                           capture_output=True).stdout.decode().split("\0")
+    offenders = []
+    for name in filter(None, files):
+        path = ROOT / name
+        if not path.is_file() or path.suffix in (".der", ".tar", ".gz", ".png"):
+            continue
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            continue
+        if "../shared" in text and name != "tests/e2e/test_layout.py":
+            offenders.append(name)
+    assert offenders == []
