@@ -454,7 +454,7 @@ int manager_sync(Manager *m) {
                 /* The pull-secret half (pullsecret.c), after the trust half:
                  * an invalid secret only sets pull_secret_state; a failed
                  * write fails the sync like a failed registry write. */
-                if (m->config->pull_secret || m->config->kubeconfig || m->config->in_cluster) {
+                if (m->config->pull_secret_options.enabled) {
                         int k = pull_secret_sync(m->root_fd, m->config, snap, s);
                         if (k < 0 && r >= 0) {
                                 r = k;

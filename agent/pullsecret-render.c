@@ -7,16 +7,6 @@
 #include "pullsecret-render.h"
 #include "pullsecret-validate.h"
 
-int pull_secret_policy_from_string(const char *s, PullSecretPolicy *ret) {
-        if (s && streq(s, "replace"))
-                *ret = PULL_SECRET_REPLACE;
-        else if (s && streq(s, "merge"))
-                *ret = PULL_SECRET_MERGE;
-        else
-                return -EINVAL;
-        return 0;
-}
-
 /* Serialize like every file we write: sorted keys, two-space indent, a
  * final newline. The result holds credentials: the caller wipes it. */
 static int dump(const json_t *j, char **ret, size_t *ret_size) {

@@ -29,38 +29,6 @@ const char *pull_secret_action_to_string(PullSecretActionType t) {
         return t >= 0 && t < _PULL_SECRET_ACTION_MAX ? action_names[t] : "unknown";
 }
 
-static int parse_id(const char *s, size_t len, unsigned long *ret) {
-        unsigned long v = 0;
-
-        if (len == 0 || len > 10)
-                return -EINVAL;
-        for (size_t i = 0; i < len; i++) {
-                if (s[i] < '0' || s[i] > '9')
-                        return -EINVAL;
-                v = v * 10 + (unsigned long) (s[i] - '0');
-        }
-        /* (uid_t) -1 means "leave unchanged" to chown, not an id. */
-        if (v >= 0xffffffffUL)
-                return -EINVAL;
-        *ret = v;
-        return 0;
-}
-
-int pull_secret_owner_parse(const char *s, uid_t *ret_uid, gid_t *ret_gid) {
-        const char *colon = strchr(s, ':');
-        unsigned long u, g = (unsigned long) (gid_t) -1;
-
-        if (parse_id(s, colon ? (size_t) (colon - s) : strlen(s), &u) < 0)
-                return -EINVAL;
-        if (colon && parse_id(colon + 1, strlen(colon + 1), &g) < 0)
-                return -EINVAL;
-        if (ret_uid)
-                *ret_uid = (uid_t) u;
-        if (ret_gid)
-                *ret_gid = (gid_t) g;
-        return 0;
-}
-
 /* ------------------------------------------------------------------------
  * Plan and apply. */
 
@@ -176,16 +144,16 @@ static int plan_target(int rootfd, const PullSecretPlan *p, const json_t *secret
         return 0;
 }
 
-int pull_secret_plan_compute(int rootfd, const char *state_dir, const Snapshot *snap, char *const *paths,
-                             PullSecretPolicy policy, uid_t uid, gid_t gid, PullSecretPlan **ret) {
+int pull_secret_plan_compute(int rootfd, const char *state_dir, const Snapshot *snap, const PullSecretOptions *o,
+                             PullSecretPlan **ret) {
         _cleanup_(pull_secret_plan_freep) PullSecretPlan *p = calloc(1, sizeof *p);
         _cleanup_(json_decrefp) json_t *secret = NULL;
-        size_t n = strv_length(paths);
+        size_t n = strv_length(o->paths);
         int r;
 
         if (!p)
                 return -ENOMEM;
-        p->policy = policy;
+        p->policy = o->policy;
         p->targets = calloc(n ? n : 1, sizeof *p->targets);
         if (!p->targets)
                 return -ENOMEM;
@@ -235,7 +203,7 @@ int pull_secret_plan_compute(int rootfd, const char *state_dir, const Snapshot *
                 PullSecretTarget *t = &p->targets[i];
 
                 t->type = PULL_SECRET_KEEP;
-                t->path = strdup(paths[i]);
+                t->path = strdup(o->paths[i]);
                 if (!t->path)
                         return -ENOMEM;
                 p->n_targets++;
@@ -244,7 +212,7 @@ int pull_secret_plan_compute(int rootfd, const char *state_dir, const Snapshot *
                         return r;
                 if (p->status != PULL_SECRET_VALID)
                         continue;
-                r = plan_target(rootfd, p, secret, t, uid, gid);
+                r = plan_target(rootfd, p, secret, t, o->uid, o->gid);
                 if (r < 0)
                         return r;
         }
@@ -432,19 +400,12 @@ static void log_target(const PullSecretPlan *p, const PullSecretTarget *t, const
 int pull_secret_sync(int rootfd, const Config *c, const Snapshot *snap, State *s) {
         _cleanup_(pull_secret_plan_freep) PullSecretPlan *p = NULL;
         _cleanup_free_ char *error = NULL;
-        PullSecretPolicy policy = PULL_SECRET_REPLACE;
-        uid_t uid = 0;
-        gid_t gid = 0;
+        const PullSecretOptions *o = &c->pull_secret_options;
         const char *new_state;
         bool all_ok = true, reason_changed;
         int failed = 0, r;
 
-        /* Both were validated at start-up. */
-        (void) pull_secret_policy_from_string(c->pull_secret_policy, &policy);
-        if (c->pull_secret_owner)
-                (void) pull_secret_owner_parse(c->pull_secret_owner, &uid, &gid);
-
-        r = pull_secret_plan_compute(rootfd, c->state_dir, snap, c->pull_secret_targets, policy, uid, gid, &p);
+        r = pull_secret_plan_compute(rootfd, c->state_dir, snap, o, &p);
         if (r < 0)
                 return r;
 
@@ -455,7 +416,7 @@ int pull_secret_sync(int rootfd, const Config *c, const Snapshot *snap, State *s
                 if (p->ledger_corrupt)
                         log_error("'%s/%s' is corrupt; treating every registry in the pull secret files as node-local",
                                   c->state_dir, PULL_SECRET_STATE_FILE);
-                failed = pull_secret_apply(rootfd, c->state_dir, p, uid, gid);
+                failed = pull_secret_apply(rootfd, c->state_dir, p, o->uid, o->gid);
                 if (failed < 0)
                         return failed;
                 if (p->hash_key_origin == PULL_SECRET_KEY_REPLACED)
@@ -496,7 +457,7 @@ int pull_secret_sync(int rootfd, const Config *c, const Snapshot *snap, State *s
         if (!c->dry_run) {
                 for (size_t i = 0; i < p->n_targets; i++) {
                         const PullSecretTarget *t = &p->targets[i];
-                        log_target(p, t, c->pull_secret_policy, reason_changed);
+                        log_target(p, t, pull_secret_policy_to_string(p->policy), reason_changed);
                 }
                 if (p->status == PULL_SECRET_INVALID)
                         log_full(reason_changed ? LOG_WARNING : LOG_DEBUG,

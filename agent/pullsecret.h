@@ -60,6 +60,7 @@
 #include "config.h"
 #include "pullsecret-hash.h"
 #include "pullsecret-ledger.h"
+#include "pullsecret-options.h"
 #include "pullsecret-render.h"
 #include "pullsecret-validate.h"
 #include "snapshot.h"
@@ -109,14 +110,10 @@ typedef struct PullSecretPlan {
 /* "create", "update", ...: the word the dry-run plan prints. */
 const char *pull_secret_action_to_string(PullSecretActionType t);
 
-/* Parse "UID" or "UID:GID" (numeric; GID omitted keeps the writer's group,
- * as chown does). Either out-param may be NULL (validation only). */
-int pull_secret_owner_parse(const char *s, uid_t *ret_uid, gid_t *ret_gid);
-
 /* Validate the snapshot's pull secret and decide, per target, what to do.
  * Reads the ledger and the hash key from state_dir; writes nothing. */
-int pull_secret_plan_compute(int rootfd, const char *state_dir, const Snapshot *snap, char *const *paths,
-                             PullSecretPolicy policy, uid_t uid, gid_t gid, PullSecretPlan **ret);
+int pull_secret_plan_compute(int rootfd, const char *state_dir, const Snapshot *snap, const PullSecretOptions *o,
+                             PullSecretPlan **ret);
 
 /* Write what the plan says and record ownership in the state file (and a
  * new hash key in hash.key, first). Returns the number of targets that

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "config.h"
 #include "fs.h"
 #include "hash.h"
 #include "pullsecret.h"
@@ -247,6 +249,76 @@ static void test_owner_and_policy(void **state) {
         assert_int_equal(pull_secret_policy_from_string("replace", &p), 0);
         assert_int_equal(p, PULL_SECRET_REPLACE);
         assert_int_equal(pull_secret_policy_from_string("Merge", &p), -EINVAL);
+        assert_string_equal(pull_secret_policy_to_string(PULL_SECRET_MERGE), "merge");
+        assert_string_equal(pull_secret_policy_to_string(PULL_SECRET_REPLACE), "replace");
+}
+
+/* config_load() with argv (after "nodetrustd --config /dev/null", so no
+ * config file on this machine is read). */
+static int load_config(Config *c, char **args) {
+        char *argv[16] = { (char *) "nodetrustd", (char *) "--config", (char *) "/dev/null" };
+        int argc = 3;
+
+        for (; *args; args++)
+                argv[argc++] = *args;
+        optind = 0; /* getopt's state outlives a call of config_load() */
+        return config_load(c, argc, argv);
+}
+
+/* The pull-secret flags are parsed once, by config, into the options every
+ * sync plans with: no string is left for a sync to parse again. */
+static void test_options_parsed_by_config(void **state) {
+        Config c = {};
+
+        (void) state;
+        {
+                char *args[] = { (char *) "--trust-source", (char *) "/trust", NULL };
+                assert_int_equal(load_config(&c, args), 0);
+                assert_int_equal(c.pull_secret_options.policy, PULL_SECRET_REPLACE);
+                assert_int_equal(c.pull_secret_options.uid, 0);
+                assert_int_equal(c.pull_secret_options.gid, 0);
+                assert_int_equal(strv_length(c.pull_secret_options.paths), 1);
+                assert_string_equal(c.pull_secret_options.paths[0], DEFAULT_PULL_SECRET_TARGET);
+                assert_false(c.pull_secret_options.enabled);
+                config_done(&c);
+        }
+        {
+                char *args[] = { (char *) "--pull-secret", (char *) "/secret",
+                                 (char *) "--pull-secret-policy", (char *) "merge",
+                                 (char *) "--pull-secret-owner", (char *) "1000",
+                                 (char *) "--pull-secret-target", (char *) "/a/config.json",
+                                 (char *) "--pull-secret-target", (char *) "/b/config.json", NULL };
+                assert_int_equal(load_config(&c, args), 0);
+                assert_int_equal(c.pull_secret_options.policy, PULL_SECRET_MERGE);
+                assert_int_equal(c.pull_secret_options.uid, 1000);
+                assert_true(c.pull_secret_options.gid == (gid_t) -1);
+                assert_int_equal(strv_length(c.pull_secret_options.paths), 2);
+                assert_string_equal(c.pull_secret_options.paths[0], "/a/config.json");
+                assert_string_equal(c.pull_secret_options.paths[1], "/b/config.json");
+                assert_true(c.pull_secret_options.enabled);
+                config_done(&c);
+        }
+        {
+                char *args[] = { (char *) "--pull-secret", (char *) "/secret", (char *) "--pull-secret-owner",
+                                 (char *) "1000:27", NULL };
+                assert_int_equal(load_config(&c, args), 0);
+                assert_int_equal(c.pull_secret_options.uid, 1000);
+                assert_int_equal(c.pull_secret_options.gid, 27);
+                config_done(&c);
+        }
+        /* A bad value stops start-up, as before. */
+        {
+                char *args[] = { (char *) "--pull-secret", (char *) "/secret", (char *) "--pull-secret-policy",
+                                 (char *) "Merge", NULL };
+                assert_int_equal(load_config(&c, args), -EINVAL);
+                config_done(&c);
+        }
+        {
+                char *args[] = { (char *) "--pull-secret", (char *) "/secret", (char *) "--pull-secret-owner",
+                                 (char *) "root", NULL };
+                assert_int_equal(load_config(&c, args), -EINVAL);
+                config_done(&c);
+        }
 }
 
 /* ------------------------------------------------------------------------
@@ -459,13 +531,18 @@ static int teardown(void **state) {
 static PullSecretPlan *plan_with(Fixture *f, const char *text, PullSecretPolicy policy, char *const *paths) {
         _cleanup_(snapshot_freep) Snapshot *snap = snapshot_new();
         char *def[] = { (char *) TARGET, NULL };
+        PullSecretOptions o = {
+                .paths = (char **) (paths ? paths : def),
+                .policy = policy,
+                .uid = geteuid(),
+                .gid = getegid(),
+                .enabled = true,
+        };
         PullSecretPlan *p = NULL;
 
         if (text)
                 assert_int_equal(snapshot_set_pull_secret(snap, text, strlen(text)), 0);
-        assert_int_equal(pull_secret_plan_compute(f->rootfd, STATE_DIR, snap, paths ? paths : def, policy, geteuid(),
-                                                  getegid(), &p),
-                         0);
+        assert_int_equal(pull_secret_plan_compute(f->rootfd, STATE_DIR, snap, &o, &p), 0);
         return p;
 }
 
@@ -674,18 +751,15 @@ static const char *sync_hash(Fixture *f, const char *text, bool dry_run) {
         _cleanup_(snapshot_freep) Snapshot *snap = snapshot_new();
         char *paths[] = { (char *) TARGET, NULL };
         static char hash[65];
-        char owner[32];
         State s = {};
         Config c = {
                 .root = f->root,
                 .state_dir = (char *) STATE_DIR,
-                .pull_secret_targets = paths,
-                .pull_secret_policy = (char *) "replace",
-                .pull_secret_owner = owner,
+                .pull_secret_options = { .paths = paths, .policy = PULL_SECRET_REPLACE, .uid = geteuid(),
+                                         .gid = getegid(), .enabled = true },
                 .dry_run = dry_run,
         };
 
-        snprintf(owner, sizeof owner, "%u:%u", (unsigned) geteuid(), (unsigned) getegid());
         assert_int_equal(snapshot_set_pull_secret(snap, text, strlen(text)), 0);
         assert_int_equal(pull_secret_sync(f->rootfd, &c, snap, &s), 0);
         assert_string_equal(s.pull_secret_state, "applied");
@@ -816,6 +890,7 @@ int main(void) {
                 cmocka_unit_test(test_refused_huge_and_deep),
                 cmocka_unit_test(test_reasons_hold_no_credential),
                 cmocka_unit_test(test_owner_and_policy),
+                cmocka_unit_test(test_options_parsed_by_config),
                 cmocka_unit_test(test_replace),
                 cmocka_unit_test(test_merge_keeps_node_local),
                 cmocka_unit_test(test_merge_removes_previously_added),
