@@ -146,7 +146,7 @@ json_t *health_status_json(const State *s, const StatusInfo *info) {
                          "registries", regs,
                          "soonest_expiry", time_or_null(state_soonest_expiry(s)),
                          "pull_secret",
-                         "state", s->pull_secret_state ? s->pull_secret_state : "absent",
+                         "state", pull_secret_status_to_string(s->pull_secret_status),
                          "hash", string_or_null(s->pull_secret_hash),
                          "error", string_or_null(s->pull_secret_error),
                          "report", reporter_json(info));

@@ -252,7 +252,7 @@ static int exit_code_for(const State *s) {
         if (!s->last_sync_ok || s->n_failed > 0)
                 return EXIT_FAILURE_;
         if (s->n_refused > 0 || s->n_conflicts > 0 || s->n_shadowed > 0 ||
-            (s->pull_secret_state && streq(s->pull_secret_state, "invalid")))
+            s->pull_secret_status == PULL_SECRET_INVALID)
                 return EXIT_PARTIAL;
         return EXIT_APPLIED;
 }
@@ -452,7 +452,7 @@ int manager_sync(Manager *m) {
                                 err = NULL;
                 }
                 /* The pull-secret half (pullsecret.c), after the trust half:
-                 * an invalid secret only sets pull_secret_state; a failed
+                 * an invalid secret only sets pull_secret_status; a failed
                  * write fails the sync like a failed registry write. */
                 if (m->config->pull_secret_options.enabled) {
                         int k = pull_secret_sync(m->root_fd, m->config, snap, s);

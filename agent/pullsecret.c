@@ -401,7 +401,7 @@ int pull_secret_sync(int rootfd, const Config *c, const Snapshot *snap, State *s
         _cleanup_(pull_secret_plan_freep) PullSecretPlan *p = NULL;
         _cleanup_free_ char *error = NULL;
         const PullSecretOptions *o = &c->pull_secret_options;
-        const char *new_state;
+        PullSecretStatus status;
         bool all_ok = true, reason_changed;
         int failed = 0, r;
 
@@ -427,14 +427,14 @@ int pull_secret_sync(int rootfd, const Config *c, const Snapshot *snap, State *s
                         log_info("Created the pull secret hash key '%s/%s'", c->state_dir, PULL_SECRET_KEY_FILE);
         }
 
-        /* State: "applied" only when every target holds the secret. */
+        /* State: VALID ("applied") only when every target holds the secret. */
         if (p->status == PULL_SECRET_INVALID) {
-                new_state = "invalid";
+                status = PULL_SECRET_INVALID;
                 error = strdup(p->reason);
                 if (!error)
                         return -ENOMEM;
         } else if (p->status == PULL_SECRET_ABSENT)
-                new_state = "absent";
+                status = PULL_SECRET_ABSENT;
         else {
                 for (size_t i = 0; i < p->n_targets; i++) {
                         const PullSecretTarget *t = &p->targets[i];
@@ -448,11 +448,17 @@ int pull_secret_sync(int rootfd, const Config *c, const Snapshot *snap, State *s
                                 return r;
                         all_ok = false;
                 }
-                new_state = all_ok ? "applied" : "invalid";
+                status = all_ok ? PULL_SECRET_VALID : PULL_SECRET_INVALID;
         }
 
-        reason_changed = !s->pull_secret_state || !streq(s->pull_secret_state, new_state) ||
-                         !streq(s->pull_secret_error ?: "", error ?: "");
+        /* The hash says what the node holds: it moves only when every target
+         * does. A dry run never publishes one made with a key it did not save. */
+        bool publish = p->status == PULL_SECRET_VALID && all_ok &&
+                       (!c->dry_run || p->hash_key_origin == PULL_SECRET_KEY_LOADED);
+        r = state_set_pull_secret(s, status, publish ? p->hash : NULL, error);
+        if (r < 0)
+                return r;
+        reason_changed = r > 0;
 
         if (!c->dry_run) {
                 for (size_t i = 0; i < p->n_targets; i++) {
@@ -467,12 +473,5 @@ int pull_secret_sync(int rootfd, const Config *c, const Snapshot *snap, State *s
                         log_info("No pull secret at the source; pull credentials files left as they are");
         }
 
-        s->pull_secret_state = new_state;
-        free(s->pull_secret_error);
-        s->pull_secret_error = TAKE_PTR(error);
-        /* The hash says what the node holds: it moves only when every target
-         * does. A dry run never publishes one made with a key it did not save. */
-        if (p->status == PULL_SECRET_VALID && all_ok && (!c->dry_run || p->hash_key_origin == PULL_SECRET_KEY_LOADED))
-                memcpy(s->pull_secret_hash, p->hash, sizeof s->pull_secret_hash);
         return failed > 0 ? -EIO : 0;
 }

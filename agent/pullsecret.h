@@ -66,12 +66,6 @@
 #include "snapshot.h"
 #include "state.h"
 
-typedef enum PullSecretStatus {
-        PULL_SECRET_ABSENT,  /* the source has no pull secret */
-        PULL_SECRET_INVALID, /* refused; the targets keep the last good content */
-        PULL_SECRET_VALID,
-} PullSecretStatus;
-
 typedef enum PullSecretActionType {
         PULL_SECRET_CREATE,
         PULL_SECRET_UPDATE,
@@ -94,7 +88,7 @@ typedef struct PullSecretTarget {
 } PullSecretTarget;
 
 typedef struct PullSecretPlan {
-        PullSecretStatus status;
+        PullSecretStatus status; /* (state.h) what the source holds */
         PullSecretPolicy policy;
         char *reason;      /* INVALID: why, secret-free */
         char hash[65];     /* VALID: HMAC-SHA256 of the secret, normalized, with hash_key */

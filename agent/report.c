@@ -231,7 +231,7 @@ static json_t *report_build_limited(const State *s, const ReportContext *ctx, bo
                          "registries", regs,
                          "soonest_expiry", time_or_null(state_soonest_expiry(s)),
                          "pull_secret",
-                         "state", s->pull_secret_state ? s->pull_secret_state : "absent",
+                         "state", pull_secret_status_to_string(s->pull_secret_status),
                          "hash", string_or_null(s->pull_secret_hash),
                          "targets", targets_json(s),
                          /* Whole counts even when registries is cut short. */

@@ -743,6 +743,35 @@ static void test_plan_print_holds_no_content(void **state) {
 }
 
 /* ------------------------------------------------------------------------
+ * The status State keeps, and the words it is published with. */
+
+static void test_state_records_pull_secret(void **state) {
+        State s = {};
+
+        (void) state;
+        assert_string_equal(pull_secret_status_to_string(PULL_SECRET_ABSENT), "absent");
+        assert_string_equal(pull_secret_status_to_string(PULL_SECRET_INVALID), "invalid");
+        assert_string_equal(pull_secret_status_to_string(PULL_SECRET_VALID), "applied");
+        /* Before any sync: absent, as the status pages have always said. */
+        assert_string_equal(pull_secret_status_to_string(s.pull_secret_status), "absent");
+
+        /* The first status recorded is a change, even "absent". */
+        assert_int_equal(state_set_pull_secret(&s, PULL_SECRET_ABSENT, NULL, NULL), 1);
+        assert_int_equal(state_set_pull_secret(&s, PULL_SECRET_ABSENT, NULL, NULL), 0);
+        assert_int_equal(state_set_pull_secret(&s, PULL_SECRET_VALID, "aa", NULL), 1);
+        assert_string_equal(s.pull_secret_hash, "aa");
+        /* A new error is a change; a NULL hash keeps the published one. */
+        assert_int_equal(state_set_pull_secret(&s, PULL_SECRET_INVALID, NULL, "/x: no"), 1);
+        assert_int_equal(state_set_pull_secret(&s, PULL_SECRET_INVALID, NULL, "/x: no"), 0);
+        assert_int_equal(state_set_pull_secret(&s, PULL_SECRET_INVALID, NULL, "/x: other"), 1);
+        assert_string_equal(s.pull_secret_error, "/x: other");
+        assert_string_equal(s.pull_secret_hash, "aa");
+        assert_int_equal(state_set_pull_secret(&s, PULL_SECRET_VALID, NULL, NULL), 1);
+        assert_null(s.pull_secret_error);
+        state_done(&s);
+}
+
+/* ------------------------------------------------------------------------
  * The published hash: keyed with the node's hash.key, never a plain sha256. */
 
 /* pull_secret_sync() with the replace policy into f's root; returns the
@@ -762,7 +791,8 @@ static const char *sync_hash(Fixture *f, const char *text, bool dry_run) {
 
         assert_int_equal(snapshot_set_pull_secret(snap, text, strlen(text)), 0);
         assert_int_equal(pull_secret_sync(f->rootfd, &c, snap, &s), 0);
-        assert_string_equal(s.pull_secret_state, "applied");
+        assert_int_equal(s.pull_secret_status, PULL_SECRET_VALID);
+        assert_string_equal(pull_secret_status_to_string(s.pull_secret_status), "applied");
         memcpy(hash, s.pull_secret_hash, sizeof hash);
         state_done(&s);
         return hash;
@@ -903,6 +933,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_apply_several_targets, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_corrupt_state_file, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_print_holds_no_content, setup, teardown),
+                cmocka_unit_test(test_state_records_pull_secret),
                 cmocka_unit_test_setup_teardown(test_published_hash_is_keyed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hash_key_replaced_when_corrupt, setup, teardown),
         };
