@@ -546,11 +546,28 @@ static PullSecretPlan *plan_with(Fixture *f, const char *text, PullSecretPolicy 
         return p;
 }
 
+/* pull_secret_apply() into f's root; returns what it returned, after
+ * checking that the result names every target of the plan, as planned. */
+static int apply(Fixture *f, const PullSecretPlan *p) {
+        _cleanup_(pull_secret_result_freep) PullSecretResult *res = NULL;
+        int r = pull_secret_apply(f->rootfd, STATE_DIR, p, &res);
+
+        if (r >= 0) {
+                assert_non_null(res);
+                assert_int_equal(res->n_targets, p->n_targets);
+                for (size_t i = 0; i < p->n_targets; i++) {
+                        assert_string_equal(res->targets[i].path, p->targets[i].path);
+                        assert_int_equal(res->targets[i].action, p->targets[i].type);
+                }
+        }
+        return r;
+}
+
 static PullSecretActionType sync_with(Fixture *f, const char *text, PullSecretPolicy policy) {
         _cleanup_(pull_secret_plan_freep) PullSecretPlan *p = plan_with(f, text, policy, NULL);
         PullSecretActionType t = p->targets[0].type;
 
-        assert_int_equal(pull_secret_apply(f->rootfd, STATE_DIR, p, geteuid(), getegid()), 0);
+        assert_int_equal(apply(f, p), 0);
         return t;
 }
 
@@ -634,7 +651,7 @@ static void test_apply_merge_lifecycle(void **state) {
                 _cleanup_(pull_secret_plan_freep) PullSecretPlan *p = plan_with(f, "{\"auths\":", PULL_SECRET_MERGE, NULL);
                 assert_int_equal(p->status, PULL_SECRET_INVALID);
                 assert_int_equal(p->targets[0].type, PULL_SECRET_KEEP);
-                assert_int_equal(pull_secret_apply(f->rootfd, STATE_DIR, p, geteuid(), getegid()), 0);
+                assert_int_equal(apply(f, p), 0);
         }
         /* Neither does an absent one. */
         {
@@ -655,7 +672,7 @@ static void test_apply_merge_refuses_foreign_file(void **state) {
         p = plan_with(f, S1, PULL_SECRET_MERGE, NULL);
         assert_int_equal(p->targets[0].type, PULL_SECRET_CONFLICT);
         assert_non_null(strstr(p->targets[0].reason, "not valid JSON"));
-        assert_int_equal(pull_secret_apply(f->rootfd, STATE_DIR, p, geteuid(), getegid()), 0);
+        assert_int_equal(apply(f, p), 0);
         after = read_rel(f, "var/lib/kubelet/config.json");
         assert_string_equal(after, "# not json, an admin's notes\n");
 
@@ -680,7 +697,7 @@ static void test_apply_refuses_symlinks(void **state) {
         assert_non_null(strstr(p->targets[0].reason, "symlink"));
         assert_int_equal(p->targets[1].type, PULL_SECRET_CONFLICT);
         assert_non_null(strstr(p->targets[1].reason, "symlink"));
-        assert_int_equal(pull_secret_apply(f->rootfd, STATE_DIR, p, geteuid(), getegid()), 0);
+        assert_int_equal(apply(f, p), 0);
         assert_int_equal(fstatat(f->rootfd, "var/lib/kubelet/config.json", &st, AT_SYMLINK_NOFOLLOW), 0);
         assert_true(S_ISLNK(st.st_mode));
 }
@@ -693,12 +710,69 @@ static void test_apply_several_targets(void **state) {
 
         p = plan_with(f, S1, PULL_SECRET_REPLACE, paths);
         assert_int_equal(p->n_targets, 2);
-        assert_int_equal(pull_secret_apply(f->rootfd, STATE_DIR, p, geteuid(), getegid()), 0);
+        assert_int_equal(apply(f, p), 0);
         a = read_rel(f, "var/lib/kubelet/config.json");
         b = read_rel(f, "root/.docker/config.json");
         assert_non_null(a);
         assert_non_null(b);
         assert_string_equal(a, b);
+}
+
+/* A write that fails after planning is in apply's result, and only there:
+ * the plan stays what was planned, the other target is still written. */
+static void test_apply_result_reports_failure(void **state) {
+        Fixture *f = *state;
+        char *paths[] = { (char *) "/var/lib/kubelet/config.json", (char *) "/root/.docker/config.json", NULL };
+        _cleanup_(pull_secret_plan_freep) PullSecretPlan *p = NULL;
+        _cleanup_(pull_secret_result_freep) PullSecretResult *res = NULL;
+        _cleanup_(json_decrefp) json_t *ledger = NULL;
+        _cleanup_free_ char *content = NULL, *error = NULL, *written = NULL;
+        PullSecretStatus status;
+        const char *hash = "";
+        char sha[65];
+
+        p = plan_with(f, S1, PULL_SECRET_REPLACE, paths);
+        assert_int_equal(p->targets[0].type, PULL_SECRET_CREATE);
+        assert_int_equal(p->targets[1].type, PULL_SECRET_CREATE);
+        content = strndup(p->targets[0].content, p->targets[0].size);
+        assert_non_null(content);
+        memcpy(sha, p->targets[0].sha256, sizeof sha);
+        ledger = json_deep_copy(p->ledger);
+        assert_non_null(ledger);
+
+        /* Between plan and apply, a file takes the first target's directory's place. */
+        write_rel(f, "var/lib", "kubelet", "not a directory\n");
+
+        assert_int_equal(pull_secret_apply(f->rootfd, STATE_DIR, p, &res), 1);
+        assert_non_null(res);
+        assert_int_equal(res->n_targets, 2);
+        assert_string_equal(res->targets[0].path, "/var/lib/kubelet/config.json");
+        assert_int_equal(res->targets[0].action, PULL_SECRET_CREATE);
+        assert_true(res->targets[0].error < 0);
+        assert_string_equal(res->targets[1].path, "/root/.docker/config.json");
+        assert_int_equal(res->targets[1].action, PULL_SECRET_CREATE);
+        assert_int_equal(res->targets[1].error, 0);
+        written = read_rel(f, "root/.docker/config.json");
+        assert_non_null(written);
+        assert_string_equal(written, content);
+
+        /* The plan is untouched: same actions, content, hashes and ledger. */
+        assert_int_equal(p->n_targets, 2);
+        assert_int_equal(p->targets[0].type, PULL_SECRET_CREATE);
+        assert_int_equal(p->targets[1].type, PULL_SECRET_CREATE);
+        assert_int_equal(p->targets[0].size, strlen(content));
+        assert_memory_equal(p->targets[0].content, content, p->targets[0].size);
+        assert_string_equal(p->targets[0].sha256, sha);
+        assert_null(p->targets[0].reason);
+        assert_true(json_equal(p->ledger, ledger));
+
+        /* What State hears: not applied, because of that target; no hash. */
+        assert_int_equal(pull_secret_outcome(p, res, &status, &error, &hash), 0);
+        assert_int_equal(status, PULL_SECRET_INVALID);
+        assert_non_null(error);
+        assert_ptr_equal(strstr(error, "/var/lib/kubelet/config.json: "), error);
+        assert_null(strstr(error, "/root/.docker/config.json"));
+        assert_null(hash);
 }
 
 static void test_corrupt_state_file(void **state) {
@@ -774,23 +848,57 @@ static void test_state_records_pull_secret(void **state) {
 /* ------------------------------------------------------------------------
  * The published hash: keyed with the node's hash.key, never a plain sha256. */
 
-/* pull_secret_sync() with the replace policy into f's root; returns the
- * published hash (a static buffer). */
+/* The pull-secret stages of a sync, as the manager runs them: plan, apply
+ * (or print, for a dry run), outcome, state, log. Returns 0, -EIO when a
+ * target could not be written, or another negative errno. */
+static int sync_stages(Fixture *f, const Snapshot *snap, const PullSecretOptions *o, bool dry_run, State *s) {
+        _cleanup_(pull_secret_plan_freep) PullSecretPlan *p = NULL;
+        _cleanup_(pull_secret_result_freep) PullSecretResult *res = NULL;
+        _cleanup_free_ char *error = NULL;
+        PullSecretStatus status;
+        const char *hash;
+        int failed = 0, r;
+
+        r = pull_secret_plan_compute(f->rootfd, STATE_DIR, snap, o, &p);
+        if (r < 0)
+                return r;
+        if (dry_run) {
+                pull_secret_plan_print(stdout, p, f->root);
+                fflush(stdout);
+        } else {
+                pull_secret_plan_log(p, STATE_DIR);
+                failed = pull_secret_apply(f->rootfd, STATE_DIR, p, &res);
+                if (failed < 0)
+                        return failed;
+        }
+        r = pull_secret_outcome(p, res, &status, &error, &hash);
+        if (r < 0)
+                return r;
+        r = state_set_pull_secret(s, status, hash, error);
+        if (r < 0)
+                return r;
+        if (!dry_run)
+                pull_secret_log(p, res, STATE_DIR, r > 0);
+        return failed > 0 ? -EIO : 0;
+}
+
+/* A sync with the replace policy into f's root; returns the published
+ * hash (a static buffer). */
 static const char *sync_hash(Fixture *f, const char *text, bool dry_run) {
         _cleanup_(snapshot_freep) Snapshot *snap = snapshot_new();
         char *paths[] = { (char *) TARGET, NULL };
         static char hash[65];
         State s = {};
-        Config c = {
-                .root = f->root,
-                .state_dir = (char *) STATE_DIR,
-                .pull_secret_options = { .paths = paths, .policy = PULL_SECRET_REPLACE, .uid = geteuid(),
-                                         .gid = getegid(), .enabled = true },
-                .dry_run = dry_run,
+        PullSecretOptions o = {
+                .paths = paths,
+                .policy = PULL_SECRET_REPLACE,
+                .uid = geteuid(),
+                .gid = getegid(),
+                .enabled = true,
         };
 
         assert_int_equal(snapshot_set_pull_secret(snap, text, strlen(text)), 0);
-        assert_int_equal(pull_secret_sync(f->rootfd, &c, snap, &s), 0);
+        assert_int_equal(sync_stages(f, snap, &o, dry_run, &s), 0);
         assert_int_equal(s.pull_secret_status, PULL_SECRET_VALID);
         assert_string_equal(pull_secret_status_to_string(s.pull_secret_status), "applied");
         memcpy(hash, s.pull_secret_hash, sizeof hash);
@@ -931,6 +1039,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_apply_merge_refuses_foreign_file, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_refuses_symlinks, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_several_targets, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_apply_result_reports_failure, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_corrupt_state_file, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_print_holds_no_content, setup, teardown),
                 cmocka_unit_test(test_state_records_pull_secret),
