@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,13 @@ int pull_secret_render(const json_t *secret, PullSecretPolicy policy, const char
                        char *const *previous, char **ret_content, size_t *ret_size, bool *ret_same,
                        char **ret_reason) {
         int r;
+
+        assert(secret);
+        assert(existing || existing_size == 0);
+        assert(ret_content);
+        assert(ret_size);
+        assert(ret_same);
+        assert(ret_reason);
 
         *ret_reason = NULL;
         *ret_same = false;
