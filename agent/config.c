@@ -10,7 +10,6 @@
 #include "cleanup.h"
 #include "config.h"
 #include "target.h"
-#include "pullsecret.h"
 #include "strv.h"
 #include "trust.h"
 
@@ -116,26 +115,26 @@ static int config_set(Config *c, const char *name, const char *v, bool from_cmdl
                         return -EINVAL;
                 }
                 if (from_cmdline && !cmdline_targets_seen) {
-                        c->pull_secret_targets = strv_free(c->pull_secret_targets);
+                        c->pull_secret_options.paths = strv_free(c->pull_secret_options.paths);
                         cmdline_targets_seen = true;
                 }
-                return strv_extend(&c->pull_secret_targets, v);
+                return strv_extend(&c->pull_secret_options.paths, v);
         }
         if (streq(name, "pull-secret-policy")) {
-                if (!streq(v, "replace") && !streq(v, "merge")) {
+                if (pull_secret_policy_from_string(v, &c->pull_secret_options.policy) < 0) {
                         *err = "must be 'replace' or 'merge'";
                         return -EINVAL;
                 }
-                return set_string(&c->pull_secret_policy, v);
+                return 0;
         }
         if (streq(name, "pull-secret-owner")) {
-                /* Checked here, not at the first write: a typo must stop
+                /* Parsed here, not at the first write: a typo must stop
                  * start-up, not leave credentials owned by the wrong user. */
-                if (pull_secret_owner_parse(v, NULL, NULL) < 0) {
+                if (pull_secret_owner_parse(v, &c->pull_secret_options.uid, &c->pull_secret_options.gid) < 0) {
                         *err = "expected a numeric UID or UID:GID (0-4294967294)";
                         return -EINVAL;
                 }
-                return set_string(&c->pull_secret_owner, v);
+                return 0;
         }
         if (streq(name, "kubeconfig"))
                 return set_string(&c->kubeconfig, v);
@@ -287,8 +286,10 @@ static int config_defaults(Config *c) {
         char host[256];
         const char *n = getenv("NODE_NAME");
 
+        /* The pull secret's owner defaults to 0:0, its policy to replace. */
         *c = (Config){ .targets = TARGET_ALL, .containerd_hosts_toml = true, .resync_sec = DEFAULT_RESYNC_SEC,
-                       .report_interval_sec = DEFAULT_REPORT_INTERVAL_SEC, .log_level = LOG_INFO };
+                       .report_interval_sec = DEFAULT_REPORT_INTERVAL_SEC, .log_level = LOG_INFO,
+                       .pull_secret_options = { .policy = PULL_SECRET_REPLACE, .uid = 0, .gid = 0 } };
         if (!n || !*n) {
                 if (gethostname(host, sizeof host) < 0)
                         snprintf(host, sizeof host, "localhost");
@@ -298,8 +299,7 @@ static int config_defaults(Config *c) {
         if (set_string(&c->root, "/") < 0 || set_string(&c->state_dir, DEFAULT_STATE_DIR) < 0 ||
             set_string(&c->containerd_config, DEFAULT_CONTAINERD_CONFIG) < 0 ||
             set_string(&c->health_listen, DEFAULT_HEALTH_LISTEN) < 0 || set_string(&c->node_name, n) < 0 ||
-            set_string(&c->pull_secret_policy, "replace") < 0 || set_string(&c->pull_secret_owner, "0:0") < 0 ||
-            strv_extend(&c->pull_secret_targets, DEFAULT_PULL_SECRET_TARGET) < 0 ||
+            strv_extend(&c->pull_secret_options.paths, DEFAULT_PULL_SECRET_TARGET) < 0 ||
             strv_split_comma(DEFAULT_IGNORE_KEYS, &c->ignore_keys) < 0)
                 return -ENOMEM;
         return 0;
@@ -381,6 +381,7 @@ int config_load(Config *c, int argc, char **argv) {
                 fprintf(stderr, "nodetrustd: --report-token-file needs --report-url\n");
                 return -EINVAL;
         }
+        c->pull_secret_options.enabled = c->pull_secret || c->kubeconfig || c->in_cluster;
         return 0;
 }
 
@@ -388,9 +389,7 @@ void config_done(Config *c) {
         free(c->config_file);
         free(c->trust_source);
         free(c->pull_secret);
-        strv_free(c->pull_secret_targets);
-        free(c->pull_secret_policy);
-        free(c->pull_secret_owner);
+        strv_free(c->pull_secret_options.paths);
         free(c->kubeconfig);
         free(c->root);
         free(c->state_dir);

@@ -8,6 +8,8 @@
 
 #include <stdbool.h>
 
+#include "pullsecret-options.h"
+
 #define DEFAULT_CONFIG_FILE "/etc/nodetrust/nodetrustd.conf"
 #define DEFAULT_STATE_DIR "/var/lib/nodetrust"
 #define DEFAULT_PULL_SECRET_TARGET "/var/lib/kubelet/config.json"
@@ -20,9 +22,10 @@ typedef struct Config {
         char *config_file;
         char *trust_source;
         char *pull_secret;
-        char **pull_secret_targets; /* strv; default DEFAULT_PULL_SECRET_TARGET */
-        char *pull_secret_policy;   /* "replace" (default) or "merge" */
-        char *pull_secret_owner;    /* "UID[:GID]", default "0:0" */
+        /* --pull-secret-target (default DEFAULT_PULL_SECRET_TARGET),
+         * --pull-secret-policy (default replace), --pull-secret-owner
+         * (default 0:0), parsed; enabled once the flags are all read. */
+        PullSecretOptions pull_secret_options;
         char *kubeconfig;
         bool in_cluster;
         unsigned kube_watch_timeout_sec; /* 0: the API source's default */

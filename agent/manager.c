@@ -170,7 +170,7 @@ static int exit_code_for(const State *s) {
         if (!s->last_sync_ok || s->n_failed > 0)
                 return EXIT_FAILURE_;
         if (s->n_refused > 0 || s->n_conflicts > 0 || s->n_shadowed > 0 ||
-            (s->pull_secret_state && streq(s->pull_secret_state, "invalid")))
+            s->pull_secret_status == PULL_SECRET_INVALID)
                 return EXIT_PARTIAL;
         return EXIT_APPLIED;
 }
@@ -262,6 +262,41 @@ static int manager_sync_trust(Manager *m, const Snapshot *snap, bool content_cha
         return r;
 }
 
+/* The pull-secret half of a sync, in the trust half's stages: plan, apply
+ * (or print for --dry-run), state, log. -EIO when a target could not be
+ * written. */
+static int manager_sync_pull_secret(Manager *m, const Snapshot *snap) {
+        _cleanup_(pull_secret_plan_freep) PullSecretPlan *p = NULL;
+        _cleanup_(pull_secret_result_freep) PullSecretResult *res = NULL;
+        _cleanup_free_ char *error = NULL;
+        const Config *c = m->config;
+        PullSecretStatus status;
+        const char *hash;
+        int failed = 0, r;
+
+        r = pull_secret_plan_compute(m->root_fd, c->state_dir, snap, &c->pull_secret_options, &p);
+        if (r < 0)
+                return r;
+        if (c->dry_run) {
+                pull_secret_plan_print(stdout, p, c->root);
+                fflush(stdout);
+        } else {
+                pull_secret_plan_log(p, c->state_dir);
+                failed = pull_secret_apply(m->root_fd, c->state_dir, p, &res);
+                if (failed < 0)
+                        return failed;
+        }
+        r = pull_secret_outcome(p, res, &status, &error, &hash);
+        if (r < 0)
+                return r;
+        r = state_set_pull_secret(&m->state, status, hash, error);
+        if (r < 0)
+                return r;
+        if (!c->dry_run)
+                pull_secret_log(p, res, c->state_dir, r > 0);
+        return failed > 0 ? -EIO : 0;
+}
+
 /* Drift repair after an output event: the source has not changed, so apply
  * the trust set we have. A failure here marks the agent degraded until the
  * next full sync; success leaves the last full sync's verdict alone. */
@@ -322,10 +357,10 @@ int manager_sync(Manager *m) {
                                 err = NULL;
                 }
                 /* The pull-secret half (pullsecret.c), after the trust half:
-                 * an invalid secret only sets pull_secret_state; a failed
+                 * an invalid secret only sets pull_secret_status; a failed
                  * write fails the sync like a failed registry write. */
-                if (m->config->pull_secret || m->config->kubeconfig || m->config->in_cluster) {
-                        int k = pull_secret_sync(m->root_fd, m->config, snap, s);
+                if (m->config->pull_secret_options.enabled) {
+                        int k = manager_sync_pull_secret(m, snap);
                         if (k < 0 && r >= 0) {
                                 r = k;
                                 if (asprintf(&err, "Failed to sync the pull secret: %s",

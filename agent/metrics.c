@@ -23,7 +23,7 @@ static void sample_time(FILE *f, const char *name, time_t t) {
 
 int metrics_render(const State *s, const MetricsInfo *info, char **ret, size_t *ret_size) {
         static const char *const pull_states[] = { "absent", "applied", "invalid" };
-        const char *pull = s->pull_secret_state ? s->pull_secret_state : "absent";
+        const char *pull = pull_secret_status_to_string(s->pull_secret_status);
         _cleanup_free_ char *buf = NULL;
         size_t size = 0;
         time_t soonest;

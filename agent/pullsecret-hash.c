@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -33,6 +34,10 @@ int pull_secret_hash_key_load(int rootfd, const char *state_dir, uint8_t ret[PUL
         char *data = NULL;
         size_t size = 0;
         int r;
+
+        assert(state_dir);
+        assert(ret);
+        assert(ret_origin);
 
         r = open_dir_beneath(rootfd, state_dir, 0, &dfd, NULL);
         if (r < 0 && r != -ENOENT)
@@ -70,6 +75,9 @@ int pull_secret_hash_key_save(int rootfd, const char *state_dir, const uint8_t k
         _cleanup_close_ int dfd = -1;
         int r;
 
+        assert(state_dir);
+        assert(key);
+
         r = open_private_dir_beneath(rootfd, state_dir, &dfd);
         if (r < 0)
                 return r;
@@ -80,6 +88,10 @@ int pull_secret_hash_key_save(int rootfd, const char *state_dir, const uint8_t k
 int pull_secret_hash(const uint8_t key[PULL_SECRET_KEY_SIZE], const void *data, size_t size, char ret[65]) {
         unsigned char mac[EVP_MAX_MD_SIZE];
         unsigned len = 0;
+
+        assert(key);
+        assert(data || size == 0);
+        assert(ret);
 
         ret[0] = 0;
         if (!HMAC(EVP_sha256(), key, PULL_SECRET_KEY_SIZE, data, size, mac, &len) || len != 32)

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,8 @@
 #define STATE_MAX (4u * 1024 * 1024)
 
 int pull_secret_ledger_new(json_t **ret) {
+        assert(ret);
+
         *ret = json_pack("{s:i, s:{}}", "version", 1, "targets");
         return *ret ? 0 : -ENOMEM;
 }
@@ -22,6 +25,9 @@ int pull_secret_ledger_load(int rootfd, const char *state_dir, json_t **ret) {
         json_t *j;
         size_t size;
         int r;
+
+        assert(state_dir);
+        assert(ret);
 
         r = open_dir_beneath(rootfd, state_dir, 0, &dfd, NULL);
         if (r >= 0)
@@ -49,6 +55,10 @@ int pull_secret_ledger_registries(const json_t *ledger, const char *path, char *
         size_t i;
         json_t *v;
 
+        assert(ledger);
+        assert(path);
+        assert(ret);
+
         json_array_foreach(regs, i, v)
                 if (json_is_string(v) && strv_extend(&l, json_string_value(v)) < 0)
                         return -ENOMEM;
@@ -57,12 +67,20 @@ int pull_secret_ledger_registries(const json_t *ledger, const char *path, char *
 }
 
 const char *pull_secret_ledger_sha256(const json_t *ledger, const char *path) {
+        assert(ledger);
+        assert(path);
+
         return json_string_value(entry_get(ledger, path, "sha256")) ?: "";
 }
 
 int pull_secret_ledger_set(json_t *ledger, const char *path, char *const *registries, const char *sha256,
                            bool *ret_changed) {
         json_t *by_path = json_object_get(ledger, "targets"), *regs = json_array(), *entry;
+
+        assert(ledger);
+        assert(path);
+        assert(sha256);
+        assert(ret_changed);
 
         if (!regs)
                 return -ENOMEM;
@@ -88,6 +106,9 @@ int pull_secret_ledger_save(int rootfd, const char *state_dir, const json_t *led
         _cleanup_free_ char *text = json_dumps(ledger, PULL_SECRET_DUMP_FLAGS);
         _cleanup_close_ int dfd = -1;
         int r;
+
+        assert(state_dir);
+        assert(ledger);
 
         if (!text)
                 return -ENOMEM;

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,16 +7,6 @@
 #include "cleanup.h"
 #include "pullsecret-render.h"
 #include "pullsecret-validate.h"
-
-int pull_secret_policy_from_string(const char *s, PullSecretPolicy *ret) {
-        if (s && streq(s, "replace"))
-                *ret = PULL_SECRET_REPLACE;
-        else if (s && streq(s, "merge"))
-                *ret = PULL_SECRET_MERGE;
-        else
-                return -EINVAL;
-        return 0;
-}
 
 /* Serialize like every file we write: sorted keys, two-space indent, a
  * final newline. The result holds credentials: the caller wipes it. */
@@ -98,6 +89,13 @@ int pull_secret_render(const json_t *secret, PullSecretPolicy policy, const char
                        char *const *previous, char **ret_content, size_t *ret_size, bool *ret_same,
                        char **ret_reason) {
         int r;
+
+        assert(secret);
+        assert(existing || existing_size == 0);
+        assert(ret_content);
+        assert(ret_size);
+        assert(ret_same);
+        assert(ret_reason);
 
         *ret_reason = NULL;
         *ret_same = false;

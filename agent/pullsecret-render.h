@@ -11,16 +11,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "pullsecret-options.h"
+
 /* How every file nodetrustd writes here is serialized (plus a final newline). */
 #define PULL_SECRET_DUMP_FLAGS (JSON_INDENT(2) | JSON_SORT_KEYS)
-
-typedef enum PullSecretPolicy {
-        PULL_SECRET_REPLACE,
-        PULL_SECRET_MERGE,
-} PullSecretPolicy;
-
-/* Parse "replace"/"merge"; -EINVAL otherwise. */
-int pull_secret_policy_from_string(const char *s, PullSecretPolicy *ret);
 
 /* Compute a target file's content from a parsed secret. existing (NULL: no
  * file) is the current file; previous the registries nodetrustd put there

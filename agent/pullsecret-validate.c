@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <malloc.h>
 #include <stdarg.h>
@@ -190,6 +191,8 @@ bool pull_secret_depth_within(const char *p, size_t n, unsigned max) {
         unsigned depth = 0;
         bool str = false, esc = false;
 
+        assert(p || n == 0);
+
         for (size_t i = 0; i < n; i++) {
                 char c = p[i];
                 if (str) {
@@ -213,6 +216,8 @@ bool pull_secret_depth_within(const char *p, size_t n, unsigned max) {
 /* jansson's error text quotes the input near the error ("near 'xyz'"),
  * which may be a credential: describe the error by its code only. */
 const char *pull_secret_json_error_describe(const json_error_t *e) {
+        assert(e);
+
         switch (json_error_code(e)) {
         case json_error_invalid_utf8: return "invalid UTF-8";
         case json_error_premature_end_of_input: return "unexpected end of input";
@@ -231,6 +236,9 @@ int pull_secret_refuse(char **ret_reason, const char *fmt, ...) {
         va_list ap;
         int r;
 
+        assert(ret_reason);
+        assert(fmt);
+
         va_start(ap, fmt);
         r = vasprintf(ret_reason, fmt, ap);
         va_end(ap);
@@ -247,6 +255,10 @@ int pull_secret_parse(const void *data, size_t size, json_t **ret, char **ret_re
         const char *key, *why;
         json_error_t err;
         size_t i = 0;
+
+        assert(data || size == 0);
+        assert(ret);
+        assert(ret_reason);
 
         *ret_reason = NULL;
         if (size == 0)
@@ -305,6 +317,9 @@ int pull_secret_registries(const json_t *secret, char ***ret) {
         _cleanup_strv_free_ char **l = NULL;
         const char *key;
         json_t *e;
+
+        assert(secret);
+        assert(ret);
 
         json_object_foreach(json_object_get(secret, "auths"), key, e)
                 if (strv_extend(&l, key) < 0)

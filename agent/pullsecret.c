@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -10,7 +11,6 @@
 #include "cleanup.h"
 #include "fs.h"
 #include "hash.h"
-#include "log.h"
 #include "pullsecret.h"
 #include "strv.h"
 
@@ -27,38 +27,6 @@ static const char *const action_names[_PULL_SECRET_ACTION_MAX] = {
 
 const char *pull_secret_action_to_string(PullSecretActionType t) {
         return t >= 0 && t < _PULL_SECRET_ACTION_MAX ? action_names[t] : "unknown";
-}
-
-static int parse_id(const char *s, size_t len, unsigned long *ret) {
-        unsigned long v = 0;
-
-        if (len == 0 || len > 10)
-                return -EINVAL;
-        for (size_t i = 0; i < len; i++) {
-                if (s[i] < '0' || s[i] > '9')
-                        return -EINVAL;
-                v = v * 10 + (unsigned long) (s[i] - '0');
-        }
-        /* (uid_t) -1 means "leave unchanged" to chown, not an id. */
-        if (v >= 0xffffffffUL)
-                return -EINVAL;
-        *ret = v;
-        return 0;
-}
-
-int pull_secret_owner_parse(const char *s, uid_t *ret_uid, gid_t *ret_gid) {
-        const char *colon = strchr(s, ':');
-        unsigned long u, g = (unsigned long) (gid_t) -1;
-
-        if (parse_id(s, colon ? (size_t) (colon - s) : strlen(s), &u) < 0)
-                return -EINVAL;
-        if (colon && parse_id(colon + 1, strlen(colon + 1), &g) < 0)
-                return -EINVAL;
-        if (ret_uid)
-                *ret_uid = (uid_t) u;
-        if (ret_gid)
-                *ret_gid = (gid_t) g;
-        return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -97,8 +65,7 @@ static const char *open_problem(int r) {
         }
 }
 
-static int plan_target(int rootfd, const PullSecretPlan *p, const json_t *secret, PullSecretTarget *t, uid_t uid,
-                       gid_t gid) {
+static int plan_target(int rootfd, const PullSecretPlan *p, const json_t *secret, PullSecretTarget *t) {
         _cleanup_free_ char *dir = NULL, *existing = NULL;
         _cleanup_close_ int dfd = -1;
         size_t existing_size = 0;
@@ -127,8 +94,8 @@ static int plan_target(int rootfd, const PullSecretPlan *p, const json_t *secret
                         return set_conflict(t, "is a symlink; not following it");
                 if (!S_ISREG(st.st_mode))
                         return set_conflict(t, "exists and is not a regular file");
-                attrs_ok = (st.st_mode & 07777) == FILE_MODE && (uid == (uid_t) -1 || st.st_uid == uid) &&
-                           (gid == (gid_t) -1 || st.st_gid == gid);
+                attrs_ok = (st.st_mode & 07777) == FILE_MODE && (p->uid == (uid_t) -1 || st.st_uid == p->uid) &&
+                           (p->gid == (gid_t) -1 || st.st_gid == p->gid);
                 r = read_file_at(dfd, name, false, EXISTING_MAX, &existing, &existing_size);
                 if (r == -EFBIG && p->policy == PULL_SECRET_REPLACE)
                         r = 0; /* different from anything we write: replace it */
@@ -176,16 +143,24 @@ static int plan_target(int rootfd, const PullSecretPlan *p, const json_t *secret
         return 0;
 }
 
-int pull_secret_plan_compute(int rootfd, const char *state_dir, const Snapshot *snap, char *const *paths,
-                             PullSecretPolicy policy, uid_t uid, gid_t gid, PullSecretPlan **ret) {
+int pull_secret_plan_compute(int rootfd, const char *state_dir, const Snapshot *snap, const PullSecretOptions *o,
+                             PullSecretPlan **ret) {
         _cleanup_(pull_secret_plan_freep) PullSecretPlan *p = calloc(1, sizeof *p);
         _cleanup_(json_decrefp) json_t *secret = NULL;
-        size_t n = strv_length(paths);
+        size_t n;
         int r;
+
+        assert(state_dir);
+        assert(snap);
+        assert(o);
+        assert(ret);
 
         if (!p)
                 return -ENOMEM;
-        p->policy = policy;
+        n = strv_length(o->paths);
+        p->policy = o->policy;
+        p->uid = o->uid;
+        p->gid = o->gid;
         p->targets = calloc(n ? n : 1, sizeof *p->targets);
         if (!p->targets)
                 return -ENOMEM;
@@ -235,7 +210,7 @@ int pull_secret_plan_compute(int rootfd, const char *state_dir, const Snapshot *
                 PullSecretTarget *t = &p->targets[i];
 
                 t->type = PULL_SECRET_KEEP;
-                t->path = strdup(paths[i]);
+                t->path = strdup(o->paths[i]);
                 if (!t->path)
                         return -ENOMEM;
                 p->n_targets++;
@@ -244,7 +219,7 @@ int pull_secret_plan_compute(int rootfd, const char *state_dir, const Snapshot *
                         return r;
                 if (p->status != PULL_SECRET_VALID)
                         continue;
-                r = plan_target(rootfd, p, secret, t, uid, gid);
+                r = plan_target(rootfd, p, secret, t);
                 if (r < 0)
                         return r;
         }
@@ -284,9 +259,42 @@ static int strv_union(char *const *previous, char *const *now, char ***ret) {
         return 0;
 }
 
-int pull_secret_apply(int rootfd, const char *state_dir, PullSecretPlan *p, uid_t uid, gid_t gid) {
+static int result_new(const PullSecretPlan *p, PullSecretResult **ret) {
+        _cleanup_(pull_secret_result_freep) PullSecretResult *res = calloc(1, sizeof *res);
+
+        if (!res)
+                return -ENOMEM;
+        res->targets = calloc(p->n_targets ? p->n_targets : 1, sizeof *res->targets);
+        if (!res->targets)
+                return -ENOMEM;
+        for (size_t i = 0; i < p->n_targets; i++) {
+                res->targets[i].path = strdup(p->targets[i].path);
+                if (!res->targets[i].path)
+                        return -ENOMEM;
+                res->targets[i].action = p->targets[i].type;
+                res->n_targets++;
+        }
+        *ret = TAKE_PTR(res);
+        return 0;
+}
+
+int pull_secret_apply(int rootfd, const char *state_dir, const PullSecretPlan *p, PullSecretResult **ret) {
+        _cleanup_(pull_secret_result_freep) PullSecretResult *res = NULL;
+        _cleanup_(json_decrefp) json_t *ledger = NULL;
         bool changed = false;
         int failed = 0, r;
+
+        assert(state_dir);
+        assert(p);
+        assert(ret);
+
+        r = result_new(p, &res);
+        if (r < 0)
+                return r;
+        /* What this apply records goes to a copy: the plan stays as planned. */
+        ledger = json_deep_copy(p->ledger);
+        if (!ledger)
+                return -ENOMEM;
 
         /* Saved before anything can publish p->hash, so that the hash of
          * an unchanged secret stays the same across restarts. */
@@ -297,8 +305,10 @@ int pull_secret_apply(int rootfd, const char *state_dir, PullSecretPlan *p, uid_
                         return r;
         }
 
+        /* An invalid or absent secret plans KEEP everywhere: nothing below writes. */
         for (size_t i = 0; i < p->n_targets; i++) {
-                PullSecretTarget *t = &p->targets[i];
+                const PullSecretTarget *t = &p->targets[i];
+                PullSecretTargetResult *tr = &res->targets[i];
 
                 if (t->type == PULL_SECRET_CREATE || t->type == PULL_SECRET_UPDATE) {
                         _cleanup_strv_free_ char **both = NULL;
@@ -312,36 +322,41 @@ int pull_secret_apply(int rootfd, const char *state_dir, PullSecretPlan *p, uid_
                         if (r < 0)
                                 return r;
                         if (strv_length(both) != strv_length(t->previous)) {
-                                r = pull_secret_ledger_set(p->ledger, t->path, both,
-                                                           pull_secret_ledger_sha256(p->ledger, t->path), &grows);
+                                r = pull_secret_ledger_set(ledger, t->path, both,
+                                                           pull_secret_ledger_sha256(ledger, t->path), &grows);
                                 if (r >= 0 && grows)
-                                        r = pull_secret_ledger_save(rootfd, state_dir, p->ledger);
+                                        r = pull_secret_ledger_save(rootfd, state_dir, ledger);
                                 if (r < 0)
                                         return r;
                         }
 
-                        t->error = target_write(rootfd, t, uid, gid);
-                        if (t->error < 0) {
+                        tr->error = target_write(rootfd, t, p->uid, p->gid);
+                        if (tr->error < 0) {
                                 failed++;
                                 continue;
                         }
                 } else if (t->type != PULL_SECRET_UNCHANGED)
                         continue;
 
-                r = pull_secret_ledger_set(p->ledger, t->path, t->registries, t->sha256, &changed);
+                r = pull_secret_ledger_set(ledger, t->path, t->registries, t->sha256, &changed);
                 if (r < 0)
                         return r;
         }
 
         if (changed) {
-                r = pull_secret_ledger_save(rootfd, state_dir, p->ledger);
+                r = pull_secret_ledger_save(rootfd, state_dir, ledger);
                 if (r < 0)
                         return r;
         }
+        *ret = TAKE_PTR(res);
         return failed;
 }
 
 void pull_secret_plan_print(FILE *f, const PullSecretPlan *p, const char *root) {
+        assert(f);
+        assert(p);
+        assert(root);
+
         if (p->status == PULL_SECRET_ABSENT)
                 fprintf(f, "absent pull-secret\n");
         else if (p->status == PULL_SECRET_INVALID)
@@ -382,136 +397,12 @@ PullSecretPlan *pull_secret_plan_free(PullSecretPlan *p) {
         return NULL;
 }
 
-/* ------------------------------------------------------------------------
- * The sync step the manager calls. */
-
-static int append(char **s, const char *path, const char *what) {
-        char *n = NULL;
-
-        if (asprintf(&n, "%s%s%s: %s", *s ? *s : "", *s ? "; " : "", path, what) < 0)
-                return -ENOMEM;
-        free(*s);
-        *s = n;
-        return 0;
-}
-
-static void log_target(const PullSecretPlan *p, const PullSecretTarget *t, const char *policy, bool reason_changed) {
-        _cleanup_free_ char *regs = NULL;
-        char file_hash[65];
-
-        switch (t->type) {
-        case PULL_SECRET_CREATE:
-        case PULL_SECRET_UPDATE:
-                if (t->error < 0) {
-                        log_full(LOG_ERR, "Failed to write the pull secret", "TARGET=%s", t->path, "ERROR=%s",
-                                 strerror(-t->error), NULL);
-                        break;
-                }
-                /* Keyed like the secret's hash: the file's plain sha256 (kept
-                 * in the private ledger) is as good as the secret's for
-                 * testing password guesses. */
-                regs = strv_join(t->registries, ",");
-                (void) pull_secret_hash(p->hash_key, t->content, t->size, file_hash);
-                log_full(LOG_INFO, t->type == PULL_SECRET_CREATE ? "Created pull secret file" : "Updated pull secret file",
-                         "TARGET=%s", t->path, "POLICY=%s", policy, "FILE_HASH=%s", file_hash, "SECRET_HASH=%s",
-                         p->hash, "REGISTRIES=%s", regs ? regs : "", NULL);
-                break;
-        case PULL_SECRET_CONFLICT:
-                /* Repeats on every resync: say it when it changes. */
-                log_full(reason_changed ? LOG_WARNING : LOG_DEBUG, "Pull secret target left untouched", "TARGET=%s",
-                         t->path, "REASON=%s", t->reason, NULL);
-                break;
-        case PULL_SECRET_UNCHANGED:
-                log_debug("Pull secret file '%s' unchanged", t->path);
-                break;
-        default:
-                break;
-        }
-}
-
-int pull_secret_sync(int rootfd, const Config *c, const Snapshot *snap, State *s) {
-        _cleanup_(pull_secret_plan_freep) PullSecretPlan *p = NULL;
-        _cleanup_free_ char *error = NULL;
-        PullSecretPolicy policy = PULL_SECRET_REPLACE;
-        uid_t uid = 0;
-        gid_t gid = 0;
-        const char *new_state;
-        bool all_ok = true, reason_changed;
-        int failed = 0, r;
-
-        /* Both were validated at start-up. */
-        (void) pull_secret_policy_from_string(c->pull_secret_policy, &policy);
-        if (c->pull_secret_owner)
-                (void) pull_secret_owner_parse(c->pull_secret_owner, &uid, &gid);
-
-        r = pull_secret_plan_compute(rootfd, c->state_dir, snap, c->pull_secret_targets, policy, uid, gid, &p);
-        if (r < 0)
-                return r;
-
-        if (c->dry_run) {
-                pull_secret_plan_print(stdout, p, c->root);
-                fflush(stdout);
-        } else if (p->status == PULL_SECRET_VALID) {
-                if (p->ledger_corrupt)
-                        log_error("'%s/%s' is corrupt; treating every registry in the pull secret files as node-local",
-                                  c->state_dir, PULL_SECRET_STATE_FILE);
-                failed = pull_secret_apply(rootfd, c->state_dir, p, uid, gid);
-                if (failed < 0)
-                        return failed;
-                if (p->hash_key_origin == PULL_SECRET_KEY_REPLACED)
-                        log_warning("'%s/%s' was not a valid hash key; replaced it with a new one, so the published "
-                                    "pull secret hash changes once",
-                                    c->state_dir, PULL_SECRET_KEY_FILE);
-                else if (p->hash_key_origin == PULL_SECRET_KEY_NEW)
-                        log_info("Created the pull secret hash key '%s/%s'", c->state_dir, PULL_SECRET_KEY_FILE);
-        }
-
-        /* State: "applied" only when every target holds the secret. */
-        if (p->status == PULL_SECRET_INVALID) {
-                new_state = "invalid";
-                error = strdup(p->reason);
-                if (!error)
-                        return -ENOMEM;
-        } else if (p->status == PULL_SECRET_ABSENT)
-                new_state = "absent";
-        else {
-                for (size_t i = 0; i < p->n_targets; i++) {
-                        const PullSecretTarget *t = &p->targets[i];
-                        if (t->type == PULL_SECRET_CONFLICT)
-                                r = append(&error, t->path, t->reason);
-                        else if (t->error < 0)
-                                r = append(&error, t->path, strerror(-t->error));
-                        else
-                                continue;
-                        if (r < 0)
-                                return r;
-                        all_ok = false;
-                }
-                new_state = all_ok ? "applied" : "invalid";
-        }
-
-        reason_changed = !s->pull_secret_state || !streq(s->pull_secret_state, new_state) ||
-                         !streq(s->pull_secret_error ?: "", error ?: "");
-
-        if (!c->dry_run) {
-                for (size_t i = 0; i < p->n_targets; i++) {
-                        const PullSecretTarget *t = &p->targets[i];
-                        log_target(p, t, c->pull_secret_policy, reason_changed);
-                }
-                if (p->status == PULL_SECRET_INVALID)
-                        log_full(reason_changed ? LOG_WARNING : LOG_DEBUG,
-                                 "Pull secret refused; keeping the last good pull credentials", "REASON=%s", p->reason,
-                                 NULL);
-                else if (p->status == PULL_SECRET_ABSENT && reason_changed)
-                        log_info("No pull secret at the source; pull credentials files left as they are");
-        }
-
-        s->pull_secret_state = new_state;
-        free(s->pull_secret_error);
-        s->pull_secret_error = TAKE_PTR(error);
-        /* The hash says what the node holds: it moves only when every target
-         * does. A dry run never publishes one made with a key it did not save. */
-        if (p->status == PULL_SECRET_VALID && all_ok && (!c->dry_run || p->hash_key_origin == PULL_SECRET_KEY_LOADED))
-                memcpy(s->pull_secret_hash, p->hash, sizeof s->pull_secret_hash);
-        return failed > 0 ? -EIO : 0;
+PullSecretResult *pull_secret_result_free(PullSecretResult *res) {
+        if (!res)
+                return NULL;
+        for (size_t i = 0; i < res->n_targets; i++)
+                free(res->targets[i].path);
+        free(res->targets);
+        free(res);
+        return NULL;
 }

@@ -4,11 +4,21 @@
 /*
  * The pull secret: a .dockerconfigjson from the snapshot, validated and kept
  * as the node's pull credentials file(s) (/var/lib/kubelet/config.json by
- * default), in the same plan/apply shape as the trust half:
+ * default). It is a stage of the same flow as the trust half: the manager
+ * (manager_sync_pull_secret()) moves plain structs along, and each arrow is
+ * one call:
  *
- *   snapshot -> pull_secret_parse() -> pull_secret_plan_compute()
- *            -> pull_secret_apply() (or pull_secret_plan_print() for --dry-run)
- *            -> State.pull_secret_*
+ *   snapshot + PullSecretOptions (parsed once, by config)
+ *     -> pull_secret_plan_compute()        validate, read the disk: PullSecretPlan
+ *     -> pull_secret_apply()               write: PullSecretResult, per target
+ *          (pull_secret_plan_print() instead, for --dry-run)
+ *     -> pull_secret_outcome()             status, error, hash to publish
+ *     -> state_set_pull_secret()           State.pull_secret_* (state.h)
+ *     -> pull_secret_log()                 log lines (repeating ones when the state changed)
+ *
+ * The plan is not changed by apply: what happened to each target is in the
+ * result. pull_secret_plan_log() says, before apply, what the plan found
+ * that an operator must hear even if apply fails (a corrupt state file).
  *
  * What each policy does to an existing target file:
  *
@@ -43,8 +53,10 @@
  *
  * The pieces: pullsecret-validate (parsing a .dockerconfigjson),
  * pullsecret-render (what a target file becomes), pullsecret-ledger (the
- * state file), pullsecret-hash (the published hash and its key); this
- * file's module plans, applies and reports.
+ * state file), pullsecret-hash (the published hash and its key),
+ * pullsecret-options (the settings and their parsing); pullsecret.c plans,
+ * applies and prints, pullsecret-outcome.c turns plan and result into State
+ * and log lines. None of them includes config.h.
  *
  * Secrets never leave these modules: reasons, log lines and the dry-run plan
  * name registries and hashes only, and every buffer that held a credential
@@ -57,19 +69,13 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#include "config.h"
 #include "pullsecret-hash.h"
 #include "pullsecret-ledger.h"
+#include "pullsecret-options.h"
 #include "pullsecret-render.h"
 #include "pullsecret-validate.h"
 #include "snapshot.h"
 #include "state.h"
-
-typedef enum PullSecretStatus {
-        PULL_SECRET_ABSENT,  /* the source has no pull secret */
-        PULL_SECRET_INVALID, /* refused; the targets keep the last good content */
-        PULL_SECRET_VALID,
-} PullSecretStatus;
 
 typedef enum PullSecretActionType {
         PULL_SECRET_CREATE,
@@ -89,12 +95,13 @@ typedef struct PullSecretTarget {
         char **registries; /* strv: registries nodetrustd owns in the file afterwards */
         char **previous;   /* strv: what the state file said it owned before */
         char *reason;      /* CONFLICT: why, secret-free */
-        int error;         /* after apply: negative errno when the write failed */
 } PullSecretTarget;
 
 typedef struct PullSecretPlan {
-        PullSecretStatus status;
+        PullSecretStatus status; /* (state.h) what the source holds */
         PullSecretPolicy policy;
+        uid_t uid;         /* owner of the files written (PullSecretOptions) */
+        gid_t gid;
         char *reason;      /* INVALID: why, secret-free */
         char hash[65];     /* VALID: HMAC-SHA256 of the secret, normalized, with hash_key */
         uint8_t hash_key[PULL_SECRET_KEY_SIZE]; /* VALID: the node's hash key (wiped on free) */
@@ -102,27 +109,36 @@ typedef struct PullSecretPlan {
         char **registries; /* VALID: the secret's registries (strv, sorted) */
         PullSecretTarget *targets;
         size_t n_targets;
-        json_t *ledger;    /* the state file's content, updated by apply */
+        json_t *ledger;    /* the state file's content as read (apply saves an updated copy) */
         bool ledger_corrupt;
 } PullSecretPlan;
+
+/* What applying a plan did to one target. */
+typedef struct PullSecretTargetResult {
+        char *path;                  /* the target's path, as in the plan */
+        PullSecretActionType action; /* what the plan said to do */
+        int error;                   /* negative errno when the write failed, else 0 */
+} PullSecretTargetResult;
+
+typedef struct PullSecretResult {
+        PullSecretTargetResult *targets; /* one per plan target, in the plan's order */
+        size_t n_targets;
+} PullSecretResult;
 
 /* "create", "update", ...: the word the dry-run plan prints. */
 const char *pull_secret_action_to_string(PullSecretActionType t);
 
-/* Parse "UID" or "UID:GID" (numeric; GID omitted keeps the writer's group,
- * as chown does). Either out-param may be NULL (validation only). */
-int pull_secret_owner_parse(const char *s, uid_t *ret_uid, gid_t *ret_gid);
-
 /* Validate the snapshot's pull secret and decide, per target, what to do.
  * Reads the ledger and the hash key from state_dir; writes nothing. */
-int pull_secret_plan_compute(int rootfd, const char *state_dir, const Snapshot *snap, char *const *paths,
-                             PullSecretPolicy policy, uid_t uid, gid_t gid, PullSecretPlan **ret);
+int pull_secret_plan_compute(int rootfd, const char *state_dir, const Snapshot *snap, const PullSecretOptions *o,
+                             PullSecretPlan **ret);
 
 /* Write what the plan says and record ownership in the state file (and a
- * new hash key in hash.key, first). Returns the number of targets that
- * failed (each target's error says why), or a negative errno when a state
- * file could not be saved. */
-int pull_secret_apply(int rootfd, const char *state_dir, PullSecretPlan *p, uid_t uid, gid_t gid);
+ * new hash key in hash.key, first); p is left as it is. *ret says, per
+ * target, what was done and whether the write failed. Returns the number of
+ * targets that failed, or a negative errno when a state file could not be
+ * saved (then there is no result). */
+int pull_secret_apply(int rootfd, const char *state_dir, const PullSecretPlan *p, PullSecretResult **ret);
 
 /* One line per target, "ACTION pull-secret ROOT/PATH[: reason]"; never content. */
 void pull_secret_plan_print(FILE *f, const PullSecretPlan *p, const char *root);
@@ -133,7 +149,29 @@ static inline void pull_secret_plan_freep(PullSecretPlan **p) {
                 pull_secret_plan_free(*p);
 }
 
-/* The pull-secret half of a sync: plan, apply (or print with --dry-run),
- * log, and set State.pull_secret_*. Returns 0, -EIO when a target could not
- * be written, or another negative errno. */
-int pull_secret_sync(int rootfd, const Config *c, const Snapshot *snap, State *s);
+PullSecretResult *pull_secret_result_free(PullSecretResult *res);
+static inline void pull_secret_result_freep(PullSecretResult **res) {
+        if (*res)
+                pull_secret_result_free(*res);
+}
+
+/* pullsecret-outcome.c */
+
+/* What the sync of p tells State: *ret_status (VALID only when every target
+ * holds the secret), *ret_error (why not, "PATH: reason; ...", secret-free;
+ * NULL when nothing is wrong) and *ret_hash (p->hash to publish, or NULL to
+ * keep the last one: the hash moves only when every target does, and a plan
+ * that was only printed publishes none made with a key it did not save).
+ * res is what pull_secret_apply() returned, NULL when the plan was only
+ * printed (--dry-run). */
+int pull_secret_outcome(const PullSecretPlan *p, const PullSecretResult *res, PullSecretStatus *ret_status,
+                        char **ret_error, const char **ret_hash);
+
+/* Before apply: what the plan found that must be said even if apply fails. */
+void pull_secret_plan_log(const PullSecretPlan *p, const char *state_dir);
+
+/* After apply: a new hash key, each target's write or conflict, a refusal
+ * or an absent secret. changed (from state_set_pull_secret()) says the
+ * status or error moved: only then are a conflict and a refusal warnings
+ * (debug otherwise) and an absent secret said at all. */
+void pull_secret_log(const PullSecretPlan *p, const PullSecretResult *res, const char *state_dir, bool changed);

@@ -116,7 +116,7 @@ static json_t *report_build_limited(const State *s, const ReportContext *ctx, bo
                          "registries", regs,
                          "soonest_expiry", json_time_or_null(state_soonest_expiry(s)),
                          "pull_secret",
-                         "state", s->pull_secret_state ? s->pull_secret_state : "absent",
+                         "state", pull_secret_status_to_string(s->pull_secret_status),
                          "hash", json_string_or_null(s->pull_secret_hash),
                          "targets", status_targets_json(&s->runtime, STATUS_DETAIL_REPORT),
                          /* Whole counts even when registries is cut short. */

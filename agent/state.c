@@ -25,6 +25,16 @@ static const char *const registry_target_state_names[_REGISTRY_TARGET_STATE_MAX]
         [REGISTRY_TARGET_INACTIVE] = "inactive",
 };
 
+static const char *const pull_secret_status_names[_PULL_SECRET_STATUS_MAX] = {
+        [PULL_SECRET_ABSENT] = "absent",
+        [PULL_SECRET_INVALID] = "invalid",
+        [PULL_SECRET_VALID] = "applied",
+};
+
+const char *pull_secret_status_to_string(PullSecretStatus s) {
+        return s >= 0 && s < _PULL_SECRET_STATUS_MAX ? pull_secret_status_names[s] : "unknown";
+}
+
 const char *registry_target_state_to_string(RegistryTargetStateType t) {
         return t >= 0 && t < _REGISTRY_TARGET_STATE_MAX ? registry_target_state_names[t] : "unknown";
 }
@@ -338,6 +348,27 @@ bool state_is_ready(const State *s, bool source_healthy, const char *source_reas
                 return false;
         }
         return true;
+}
+
+int state_set_pull_secret(State *s, PullSecretStatus status, const char *hash, const char *error) {
+        char *e = NULL;
+        bool changed;
+
+        assert(s);
+
+        if (error && !(e = strdup(error)))
+                return -ENOMEM;
+        changed = !s->pull_secret_synced || s->pull_secret_status != status ||
+                  !streq(s->pull_secret_error ?: "", error ?: "");
+        if (changed || (hash && !streq(hash, s->pull_secret_hash)))
+                s->revision++;
+        s->pull_secret_synced = true;
+        s->pull_secret_status = status;
+        free(s->pull_secret_error);
+        s->pull_secret_error = e;
+        if (hash)
+                snprintf(s->pull_secret_hash, sizeof s->pull_secret_hash, "%s", hash);
+        return changed;
 }
 
 void state_done(State *s) {

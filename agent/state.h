@@ -35,6 +35,17 @@ typedef enum RegistryTargetStateType {
         _REGISTRY_TARGET_STATE_MAX,
 } RegistryTargetStateType;
 
+/* The pull secret. The plan (pullsecret.h) says which the source holds;
+ * State says VALID only once every target holds it, and INVALID when it was
+ * refused or some target does not: /status, /metrics and the report call
+ * VALID "applied". */
+typedef enum PullSecretStatus {
+        PULL_SECRET_ABSENT,  /* the source has no pull secret (or no sync has looked yet) */
+        PULL_SECRET_INVALID, /* refused; the targets keep the last good content */
+        PULL_SECRET_VALID,
+        _PULL_SECRET_STATUS_MAX,
+} PullSecretStatus;
+
 typedef struct RegistryTargetResult {
         bool enabled; /* the target is in --targets and the key was valid */
         RegistryTargetStateType state;
@@ -91,14 +102,17 @@ typedef struct State {
         RuntimeStatus runtime;
         unsigned n_inactive_targets; /* enabled targets whose runtime is installed but not reading */
 
-        /* Pull secret (filled by pullsecret.c): "absent", "applied" or "invalid". */
-        const char *pull_secret_state;
+        /* Pull secret, set by state_set_pull_secret(). */
+        PullSecretStatus pull_secret_status;
+        bool pull_secret_synced; /* a sync has set the status */
         char pull_secret_hash[65];
         char *pull_secret_error;
 } State;
 
 const char *registry_state_to_string(RegistryStateType t);
 const char *registry_target_state_to_string(RegistryTargetStateType t);
+/* "absent", "invalid" or "applied" (VALID): the words /status, /metrics and the report use. */
+const char *pull_secret_status_to_string(PullSecretStatus s);
 
 /* A sync read the source with trust content hash (65 bytes) and origin:
  * true when that is new content (or the first sync), which starts a new
@@ -129,5 +143,11 @@ time_t state_soonest_expiry(const State *s);
 
 /* Set or clear (NULL) last_error. */
 int state_set_error(State *s, const char *error);
+
+/* Record the pull secret's status and why it is not applied (error, NULL
+ * when it is), and its hash unless hash is NULL (the published hash moves
+ * only when the targets do). Returns 1 when the status or the error differ
+ * from the last ones recorded (or none were), 0 when not, -ENOMEM. */
+int state_set_pull_secret(State *s, PullSecretStatus status, const char *hash, const char *error);
 
 void state_done(State *s);

@@ -182,7 +182,7 @@ json_t *status_json(const AgentStatus *st, time_t start_time, const char *report
                          "registries", regs,
                          "soonest_expiry", json_time_or_null(state_soonest_expiry(s)),
                          "pull_secret",
-                         "state", s->pull_secret_state ? s->pull_secret_state : "absent",
+                         "state", pull_secret_status_to_string(s->pull_secret_status),
                          "hash", json_string_or_null(s->pull_secret_hash),
                          "error", json_string_or_null(s->pull_secret_error),
                          "report", reporter_json(report_url, reporter));

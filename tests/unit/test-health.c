@@ -52,7 +52,7 @@ static void state_fill(State *s) {
                 .n_refused = 1,
                 .n_conflicts = 1,
                 .n_failed = 1,
-                .pull_secret_state = "applied",
+                .pull_secret_status = PULL_SECRET_VALID,
                 .pull_secret_hash = "2222222222222222222222222222222222222222222222222222222222222222",
         };
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "config.h"
 #include "fs.h"
 #include "hash.h"
 #include "pullsecret.h"
@@ -247,6 +249,76 @@ static void test_owner_and_policy(void **state) {
         assert_int_equal(pull_secret_policy_from_string("replace", &p), 0);
         assert_int_equal(p, PULL_SECRET_REPLACE);
         assert_int_equal(pull_secret_policy_from_string("Merge", &p), -EINVAL);
+        assert_string_equal(pull_secret_policy_to_string(PULL_SECRET_MERGE), "merge");
+        assert_string_equal(pull_secret_policy_to_string(PULL_SECRET_REPLACE), "replace");
+}
+
+/* config_load() with argv (after "nodetrustd --config /dev/null", so no
+ * config file on this machine is read). */
+static int load_config(Config *c, char **args) {
+        char *argv[16] = { (char *) "nodetrustd", (char *) "--config", (char *) "/dev/null" };
+        int argc = 3;
+
+        for (; *args; args++)
+                argv[argc++] = *args;
+        optind = 0; /* getopt's state outlives a call of config_load() */
+        return config_load(c, argc, argv);
+}
+
+/* The pull-secret flags are parsed once, by config, into the options every
+ * sync plans with: no string is left for a sync to parse again. */
+static void test_options_parsed_by_config(void **state) {
+        Config c = {};
+
+        (void) state;
+        {
+                char *args[] = { (char *) "--trust-source", (char *) "/trust", NULL };
+                assert_int_equal(load_config(&c, args), 0);
+                assert_int_equal(c.pull_secret_options.policy, PULL_SECRET_REPLACE);
+                assert_int_equal(c.pull_secret_options.uid, 0);
+                assert_int_equal(c.pull_secret_options.gid, 0);
+                assert_int_equal(strv_length(c.pull_secret_options.paths), 1);
+                assert_string_equal(c.pull_secret_options.paths[0], DEFAULT_PULL_SECRET_TARGET);
+                assert_false(c.pull_secret_options.enabled);
+                config_done(&c);
+        }
+        {
+                char *args[] = { (char *) "--pull-secret", (char *) "/secret",
+                                 (char *) "--pull-secret-policy", (char *) "merge",
+                                 (char *) "--pull-secret-owner", (char *) "1000",
+                                 (char *) "--pull-secret-target", (char *) "/a/config.json",
+                                 (char *) "--pull-secret-target", (char *) "/b/config.json", NULL };
+                assert_int_equal(load_config(&c, args), 0);
+                assert_int_equal(c.pull_secret_options.policy, PULL_SECRET_MERGE);
+                assert_int_equal(c.pull_secret_options.uid, 1000);
+                assert_true(c.pull_secret_options.gid == (gid_t) -1);
+                assert_int_equal(strv_length(c.pull_secret_options.paths), 2);
+                assert_string_equal(c.pull_secret_options.paths[0], "/a/config.json");
+                assert_string_equal(c.pull_secret_options.paths[1], "/b/config.json");
+                assert_true(c.pull_secret_options.enabled);
+                config_done(&c);
+        }
+        {
+                char *args[] = { (char *) "--pull-secret", (char *) "/secret", (char *) "--pull-secret-owner",
+                                 (char *) "1000:27", NULL };
+                assert_int_equal(load_config(&c, args), 0);
+                assert_int_equal(c.pull_secret_options.uid, 1000);
+                assert_int_equal(c.pull_secret_options.gid, 27);
+                config_done(&c);
+        }
+        /* A bad value stops start-up, as before. */
+        {
+                char *args[] = { (char *) "--pull-secret", (char *) "/secret", (char *) "--pull-secret-policy",
+                                 (char *) "Merge", NULL };
+                assert_int_equal(load_config(&c, args), -EINVAL);
+                config_done(&c);
+        }
+        {
+                char *args[] = { (char *) "--pull-secret", (char *) "/secret", (char *) "--pull-secret-owner",
+                                 (char *) "root", NULL };
+                assert_int_equal(load_config(&c, args), -EINVAL);
+                config_done(&c);
+        }
 }
 
 /* ------------------------------------------------------------------------
@@ -459,21 +531,43 @@ static int teardown(void **state) {
 static PullSecretPlan *plan_with(Fixture *f, const char *text, PullSecretPolicy policy, char *const *paths) {
         _cleanup_(snapshot_freep) Snapshot *snap = snapshot_new();
         char *def[] = { (char *) TARGET, NULL };
+        PullSecretOptions o = {
+                .paths = (char **) (paths ? paths : def),
+                .policy = policy,
+                .uid = geteuid(),
+                .gid = getegid(),
+                .enabled = true,
+        };
         PullSecretPlan *p = NULL;
 
         if (text)
                 assert_int_equal(snapshot_set_pull_secret(snap, text, strlen(text)), 0);
-        assert_int_equal(pull_secret_plan_compute(f->rootfd, STATE_DIR, snap, paths ? paths : def, policy, geteuid(),
-                                                  getegid(), &p),
-                         0);
+        assert_int_equal(pull_secret_plan_compute(f->rootfd, STATE_DIR, snap, &o, &p), 0);
         return p;
+}
+
+/* pull_secret_apply() into f's root; returns what it returned, after
+ * checking that the result names every target of the plan, as planned. */
+static int apply(Fixture *f, const PullSecretPlan *p) {
+        _cleanup_(pull_secret_result_freep) PullSecretResult *res = NULL;
+        int r = pull_secret_apply(f->rootfd, STATE_DIR, p, &res);
+
+        if (r >= 0) {
+                assert_non_null(res);
+                assert_int_equal(res->n_targets, p->n_targets);
+                for (size_t i = 0; i < p->n_targets; i++) {
+                        assert_string_equal(res->targets[i].path, p->targets[i].path);
+                        assert_int_equal(res->targets[i].action, p->targets[i].type);
+                }
+        }
+        return r;
 }
 
 static PullSecretActionType sync_with(Fixture *f, const char *text, PullSecretPolicy policy) {
         _cleanup_(pull_secret_plan_freep) PullSecretPlan *p = plan_with(f, text, policy, NULL);
         PullSecretActionType t = p->targets[0].type;
 
-        assert_int_equal(pull_secret_apply(f->rootfd, STATE_DIR, p, geteuid(), getegid()), 0);
+        assert_int_equal(apply(f, p), 0);
         return t;
 }
 
@@ -557,7 +651,7 @@ static void test_apply_merge_lifecycle(void **state) {
                 _cleanup_(pull_secret_plan_freep) PullSecretPlan *p = plan_with(f, "{\"auths\":", PULL_SECRET_MERGE, NULL);
                 assert_int_equal(p->status, PULL_SECRET_INVALID);
                 assert_int_equal(p->targets[0].type, PULL_SECRET_KEEP);
-                assert_int_equal(pull_secret_apply(f->rootfd, STATE_DIR, p, geteuid(), getegid()), 0);
+                assert_int_equal(apply(f, p), 0);
         }
         /* Neither does an absent one. */
         {
@@ -578,7 +672,7 @@ static void test_apply_merge_refuses_foreign_file(void **state) {
         p = plan_with(f, S1, PULL_SECRET_MERGE, NULL);
         assert_int_equal(p->targets[0].type, PULL_SECRET_CONFLICT);
         assert_non_null(strstr(p->targets[0].reason, "not valid JSON"));
-        assert_int_equal(pull_secret_apply(f->rootfd, STATE_DIR, p, geteuid(), getegid()), 0);
+        assert_int_equal(apply(f, p), 0);
         after = read_rel(f, "var/lib/kubelet/config.json");
         assert_string_equal(after, "# not json, an admin's notes\n");
 
@@ -603,7 +697,7 @@ static void test_apply_refuses_symlinks(void **state) {
         assert_non_null(strstr(p->targets[0].reason, "symlink"));
         assert_int_equal(p->targets[1].type, PULL_SECRET_CONFLICT);
         assert_non_null(strstr(p->targets[1].reason, "symlink"));
-        assert_int_equal(pull_secret_apply(f->rootfd, STATE_DIR, p, geteuid(), getegid()), 0);
+        assert_int_equal(apply(f, p), 0);
         assert_int_equal(fstatat(f->rootfd, "var/lib/kubelet/config.json", &st, AT_SYMLINK_NOFOLLOW), 0);
         assert_true(S_ISLNK(st.st_mode));
 }
@@ -616,12 +710,69 @@ static void test_apply_several_targets(void **state) {
 
         p = plan_with(f, S1, PULL_SECRET_REPLACE, paths);
         assert_int_equal(p->n_targets, 2);
-        assert_int_equal(pull_secret_apply(f->rootfd, STATE_DIR, p, geteuid(), getegid()), 0);
+        assert_int_equal(apply(f, p), 0);
         a = read_rel(f, "var/lib/kubelet/config.json");
         b = read_rel(f, "root/.docker/config.json");
         assert_non_null(a);
         assert_non_null(b);
         assert_string_equal(a, b);
+}
+
+/* A write that fails after planning is in apply's result, and only there:
+ * the plan stays what was planned, the other target is still written. */
+static void test_apply_result_reports_failure(void **state) {
+        Fixture *f = *state;
+        char *paths[] = { (char *) "/var/lib/kubelet/config.json", (char *) "/root/.docker/config.json", NULL };
+        _cleanup_(pull_secret_plan_freep) PullSecretPlan *p = NULL;
+        _cleanup_(pull_secret_result_freep) PullSecretResult *res = NULL;
+        _cleanup_(json_decrefp) json_t *ledger = NULL;
+        _cleanup_free_ char *content = NULL, *error = NULL, *written = NULL;
+        PullSecretStatus status;
+        const char *hash = "";
+        char sha[65];
+
+        p = plan_with(f, S1, PULL_SECRET_REPLACE, paths);
+        assert_int_equal(p->targets[0].type, PULL_SECRET_CREATE);
+        assert_int_equal(p->targets[1].type, PULL_SECRET_CREATE);
+        content = strndup(p->targets[0].content, p->targets[0].size);
+        assert_non_null(content);
+        memcpy(sha, p->targets[0].sha256, sizeof sha);
+        ledger = json_deep_copy(p->ledger);
+        assert_non_null(ledger);
+
+        /* Between plan and apply, a file takes the first target's directory's place. */
+        write_rel(f, "var/lib", "kubelet", "not a directory\n");
+
+        assert_int_equal(pull_secret_apply(f->rootfd, STATE_DIR, p, &res), 1);
+        assert_non_null(res);
+        assert_int_equal(res->n_targets, 2);
+        assert_string_equal(res->targets[0].path, "/var/lib/kubelet/config.json");
+        assert_int_equal(res->targets[0].action, PULL_SECRET_CREATE);
+        assert_true(res->targets[0].error < 0);
+        assert_string_equal(res->targets[1].path, "/root/.docker/config.json");
+        assert_int_equal(res->targets[1].action, PULL_SECRET_CREATE);
+        assert_int_equal(res->targets[1].error, 0);
+        written = read_rel(f, "root/.docker/config.json");
+        assert_non_null(written);
+        assert_string_equal(written, content);
+
+        /* The plan is untouched: same actions, content, hashes and ledger. */
+        assert_int_equal(p->n_targets, 2);
+        assert_int_equal(p->targets[0].type, PULL_SECRET_CREATE);
+        assert_int_equal(p->targets[1].type, PULL_SECRET_CREATE);
+        assert_int_equal(p->targets[0].size, strlen(content));
+        assert_memory_equal(p->targets[0].content, content, p->targets[0].size);
+        assert_string_equal(p->targets[0].sha256, sha);
+        assert_null(p->targets[0].reason);
+        assert_true(json_equal(p->ledger, ledger));
+
+        /* What State hears: not applied, because of that target; no hash. */
+        assert_int_equal(pull_secret_outcome(p, res, &status, &error, &hash), 0);
+        assert_int_equal(status, PULL_SECRET_INVALID);
+        assert_non_null(error);
+        assert_ptr_equal(strstr(error, "/var/lib/kubelet/config.json: "), error);
+        assert_null(strstr(error, "/root/.docker/config.json"));
+        assert_null(hash);
 }
 
 static void test_corrupt_state_file(void **state) {
@@ -666,29 +817,90 @@ static void test_plan_print_holds_no_content(void **state) {
 }
 
 /* ------------------------------------------------------------------------
+ * The status State keeps, and the words it is published with. */
+
+static void test_state_records_pull_secret(void **state) {
+        State s = {};
+
+        (void) state;
+        assert_string_equal(pull_secret_status_to_string(PULL_SECRET_ABSENT), "absent");
+        assert_string_equal(pull_secret_status_to_string(PULL_SECRET_INVALID), "invalid");
+        assert_string_equal(pull_secret_status_to_string(PULL_SECRET_VALID), "applied");
+        /* Before any sync: absent, as the status pages have always said. */
+        assert_string_equal(pull_secret_status_to_string(s.pull_secret_status), "absent");
+
+        /* The first status recorded is a change, even "absent". */
+        assert_int_equal(state_set_pull_secret(&s, PULL_SECRET_ABSENT, NULL, NULL), 1);
+        assert_int_equal(state_set_pull_secret(&s, PULL_SECRET_ABSENT, NULL, NULL), 0);
+        assert_int_equal(state_set_pull_secret(&s, PULL_SECRET_VALID, "aa", NULL), 1);
+        assert_string_equal(s.pull_secret_hash, "aa");
+        /* A new error is a change; a NULL hash keeps the published one. */
+        assert_int_equal(state_set_pull_secret(&s, PULL_SECRET_INVALID, NULL, "/x: no"), 1);
+        assert_int_equal(state_set_pull_secret(&s, PULL_SECRET_INVALID, NULL, "/x: no"), 0);
+        assert_int_equal(state_set_pull_secret(&s, PULL_SECRET_INVALID, NULL, "/x: other"), 1);
+        assert_string_equal(s.pull_secret_error, "/x: other");
+        assert_string_equal(s.pull_secret_hash, "aa");
+        assert_int_equal(state_set_pull_secret(&s, PULL_SECRET_VALID, NULL, NULL), 1);
+        assert_null(s.pull_secret_error);
+        state_done(&s);
+}
+
+/* ------------------------------------------------------------------------
  * The published hash: keyed with the node's hash.key, never a plain sha256. */
 
-/* pull_secret_sync() with the replace policy into f's root; returns the
- * published hash (a static buffer). */
+/* The pull-secret stages of a sync, as the manager runs them: plan, apply
+ * (or print, for a dry run), outcome, state, log. Returns 0, -EIO when a
+ * target could not be written, or another negative errno. */
+static int sync_stages(Fixture *f, const Snapshot *snap, const PullSecretOptions *o, bool dry_run, State *s) {
+        _cleanup_(pull_secret_plan_freep) PullSecretPlan *p = NULL;
+        _cleanup_(pull_secret_result_freep) PullSecretResult *res = NULL;
+        _cleanup_free_ char *error = NULL;
+        PullSecretStatus status;
+        const char *hash;
+        int failed = 0, r;
+
+        r = pull_secret_plan_compute(f->rootfd, STATE_DIR, snap, o, &p);
+        if (r < 0)
+                return r;
+        if (dry_run) {
+                pull_secret_plan_print(stdout, p, f->root);
+                fflush(stdout);
+        } else {
+                pull_secret_plan_log(p, STATE_DIR);
+                failed = pull_secret_apply(f->rootfd, STATE_DIR, p, &res);
+                if (failed < 0)
+                        return failed;
+        }
+        r = pull_secret_outcome(p, res, &status, &error, &hash);
+        if (r < 0)
+                return r;
+        r = state_set_pull_secret(s, status, hash, error);
+        if (r < 0)
+                return r;
+        if (!dry_run)
+                pull_secret_log(p, res, STATE_DIR, r > 0);
+        return failed > 0 ? -EIO : 0;
+}
+
+/* A sync with the replace policy into f's root; returns the published
+ * hash (a static buffer). */
 static const char *sync_hash(Fixture *f, const char *text, bool dry_run) {
         _cleanup_(snapshot_freep) Snapshot *snap = snapshot_new();
         char *paths[] = { (char *) TARGET, NULL };
         static char hash[65];
-        char owner[32];
         State s = {};
-        Config c = {
-                .root = f->root,
-                .state_dir = (char *) STATE_DIR,
-                .pull_secret_targets = paths,
-                .pull_secret_policy = (char *) "replace",
-                .pull_secret_owner = owner,
-                .dry_run = dry_run,
+        PullSecretOptions o = {
+                .paths = paths,
+                .policy = PULL_SECRET_REPLACE,
+                .uid = geteuid(),
+                .gid = getegid(),
+                .enabled = true,
         };
 
-        snprintf(owner, sizeof owner, "%u:%u", (unsigned) geteuid(), (unsigned) getegid());
         assert_int_equal(snapshot_set_pull_secret(snap, text, strlen(text)), 0);
-        assert_int_equal(pull_secret_sync(f->rootfd, &c, snap, &s), 0);
-        assert_string_equal(s.pull_secret_state, "applied");
+        assert_int_equal(sync_stages(f, snap, &o, dry_run, &s), 0);
+        assert_int_equal(s.pull_secret_status, PULL_SECRET_VALID);
+        assert_string_equal(pull_secret_status_to_string(s.pull_secret_status), "applied");
         memcpy(hash, s.pull_secret_hash, sizeof hash);
         state_done(&s);
         return hash;
@@ -816,6 +1028,7 @@ int main(void) {
                 cmocka_unit_test(test_refused_huge_and_deep),
                 cmocka_unit_test(test_reasons_hold_no_credential),
                 cmocka_unit_test(test_owner_and_policy),
+                cmocka_unit_test(test_options_parsed_by_config),
                 cmocka_unit_test(test_replace),
                 cmocka_unit_test(test_merge_keeps_node_local),
                 cmocka_unit_test(test_merge_removes_previously_added),
@@ -826,8 +1039,10 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_apply_merge_refuses_foreign_file, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_refuses_symlinks, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_several_targets, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_apply_result_reports_failure, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_corrupt_state_file, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_print_holds_no_content, setup, teardown),
+                cmocka_unit_test(test_state_records_pull_secret),
                 cmocka_unit_test_setup_teardown(test_published_hash_is_keyed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hash_key_replaced_when_corrupt, setup, teardown),
         };

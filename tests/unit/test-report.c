@@ -46,7 +46,7 @@ static void state_fill(State *s) {
                 .n_applied = 1,
                 .n_refused = 1,
                 .n_conflicts = 1,
-                .pull_secret_state = "applied",
+                .pull_secret_status = PULL_SECRET_VALID,
                 .pull_secret_hash = HASH_B,
         };
 }
