@@ -167,22 +167,6 @@ static int handle_metrics(Aggregator *a, HttpdRequest *req) {
         return httpd_reply_full(req, 200, METRICS_CONTENT_TYPE, body, size, no_store);
 }
 
-static int handle_page(HttpdRequest *req) {
-        /* The page is self-contained: inline style and script, data from
-         * this origin only. The policy keeps it that way. */
-        static const char *const headers[] = {
-                "Content-Security-Policy",
-                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-                "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-                "X-Content-Type-Options", "nosniff",
-                "Referrer-Policy", "no-referrer",
-                "Cache-Control", "no-store",
-                NULL
-        };
-
-        return httpd_reply_full(req, 200, "text/html; charset=utf-8", page_html, page_html_size, headers);
-}
-
 static bool is_get(const HttpdRequest *req) {
         return streq(req->method, "GET") || streq(req->method, "HEAD");
 }
@@ -251,7 +235,7 @@ int aggregator_handle_request(HttpdRequest *req, void *userdata) {
                 /* Answered by the loop itself: a stalled loop cannot say ok. */
                 return httpd_reply_full(req, 200, "text/plain; charset=utf-8", "ok\n", 3, no_store);
         if (streq(p, "/") || streq(p, "/index.html"))
-                return handle_page(req);
+                return page_reply(req);
         if (streq(p, "/metrics"))
                 return handle_metrics(a, req);
         if (streq(p, "/api/v1/summary"))
