@@ -24,8 +24,7 @@ static int reply_json(HttpdRequest *req, unsigned status, const char *json) {
 
 /* json_pack() straight to a string; NULL on failure. */
 static char *json_dumps_pack(const char *fmt, ...) {
-        json_t *j;
-        char *s;
+        _cleanup_(json_decrefp) json_t *j = NULL;
         va_list ap;
 
         va_start(ap, fmt);
@@ -33,9 +32,7 @@ static char *json_dumps_pack(const char *fmt, ...) {
         va_end(ap);
         if (!j)
                 return NULL;
-        s = json_dumps(j, JSON_COMPACT);
-        json_decref(j);
-        return s;
+        return json_dumps(j, JSON_COMPACT);
 }
 
 /* {"error": message}, with extra headers when given. */
