@@ -159,6 +159,8 @@ int aggregator_new(const AggregatorConfig *config, Aggregator **ret) {
                 r = sd_event_add_signal(a->event, &a->sigint_source, SIGINT, on_signal, a);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch signals");
+        (void) sd_event_source_set_description(a->sigterm_source, "sigterm");
+        (void) sd_event_source_set_description(a->sigint_source, "sigint");
 
         r = sd_event_now(a->event, CLOCK_MONOTONIC, &now);
         if (r < 0)
@@ -167,6 +169,7 @@ int aggregator_new(const AggregatorConfig *config, Aggregator **ret) {
                               USEC_PER_SEC, on_housekeeping, a);
         if (r < 0)
                 return log_error_errno(r, "Failed to add housekeeping timer");
+        (void) sd_event_source_set_description(a->housekeeping_timer, "housekeeping");
         r = sd_event_source_set_enabled(a->housekeeping_timer, SD_EVENT_ON);
         if (r < 0)
                 return log_error_errno(r, "Failed to enable housekeeping timer");
