@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -109,6 +110,9 @@ int api_nodes_json(const Fleet *f, uint64_t now, int state, size_t limit, char *
         size_t n, total = 0;
         int r;
 
+        assert(f);
+        assert(ret);
+
         r = fleet_list(f, now, &v, &n);
         if (r < 0)
                 return r;
@@ -133,8 +137,13 @@ int api_nodes_json(const Fleet *f, uint64_t now, int state, size_t limit, char *
 
 int api_node_json(Fleet *f, uint64_t now, const char *name, char **ret) {
         _cleanup_(json_decrefp) json_t *j = NULL;
-        Node *n = fleet_get(f, name);
+        Node *n;
 
+        assert(f);
+        assert(name);
+        assert(ret);
+
+        n = fleet_get(f, name);
         if (!n)
                 return -ENOENT;
         j = node_to_json(f, n, fleet_node_state(f, n, now));
@@ -165,11 +174,15 @@ static json_t *target_counts_to_json(const FleetSummary *s) {
 int api_summary_json(const Fleet *f, uint64_t now, char **ret) {
         _cleanup_(json_decrefp) json_t *counts = NULL, *expiring = NULL, *targets = NULL, *j = NULL;
         _cleanup_free_ ExpiringCert *e = NULL;
-        int64_t before = (int64_t) (now / USEC_PER_SEC) + API_EXPIRING_DAYS * 86400;
+        int64_t before;
         FleetSummary s;
         size_t n;
         int r;
 
+        assert(f);
+        assert(ret);
+
+        before = (int64_t) (now / USEC_PER_SEC) + API_EXPIRING_DAYS * 86400;
         fleet_summarize(f, now, &s);
         r = fleet_expiring(f, before, &e, &n);
         if (r < 0)

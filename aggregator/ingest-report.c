@@ -5,6 +5,7 @@
  * valid node name, target name and hash, and freeing it. The parser
  * (ingest.c), the fleet, the API and the metrics all use these.
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,6 +94,8 @@ bool target_name_is_valid(const char *name) {
 }
 
 bool report_has_inactive_target(const Report *r) {
+        assert(r);
+
         for (size_t i = 0; i < r->n_targets; i++)
                 if (r->targets[i].state == TARGET_INACTIVE)
                         return true;

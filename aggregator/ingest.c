@@ -5,6 +5,7 @@
  * bounded. The names and validators it checks against are in
  * ingest-report.c.
  */
+#include <assert.h>
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
@@ -389,6 +390,13 @@ int report_parse(const char *data, size_t size, Report **ret, RejectReason *ret_
         RejectReason why = REJECT_BAD_JSON;
         json_error_t err;
         int k;
+
+        /* A request without a body has "" (httpd.h). NULL is let through
+         * with size 0 only: jansson refuses it as invalid JSON, as before. */
+        assert(data || size == 0);
+        assert(ret);
+        assert(ret_why);
+        assert(ret_message);
 
         *ret_message = NULL;
         root = json_loadb(data, size, JSON_REJECT_DUPLICATES, &err);

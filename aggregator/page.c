@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <stddef.h>
 
 #include "page.h"
@@ -20,6 +21,8 @@ int page_reply(HttpdRequest *req) {
                 "Cache-Control", "no-store",
                 NULL
         };
+
+        assert(req);
 
         return httpd_reply_full(req, 200, "text/html; charset=utf-8", page_html, page_html_size, headers);
 }

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -178,6 +179,9 @@ int aggregator_handle_headers(HttpdRequest *req, void *userdata) {
         Aggregator *a = userdata;
         int r;
 
+        assert(req);
+        assert(a);
+
         if (!streq(req->path, REPORTS_PATH) || !streq(req->method, "POST")) {
                 const char *cl = httpd_request_header(req, "Content-Length");
 
@@ -211,7 +215,12 @@ int aggregator_handle_headers(HttpdRequest *req, void *userdata) {
 
 int aggregator_handle_request(HttpdRequest *req, void *userdata) {
         Aggregator *a = userdata;
-        const char *p = req->path;
+        const char *p;
+
+        assert(req);
+        assert(a);
+
+        p = req->path;
 
         if (streq(p, REPORTS_PATH)) {
                 if (!streq(req->method, "POST"))
