@@ -24,6 +24,8 @@
 uint64_t aggregator_now(Aggregator *a) {
         uint64_t now;
 
+        assert(a);
+
         /* The loop's notion of now: every request of one iteration agrees. */
         if (a->event && sd_event_now(a->event, CLOCK_REALTIME, &now) >= 0)
                 return now;
@@ -33,10 +35,14 @@ uint64_t aggregator_now(Aggregator *a) {
 }
 
 void aggregator_log_ratelimited(Aggregator *a, const char *fmt, ...) {
-        uint64_t now = aggregator_now(a);
         _cleanup_free_ char *m = NULL;
+        uint64_t now;
         va_list ap;
 
+        assert(a);
+        assert(fmt);
+
+        now = aggregator_now(a);
         if (now - a->log_window_start > LOG_WINDOW_USEC) {
                 if (a->log_suppressed > 0)
                         log_notice("Suppressed %u similar messages in the last %llu s", a->log_suppressed,
@@ -125,6 +131,9 @@ int aggregator_new(const AggregatorConfig *config, Aggregator **ret) {
         uint64_t now;
         int r;
 
+        assert(config);
+        assert(ret);
+
         a = calloc(1, sizeof *a);
         if (!a)
                 return -ENOMEM;
@@ -159,6 +168,8 @@ int aggregator_new(const AggregatorConfig *config, Aggregator **ret) {
                 r = sd_event_add_signal(a->event, &a->sigint_source, SIGINT, on_signal, a);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch signals");
+        (void) sd_event_source_set_description(a->sigterm_source, "sigterm");
+        (void) sd_event_source_set_description(a->sigint_source, "sigint");
 
         r = sd_event_now(a->event, CLOCK_MONOTONIC, &now);
         if (r < 0)
@@ -167,6 +178,7 @@ int aggregator_new(const AggregatorConfig *config, Aggregator **ret) {
                               USEC_PER_SEC, on_housekeeping, a);
         if (r < 0)
                 return log_error_errno(r, "Failed to add housekeeping timer");
+        (void) sd_event_source_set_description(a->housekeeping_timer, "housekeeping");
         r = sd_event_source_set_enabled(a->housekeeping_timer, SD_EVENT_ON);
         if (r < 0)
                 return log_error_errno(r, "Failed to enable housekeeping timer");
@@ -205,6 +217,8 @@ Aggregator *aggregator_free(Aggregator *a) {
 
 int aggregator_run(Aggregator *a) {
         int r;
+
+        assert(a);
 
         log_info("Listening on %s port %u (report interval %u s, body limit %zu bytes, at most %zu nodes)",
                  a->config.listen, httpd_get_port(a->httpd), a->config.interval_seconds, a->config.max_body,

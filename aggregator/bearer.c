@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
@@ -89,6 +90,9 @@ int token_file_new(const char *path, TokenFile **ret) {
         _cleanup_(token_file_freep) TokenFile *t = NULL;
         int r;
 
+        assert(path);
+        assert(ret);
+
         t = calloc(1, sizeof *t);
         if (!t)
                 return -ENOMEM;
@@ -114,6 +118,8 @@ TokenFile *token_file_free(TokenFile *t) {
 int token_file_refresh(TokenFile *t) {
         struct stat st;
         int r;
+
+        assert(t);
 
         /* stat() follows the symlinks a mounted secret is made of, so the
          * kubelet's ..data swap shows up as a new inode. */

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,8 @@ int node_state_from_string(const char *s) {
 
 int fleet_new(size_t max_nodes, unsigned default_interval_seconds, Fleet **ret) {
         Fleet *f;
+
+        assert(ret);
 
         f = calloc(1, sizeof *f);
         if (!f)
@@ -86,8 +89,12 @@ static size_t fleet_find(const Fleet *f, const char *name, bool *found) {
 
 Node *fleet_get(Fleet *f, const char *name) {
         bool found;
-        size_t i = fleet_find(f, name, &found);
+        size_t i;
 
+        assert(f);
+        assert(name);
+
+        i = fleet_find(f, name, &found);
         return found ? f->nodes[i] : NULL;
 }
 
@@ -129,12 +136,17 @@ static void adopt_hash(Fleet *f, SeenHash *h, uint64_t now) {
 }
 
 int fleet_update(Fleet *f, Report **report, uint64_t now) {
-        Report *r = *report;
         SeenHash *h;
         bool found;
+        Report *r;
         Node *n;
         size_t i;
 
+        assert(f);
+        assert(report);
+        assert(*report);
+
+        r = *report;
         i = fleet_find(f, r->node, &found);
         if (found)
                 n = f->nodes[i];
@@ -170,8 +182,14 @@ int fleet_update(Fleet *f, Report **report, uint64_t now) {
 }
 
 NodeState fleet_node_state(const Fleet *f, const Node *n, uint64_t now) {
-        const Report *r = n->report;
-        uint64_t interval = r->interval_seconds ? r->interval_seconds : f->default_interval_seconds;
+        const Report *r;
+        uint64_t interval;
+
+        assert(f);
+        assert(n);
+
+        r = n->report;
+        interval = r->interval_seconds ? r->interval_seconds : f->default_interval_seconds;
 
         if (now > n->last_seen && now - n->last_seen > FLEET_STALE_INTERVALS * interval * USEC_PER_SEC)
                 return NODE_STALE;
@@ -183,8 +201,11 @@ NodeState fleet_node_state(const Fleet *f, const Node *n, uint64_t now) {
 }
 
 size_t fleet_prune(Fleet *f, uint64_t now, uint64_t forget_usec) {
-        size_t kept = 0, n = f->n_nodes;
+        size_t kept = 0, n;
 
+        assert(f);
+
+        n = f->n_nodes;
         for (size_t i = 0; i < n; i++) {
                 Node *node = f->nodes[i];
                 /* Only a node already shown as stale: one with a long report
@@ -210,6 +231,10 @@ static int node_view_cmp(const void *a, const void *b) {
 
 int fleet_list(const Fleet *f, uint64_t now, NodeView **ret, size_t *ret_n) {
         NodeView *v;
+
+        assert(f);
+        assert(ret);
+        assert(ret_n);
 
         v = calloc(f->n_nodes ? f->n_nodes : 1, sizeof *v);
         if (!v)
@@ -257,6 +282,9 @@ static void summarize_targets(FleetSummary *s, const Report *r) {
 void fleet_summarize(const Fleet *f, uint64_t now, FleetSummary *ret) {
         FleetSummary s = {};
 
+        assert(f);
+        assert(ret);
+
         for (size_t i = 0; i < f->n_nodes; i++) {
                 const Node *n = f->nodes[i];
                 const Report *r = n->report;
@@ -295,6 +323,10 @@ static int expiring_cmp(const void *a, const void *b) {
 int fleet_expiring(const Fleet *f, int64_t before, ExpiringCert **ret, size_t *ret_n) {
         ExpiringCert *e = NULL;
         size_t n = 0, alloc = 0;
+
+        assert(f);
+        assert(ret);
+        assert(ret_n);
 
         for (size_t i = 0; i < f->n_nodes; i++) {
                 const Report *r = f->nodes[i]->report;

@@ -5,6 +5,9 @@
  * One agent report (docs/report-format.md), validated and reduced to what the
  * fleet view needs. Everything kept is bounded, whatever the agent sends, so
  * that memory grows with the number of nodes and nothing else.
+ *
+ * report_parse() is in ingest.c; the state names, the validators and
+ * report_free() in ingest-report.c.
  */
 
 #include <stdbool.h>

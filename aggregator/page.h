@@ -8,9 +8,13 @@
  * /api/v1/summary and /api/v1/nodes and refreshes itself every 5 seconds;
  * it builds the DOM with textContent only, so nothing an agent reports can
  * inject markup.
+ *
+ * It is edited as aggregator/page/index.html, page.css and page.js; the
+ * build puts the three into one document and links it in as data (see the
+ * Makefile and mk/inline-page.awk).
  */
 
-#include <stddef.h>
+#include "httpd.h"
 
-extern const char page_html[];
-extern const size_t page_html_size;
+/* Answer req with the page and the headers that keep it self-contained. */
+int page_reply(HttpdRequest *req);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,11 @@ int metrics_render(const Fleet *fleet, const AggregatorStats *stats, uint64_t no
         size_t size = 0, n_expiring;
         FILE *f;
         int r;
+
+        assert(fleet);
+        assert(stats);
+        assert(ret);
+        assert(ret_size);
 
         fleet_summarize(fleet, now, &s);
         r = fleet_expiring(fleet, (int64_t) (now / USEC_PER_SEC) + API_EXPIRING_DAYS * 86400, &e, &n_expiring);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <string.h>
 
 #include "rate-window.h"
@@ -18,6 +19,8 @@ static void rate_window_advance(RateWindow *w, uint64_t second) {
 void rate_window_add(RateWindow *w, uint64_t now) {
         uint64_t second = now / 1000000;
 
+        assert(w);
+
         rate_window_advance(w, second);
         /* A clock step backwards lands in the newest bucket. */
         w->buckets[w->last_second % RATE_WINDOW_SECONDS]++;
@@ -25,6 +28,8 @@ void rate_window_add(RateWindow *w, uint64_t now) {
 
 double rate_window_per_second(const RateWindow *w, uint64_t now) {
         uint64_t second = now / 1000000, sum = 0;
+
+        assert(w);
 
         /* Count the buckets still inside the window ending at now. */
         for (uint64_t i = 0; i < RATE_WINDOW_SECONDS; i++) {

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -24,8 +25,7 @@ static int reply_json(HttpdRequest *req, unsigned status, const char *json) {
 
 /* json_pack() straight to a string; NULL on failure. */
 static char *json_dumps_pack(const char *fmt, ...) {
-        json_t *j;
-        char *s;
+        _cleanup_(json_decrefp) json_t *j = NULL;
         va_list ap;
 
         va_start(ap, fmt);
@@ -33,9 +33,7 @@ static char *json_dumps_pack(const char *fmt, ...) {
         va_end(ap);
         if (!j)
                 return NULL;
-        s = json_dumps(j, JSON_COMPACT);
-        json_decref(j);
-        return s;
+        return json_dumps(j, JSON_COMPACT);
 }
 
 /* {"error": message}, with extra headers when given. */
@@ -167,22 +165,6 @@ static int handle_metrics(Aggregator *a, HttpdRequest *req) {
         return httpd_reply_full(req, 200, METRICS_CONTENT_TYPE, body, size, no_store);
 }
 
-static int handle_page(HttpdRequest *req) {
-        /* The page is self-contained: inline style and script, data from
-         * this origin only. The policy keeps it that way. */
-        static const char *const headers[] = {
-                "Content-Security-Policy",
-                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-                "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-                "X-Content-Type-Options", "nosniff",
-                "Referrer-Policy", "no-referrer",
-                "Cache-Control", "no-store",
-                NULL
-        };
-
-        return httpd_reply_full(req, 200, "text/html; charset=utf-8", page_html, page_html_size, headers);
-}
-
 static bool is_get(const HttpdRequest *req) {
         return streq(req->method, "GET") || streq(req->method, "HEAD");
 }
@@ -196,6 +178,9 @@ static int method_not_allowed(HttpdRequest *req, const char *allow) {
 int aggregator_handle_headers(HttpdRequest *req, void *userdata) {
         Aggregator *a = userdata;
         int r;
+
+        assert(req);
+        assert(a);
 
         if (!streq(req->path, REPORTS_PATH) || !streq(req->method, "POST")) {
                 const char *cl = httpd_request_header(req, "Content-Length");
@@ -230,7 +215,12 @@ int aggregator_handle_headers(HttpdRequest *req, void *userdata) {
 
 int aggregator_handle_request(HttpdRequest *req, void *userdata) {
         Aggregator *a = userdata;
-        const char *p = req->path;
+        const char *p;
+
+        assert(req);
+        assert(a);
+
+        p = req->path;
 
         if (streq(p, REPORTS_PATH)) {
                 if (!streq(req->method, "POST"))
@@ -251,7 +241,7 @@ int aggregator_handle_request(HttpdRequest *req, void *userdata) {
                 /* Answered by the loop itself: a stalled loop cannot say ok. */
                 return httpd_reply_full(req, 200, "text/plain; charset=utf-8", "ok\n", 3, no_store);
         if (streq(p, "/") || streq(p, "/index.html"))
-                return handle_page(req);
+                return page_reply(req);
         if (streq(p, "/metrics"))
                 return handle_metrics(a, req);
         if (streq(p, "/api/v1/summary"))
