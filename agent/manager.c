@@ -9,30 +9,20 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#include "apply.h"
 #include "cleanup.h"
-#include "fs.h"
 #include "health.h"
 #include "log.h"
 #include "manager.h"
 #include "output-watch.h"
-#include "plan.h"
-#include "pullsecret.h"
 #include "reporter.h"
-#include "runtime.h"
 #include "source-dir.h"
 #include "source-kube.h"
-#include "sync-log.h"
 #include "trust.h"
 
 /* Long enough to coalesce the five inotify events of one kubelet swap,
  * short enough that nobody waits for it. */
 #define SYNC_DELAY_USEC 1000ULL
 #define ONCE_TIMEOUT_USEC (60 * USEC_PER_SEC)
-
-static bool manager_has_trust(const Manager *m) {
-        return m->config->trust_source || m->config->kubeconfig || m->config->in_cluster;
-}
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Manager *m = userdata;
@@ -47,8 +37,6 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         (void) sd_notify(false, "STOPPING=1");
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
-
-static void manager_repair(Manager *m);
 
 static int on_sync_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
@@ -123,7 +111,7 @@ static int on_output_event(sd_event_source *s, const struct inotify_event *ev, v
         return 0;
 }
 
-static void manager_watch_outputs(Manager *m) {
+void manager_watch_outputs(Manager *m) {
         OutputWatchSet set = {
                 .event = m->event,
                 .root = m->config->root,
@@ -136,255 +124,6 @@ static void manager_watch_outputs(Manager *m) {
         if (m->config->once || m->config->dry_run)
                 return;
         output_watches_update(&m->output_watches, &set, m->manifest);
-}
-
-/* Hand health and the reporter what they show from now on: the state,
- * and readiness judged now. Its revision moves when either changed. */
-static void manager_publish(Manager *m) {
-        const char *source_reason = NULL, *reason = NULL;
-        bool healthy, ready;
-
-        healthy = source_healthy(m->source, &source_reason);
-        ready = state_is_ready(&m->state, healthy, source_reason, &reason);
-        if (ready != m->status.ready || !streq_ptr(reason, m->not_ready_reason)) {
-                free(m->not_ready_reason);
-                m->not_ready_reason = reason ? strdup(reason) : NULL;
-                m->readiness_revision++;
-        }
-        m->status = (AgentStatus){
-                .state = &m->state,
-                .node = m->config->node_name,
-                .version = NODETRUST_VERSION,
-                .source_kind = m->source->ops->kind,
-                .ready = ready,
-                .not_ready_reason = m->not_ready_reason,
-                .revision = m->state.revision + m->readiness_revision,
-        };
-        if (m->health)
-                health_update(m->health, &m->status);
-        if (m->reporter)
-                reporter_update(m->reporter, &m->status);
-}
-
-static int exit_code_for(const State *s) {
-        if (!s->last_sync_ok || s->n_failed > 0)
-                return EXIT_FAILURE_;
-        if (s->n_refused > 0 || s->n_conflicts > 0 || s->n_shadowed > 0 ||
-            s->pull_secret_status == PULL_SECRET_INVALID)
-                return EXIT_PARTIAL;
-        return EXIT_APPLIED;
-}
-
-/* A target directory that refuses writes with EROFS, under systemd, is
- * nearly always a stale sandbox: ReadWritePaths= bind-mounted the directory
- * when the service started, someone replaced it since (rm -rf, then mkdir),
- * and the new one shows only through the read-only rest of the file system.
- * Nothing in this process can mend a mount namespace, and retrying would
- * fail forever, so say why and exit non-zero: Restart=on-failure starts us
- * again in a fresh namespace that binds the new directory. --once and
- * --dry-run are left alone; their exit status already says failure. */
-static void manager_exit_if_read_only(Manager *m, const Plan *p) {
-        for (size_t i = 0; i < p->n_actions; i++) {
-                const PlanAction *a = &p->actions[i];
-                _cleanup_free_ char *dir = NULL;
-
-                if (a->error != -EROFS)
-                        continue;
-                dir = path_join(m->config->root, a->target->dir);
-                log_full(LOG_ERR, "Target directory is read-only (replaced since the service started?); exiting so that a restart sees it afresh",
-                         "TARGET=%s", a->target->name, "DIRECTORY=%s", dir ? dir : a->target->dir,
-                         "REGISTRY=%s", a->registry, "ERROR=%s", strerror(EROFS), NULL);
-                (void) sd_event_exit(m->event, EXIT_FAILURE_);
-                return;
-        }
-}
-
-/* trust set -> plan -> apply -> state. -EIO when some write failed. */
-static int manager_apply_trust(Manager *m, const TrustSet *t, bool content_changed) {
-        _cleanup_(runtime_status_done) RuntimeStatus rs = {};
-        _cleanup_(plan_freep) Plan *p = NULL;
-        int r, failed = 0;
-
-        /* Which runtimes read what we write is judged at every sync: it is
-         * a few stats and one small file. */
-        r = runtime_check(m->root_fd, m->config->containerd_config, m->config->targets, &rs);
-        if (r < 0)
-                return r;
-
-        PlanOptions o = {
-                .target_mask = m->config->targets,
-                .containerd_hosts_toml = m->config->containerd_hosts_toml,
-                .containerd_read_first = rs.targets[target_by_name("containerd") - targets].read_first,
-        };
-        r = plan_compute(m->root_fd, t, m->manifest, &o, &p);
-        if (r < 0)
-                return r;
-
-        if (m->config->dry_run) {
-                plan_print(stdout, p, t, m->config->root);
-                runtime_print(stdout, &rs);
-                fflush(stdout);
-        } else {
-                failed = apply_plan(m->root_fd, m->config->state_dir, p, m->manifest);
-                if (failed < 0)
-                        return failed;
-                m->state.n_files_failed = (unsigned) failed;
-                sync_log_plan(p, t, content_changed);
-                sync_log_runtime(&m->state.runtime, &rs);
-                m->state.files_written_total += plan_count(p, ACTION_CREATE) + plan_count(p, ACTION_UPDATE);
-                m->state.files_removed_total += plan_count(p, ACTION_REMOVE);
-                if (plan_changes(p))
-                        manager_watch_outputs(m);
-                if (!m->config->once)
-                        manager_exit_if_read_only(m, p);
-        }
-
-        state_set_runtime(&m->state, &rs);
-        r = state_set_registries(&m->state, t, p);
-        if (r < 0)
-                return r;
-        if (!m->config->dry_run)
-                sync_log_shadowed(&m->state);
-        return failed > 0 ? -EIO : 0;
-}
-
-/* The trust half of a sync: snapshot -> trust set, then apply it. */
-static int manager_sync_trust(Manager *m, const Snapshot *snap, bool content_changed) {
-        _cleanup_(trust_set_freep) TrustSet *t = NULL;
-        int r;
-
-        r = trust_set_from_snapshot(snap, m->config->ignore_keys, time(NULL), m->trust, &t);
-        if (r < 0)
-                return r;
-        r = manager_apply_trust(m, t, content_changed);
-        trust_set_free(m->trust);
-        m->trust = TAKE_PTR(t);
-        return r;
-}
-
-/* The pull-secret half of a sync, in the trust half's stages: plan, apply
- * (or print for --dry-run), state, log. -EIO when a target could not be
- * written. */
-static int manager_sync_pull_secret(Manager *m, const Snapshot *snap) {
-        _cleanup_(pull_secret_plan_freep) PullSecretPlan *p = NULL;
-        _cleanup_(pull_secret_result_freep) PullSecretResult *res = NULL;
-        _cleanup_free_ char *error = NULL;
-        const Config *c = m->config;
-        PullSecretStatus status;
-        const char *hash;
-        int failed = 0, r;
-
-        r = pull_secret_plan_compute(m->root_fd, c->state_dir, snap, &c->pull_secret_options, &p);
-        if (r < 0)
-                return r;
-        if (c->dry_run) {
-                pull_secret_plan_print(stdout, p, c->root);
-                fflush(stdout);
-        } else {
-                pull_secret_plan_log(p, c->state_dir);
-                failed = pull_secret_apply(m->root_fd, c->state_dir, p, &res);
-                if (failed < 0)
-                        return failed;
-        }
-        r = pull_secret_outcome(p, res, &status, &error, &hash);
-        if (r < 0)
-                return r;
-        r = state_set_pull_secret(&m->state, status, hash, error);
-        if (r < 0)
-                return r;
-        if (!c->dry_run)
-                pull_secret_log(p, res, c->state_dir, r > 0);
-        return failed > 0 ? -EIO : 0;
-}
-
-/* Drift repair after an output event: the source has not changed, so apply
- * the trust set we have. A failure here marks the agent degraded until the
- * next full sync; success leaves the last full sync's verdict alone. */
-static void manager_repair(Manager *m) {
-        State *s = &m->state;
-        int r;
-
-        if (!manager_has_trust(m))
-                return;
-        r = manager_apply_trust(m, m->trust, false);
-        if (r < 0) {
-                _cleanup_free_ char *err = NULL;
-                if (asprintf(&err, "Drift repair failed: %s",
-                             r == -EIO ? "a registry could not be written" : strerror(-r)) < 0)
-                        err = NULL;
-                state_set_failed(s, err ? err : "drift repair failed");
-                log_error("%s", s->last_error);
-        }
-        sync_notify(&m->state, false);
-        manager_publish(m);
-}
-
-int manager_sync(Manager *m) {
-        _cleanup_(snapshot_freep) Snapshot *snap = NULL;
-        _cleanup_free_ char *err = NULL;
-        State *s = &m->state;
-        bool first = !s->first_sync_done, changed = false;
-        char hash[65];
-        int r;
-
-        m->source_dirty = false;
-        r = source_read(m->source, &snap);
-        if (r == -EAGAIN)
-                return 0; /* the source has nothing complete yet; it will call again */
-
-        s->syncs_total++;
-        s->last_sync = time(NULL);
-
-        if (r < 0) {
-                if (asprintf(&err, "Failed to read the source: %s", strerror(-r)) < 0)
-                        err = NULL;
-        } else {
-                snapshot_trust_hash(snap, hash);
-                changed = state_set_source(s, hash, snap->origin);
-                if (manager_has_trust(m))
-                        r = manager_sync_trust(m, snap, changed);
-                if (r == -EIO) {
-                        /* A failed removal fails no registry of the trust
-                         * set: count files, and name registries when any. */
-                        if ((s->n_failed > 0
-                                     ? asprintf(&err, "%u registr%s could not be written", s->n_failed,
-                                                s->n_failed == 1 ? "y" : "ies")
-                                     : asprintf(&err, "%u file%s could not be written or removed", s->n_files_failed,
-                                                s->n_files_failed == 1 ? "" : "s")) < 0)
-                                err = NULL;
-                } else if (r < 0) {
-                        if (asprintf(&err, "Failed to sync: %s", strerror(-r)) < 0)
-                                err = NULL;
-                }
-                /* The pull-secret half (pullsecret.c), after the trust half:
-                 * an invalid secret only sets pull_secret_status; a failed
-                 * write fails the sync like a failed registry write. */
-                if (m->config->pull_secret_options.enabled) {
-                        int k = manager_sync_pull_secret(m, snap);
-                        if (k < 0 && r >= 0) {
-                                r = k;
-                                if (asprintf(&err, "Failed to sync the pull secret: %s",
-                                             s->pull_secret_error ? s->pull_secret_error : strerror(-k)) < 0)
-                                        err = NULL;
-                        }
-                }
-        }
-
-        state_sync_done(s, r >= 0, err);
-        if (!s->last_sync_ok)
-                log_error("%s", s->last_error);
-        if (!m->config->dry_run && (changed || first || !s->last_sync_ok))
-                log_full(s->last_sync_ok ? LOG_INFO : LOG_WARNING, "Sync complete", "GENERATION=%llu",
-                         (unsigned long long) s->generation, "APPLIED=%u", s->n_applied, "REFUSED=%u",
-                         s->n_refused, "CONFLICTS=%u", s->n_conflicts, "FAILED=%u", s->n_failed, NULL);
-
-        if (m->config->once || m->config->dry_run) {
-                m->exit_code = exit_code_for(s);
-                return sd_event_exit(m->event, 0);
-        }
-        sync_notify(&m->state, first);
-        manager_publish(m);
-        return r;
 }
 
 int manager_new(Config *config, Manager **ret) {

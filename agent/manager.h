@@ -66,3 +66,14 @@ int manager_sync(Manager *m);
 
 /* Schedule a full sync after delay_usec (coalescing bursts of events). */
 void manager_schedule_sync(Manager *m, uint64_t delay_usec);
+
+/* The manager's own parts (manager.c: the loop; manager-sync.c: the sync). */
+
+/* Re-plan against the last trust set after an output event (drift repair). */
+void manager_repair(Manager *m);
+
+/* Hand health and the reporter the state and readiness as they are now. */
+void manager_publish(Manager *m);
+
+/* (Re)watch the target directories and everything the manifest owns. */
+void manager_watch_outputs(Manager *m);
