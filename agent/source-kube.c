@@ -5,9 +5,9 @@
 #include <string.h>
 
 #include "cleanup.h"
-#include "kube-watch.h"
-#include "kubeconfig.h"
 #include "log.h"
+#include "source-kube-config.h"
+#include "source-kube-watch.h"
 #include "source-kube.h"
 
 

@@ -7,8 +7,8 @@
 #include <sys/random.h>
 
 #include "cleanup.h"
-#include "kube-watch.h"
 #include "log.h"
+#include "source-kube-watch.h"
 
 /* A list of one object is small; a config map is at most 1 MiB of data,
  * which JSON escaping and base64 can nearly double. */

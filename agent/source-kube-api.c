@@ -6,7 +6,7 @@
 
 #include "base64.h"
 #include "cleanup.h"
-#include "kube-api.h"
+#include "source-kube-api.h"
 
 
 static void json_unrefp(json_t **j) {

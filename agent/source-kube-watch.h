@@ -17,8 +17,8 @@
 #include <systemd/sd-event.h>
 
 #include "curl-request.h"
-#include "kube-api.h"
-#include "kubeconfig.h"
+#include "source-kube-api.h"
+#include "source-kube-config.h"
 
 /* What every watch of one source shares. Plain data, owned by the source. */
 typedef struct KubeWatch KubeWatch;
@@ -31,7 +31,7 @@ typedef struct KubeClient {
         uint64_t request_timeout_usec; /* a list, or a watch's 200, must arrive within this */
         uint64_t backoff_base_usec;
         uint64_t backoff_cap_usec;
-        KubeWatch *watches; /* every watch of this client (kube-watch.c keeps the list) */
+        KubeWatch *watches; /* every watch of this client (source-kube-watch.c keeps the list) */
 } KubeClient;
 
 /* The object (or its absence) may have changed, or it was listed for the first time. */

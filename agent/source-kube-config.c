@@ -12,7 +12,7 @@
 #include "base64.h"
 #include "cleanup.h"
 #include "fs.h"
-#include "kubeconfig.h"
+#include "source-kube-config.h"
 
 #define KUBECONFIG_MAX (1024 * 1024)
 #define TOKEN_MAX (64 * 1024)
