@@ -16,6 +16,7 @@
  *
  * Its parts, as timesyncd names its own: source-kube-config.c finds the
  * API server and credentials, source-kube-api.c is the list/watch protocol
- * without I/O, source-kube-watch.c keeps one object current on the loop.
+ * without I/O, source-kube-watch.c keeps one object current on the loop
+ * and source-kube-watch-reply.c reads what the server answers it.
  */
 int source_kube_new(const char *kubeconfig_path, unsigned watch_timeout_sec, Source **ret);
