@@ -9,11 +9,6 @@
 #include "source-kube-api.h"
 
 
-static void json_unrefp(json_t **j) {
-        if (*j)
-                json_decref(*j);
-}
-
 bool kube_name_is_valid(const char *name) {
         size_t n = name ? strlen(name) : 0;
 
@@ -92,7 +87,7 @@ const char *kube_object_rv(json_t *object) {
 }
 
 int kube_list_parse(const char *body, size_t size, const char *name, json_t **ret_object, char **ret_rv) {
-        _cleanup_(json_unrefp) json_t *j = json_loadb(body, size, JSON_REJECT_DUPLICATES, NULL);
+        json_auto_t *j = json_loadb(body, size, JSON_REJECT_DUPLICATES, NULL);
         const char *rv;
         json_t *items, *item, *found = NULL;
         size_t i;
@@ -128,7 +123,7 @@ int kube_event_parse(const char *line, size_t len, KubeEvent *ret) {
                 [KUBE_EVENT_DELETED] = "DELETED",   [KUBE_EVENT_BOOKMARK] = "BOOKMARK",
                 [KUBE_EVENT_ERROR] = "ERROR",
         };
-        _cleanup_(json_unrefp) json_t *j = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
+        json_auto_t *j = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
         const char *type;
         json_t *obj;
         KubeEvent e = {};
@@ -145,7 +140,6 @@ int kube_event_parse(const char *line, size_t len, KubeEvent *ret) {
                 return -EBADMSG;
 
         e.type = (KubeEventType) t;
-        e.object = json_incref(obj);
         if (e.type == KUBE_EVENT_ERROR) {
                 json_t *code = json_object_get(obj, "code");
                 e.code = json_is_integer(code) ? (int) json_integer_value(code) : 0;
@@ -155,23 +149,22 @@ int kube_event_parse(const char *line, size_t len, KubeEvent *ret) {
         } else {
                 e.resource_version = kube_object_rv(obj);
                 e.name = get_str(json_object_get(obj, "metadata"), "name");
-                if (!e.resource_version || !*e.resource_version) {
-                        json_decref(e.object);
+                if (!e.resource_version || !*e.resource_version)
                         return -EBADMSG;
-                }
         }
+        /* The strings above point into obj: the reference keeps them. */
+        e.object = json_incref(obj);
         *ret = e;
         return 0;
 }
 
 void kube_event_done(KubeEvent *e) {
-        if (e->object)
-                json_decref(e->object);
+        json_decref(e->object);
         *e = (KubeEvent){};
 }
 
 void kube_status_parse(const char *body, size_t size, int *ret_code, char **ret_message) {
-        _cleanup_(json_unrefp) json_t *j = json_loadb(body, size, 0, NULL);
+        json_auto_t *j = json_loadb(body, size, 0, NULL);
         const char *m = get_str(j, "message");
         json_t *code = json_object_get(j, "code");
 

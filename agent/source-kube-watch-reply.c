@@ -20,11 +20,6 @@
 /* An optional object we may not read is looked at again this often. */
 #define FORBIDDEN_RETRY_USEC (300 * USEC_PER_SEC)
 
-static void json_unrefp(json_t **j) {
-        if (*j)
-                json_decref(*j);
-}
-
 static void notify_owner(KubeWatch *w) {
         w->changed = true;
         (void) sd_event_source_set_enabled(w->defer, SD_EVENT_ONESHOT);
@@ -35,8 +30,7 @@ static void set_object(KubeWatch *w, json_t *obj) {
         const char *new_rv = obj ? kube_object_rv(obj) : NULL;
         bool same = (!w->object && !obj) || (old_rv && new_rv && streq(old_rv, new_rv));
 
-        if (w->object)
-                json_decref(w->object);
+        json_decref(w->object);
         w->object = obj ? json_incref(obj) : NULL;
         if (!same)
                 notify_owner(w);
@@ -149,7 +143,7 @@ static void optional_absent(KubeWatch *w, long status) {
 }
 
 static void on_list_done(KubeWatch *w, int error) {
-        _cleanup_(json_unrefp) json_t *obj = NULL;
+        json_auto_t *obj = NULL;
         _cleanup_free_ char *rv = NULL;
         long status = curl_request_status(w->req);
         const char *body;

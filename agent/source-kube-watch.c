@@ -263,8 +263,7 @@ KubeWatch *kube_watch_free(KubeWatch *w) {
         wipe_token(&w->token_sent);
         sd_event_source_disable_unref(w->timer);
         sd_event_source_disable_unref(w->defer);
-        if (w->object)
-                json_decref(w->object);
+        json_decref(w->object);
         free(w->rv);
         free(w->what);
         free(w->group_version);
