@@ -34,6 +34,7 @@ typedef struct DirSource DirSource;
 typedef struct Watch {
         DirSource *owner;
         char *path; /* the directory to watch */
+        const char *description; /* of its event source */
         sd_event_source *src;
         bool on_parent;
         /* The trust watch: read_trust() skips dot files, so an event on one
@@ -91,12 +92,13 @@ static int watch_arm(Watch *w) {
         }
         if (r < 0)
                 return r;
+        (void) sd_event_source_set_description(w->src, w->description);
         if (w->on_parent)
                 log_debug("'%s' does not exist yet; watching '%s' for it", w->path, target);
         return 0;
 }
 
-static int watch_init(DirSource *d, const char *path, bool ignore_dotfiles) {
+static int watch_init(DirSource *d, const char *path, const char *description, bool ignore_dotfiles) {
         struct stat st;
         Watch *w = &d->watches[d->n_watches];
         _cleanup_free_ char *copy = strdup(path);
@@ -111,6 +113,7 @@ static int watch_init(DirSource *d, const char *path, bool ignore_dotfiles) {
         if (!w->path)
                 return -ENOMEM;
         w->owner = d;
+        w->description = description;
         w->ignore_dotfiles = ignore_dotfiles;
         d->n_watches++;
         return watch_arm(w);
@@ -122,12 +125,12 @@ static int dir_start(Source *s, sd_event *event) {
 
         d->event = sd_event_ref(event);
         if (d->trust_path) {
-                r = watch_init(d, d->trust_path, true);
+                r = watch_init(d, d->trust_path, "source-dir-trust", true);
                 if (r < 0)
                         return r;
         }
         if (d->pull_path) {
-                r = watch_init(d, d->pull_path, false);
+                r = watch_init(d, d->pull_path, "source-dir-pull-secret", false);
                 if (r < 0)
                         return r;
         }

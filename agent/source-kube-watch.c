@@ -215,6 +215,7 @@ static int on_defer(sd_event_source *s, void *userdata) {
 
 int kube_watch_new(KubeClient *c, const KubeObjectRef *ref, kube_watch_change_t cb, void *userdata, KubeWatch **ret) {
         _cleanup_(kube_watch_freep) KubeWatch *w = calloc(1, sizeof *w);
+        char description[96];
         int r;
 
         if (!w)
@@ -241,10 +242,15 @@ int kube_watch_new(KubeClient *c, const KubeObjectRef *ref, kube_watch_change_t 
         if (r < 0)
                 return r;
         (void) sd_event_source_set_enabled(w->timer, SD_EVENT_OFF);
+        /* Named for the object: a source has several watches. */
+        snprintf(description, sizeof description, "kube-watch-timer %s", w->what);
+        (void) sd_event_source_set_description(w->timer, description);
         r = sd_event_add_defer(c->event, &w->defer, on_defer, w);
         if (r < 0)
                 return r;
         (void) sd_event_source_set_enabled(w->defer, SD_EVENT_OFF);
+        snprintf(description, sizeof description, "kube-watch-notify %s", w->what);
+        (void) sd_event_source_set_description(w->defer, description);
 
         *ret = TAKE_PTR(w);
         return 0;
