@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -323,8 +324,11 @@ static const SourceOps dir_ops = {
 };
 
 int source_dir_new(const char *trust_path, const char *pull_secret_path, Source **ret) {
-        DirSource *d = calloc(1, sizeof *d);
+        DirSource *d;
 
+        assert(ret);
+
+        d = calloc(1, sizeof *d);
         if (!d)
                 return -ENOMEM;
         d->base.ops = &dir_ops;

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -168,6 +169,10 @@ int kubeconfig_parse(const char *text, size_t size, const char *base_dir, KubeCo
         json_t *ctx, *cluster, *user;
         int r;
 
+        assert(text);
+        assert(ret);
+        assert(ret_error);
+
         *ret_error = NULL;
         r = parse_yaml(text, size, &root, ret_error);
         if (r < 0)
@@ -251,12 +256,17 @@ int kubeconfig_parse(const char *text, size_t size, const char *base_dir, KubeCo
 }
 
 int kubeconfig_load(const char *path, KubeConfig **ret, char **ret_error) {
-        _cleanup_free_ char *text = NULL, *dir_copy = strdup(path), *origin = NULL;
+        _cleanup_free_ char *text = NULL, *dir_copy = NULL, *origin = NULL;
         KubeConfig *k = NULL;
         size_t size;
         int r;
 
+        assert(path);
+        assert(ret);
+        assert(ret_error);
+
         *ret_error = NULL;
+        dir_copy = strdup(path);
         if (!dir_copy)
                 return -ENOMEM;
         r = read_file_at(AT_FDCWD, path, true, KUBECONFIG_MAX, &text, &size);
@@ -286,6 +296,9 @@ int kubeconfig_in_cluster(const char *sa_dir, KubeConfig **ret, char **ret_error
         const char *port = getenv("KUBERNETES_SERVICE_PORT");
         _cleanup_free_ char *token = NULL;
         int r;
+
+        assert(ret);
+        assert(ret_error);
 
         *ret_error = NULL;
         if (!sa_dir)
@@ -334,6 +347,9 @@ int kubeconfig_token(const KubeConfig *k, char **ret) {
         char *t = NULL;
         size_t size;
         int r;
+
+        assert(k);
+        assert(ret);
 
         if (k->token) {
                 t = strdup(k->token);

@@ -5,6 +5,7 @@
  * recovering, and telling the owner. What the server's answers mean is
  * source-kube-watch-reply.c.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,6 +32,8 @@ static uint64_t random_u64(void) {
 }
 
 void kube_watch_mark_ok(KubeWatch *w) {
+        assert(w);
+
         if (w->failing) {
                 log_full(LOG_INFO, "Kubernetes watch recovered", "OBJECT=%s", w->what, NULL);
                 /* The server answers again: the other watches need not sit
@@ -48,13 +51,18 @@ void kube_watch_mark_ok(KubeWatch *w) {
  * unhealthy and try again after the backoff. */
 void kube_watch_fail(KubeWatch *w, const char *fmt, ...) {
         char detail[sizeof w->detail];
-        uint64_t now = now_usec(w), delay;
+        uint64_t now, delay;
         bool same;
         va_list ap;
+
+        assert(w);
+        assert(fmt);
 
         va_start(ap, fmt);
         vsnprintf(detail, sizeof detail, fmt, ap);
         va_end(ap);
+
+        now = now_usec(w);
 
         w->req = curl_request_free(w->req);
         wipe_token(&w->token_sent);
@@ -133,6 +141,8 @@ static int setup_request(KubeWatch *w, const char *url, bool watch) {
 void kube_watch_request(KubeWatch *w, bool watch) {
         _cleanup_free_ char *url = NULL;
         int r;
+
+        assert(w);
 
         wipe_token(&w->token_sent);
         w->req = curl_request_free(w->req);
@@ -214,10 +224,15 @@ static int on_defer(sd_event_source *s, void *userdata) {
 }
 
 int kube_watch_new(KubeClient *c, const KubeObjectRef *ref, kube_watch_change_t cb, void *userdata, KubeWatch **ret) {
-        _cleanup_(kube_watch_freep) KubeWatch *w = calloc(1, sizeof *w);
+        _cleanup_(kube_watch_freep) KubeWatch *w = NULL;
         char description[96];
         int r;
 
+        assert(c);
+        assert(ref);
+        assert(ret);
+
+        w = calloc(1, sizeof *w);
         if (!w)
                 return -ENOMEM;
         w->client = c;
@@ -281,6 +296,8 @@ KubeWatch *kube_watch_free(KubeWatch *w) {
 }
 
 int kube_watch_start(KubeWatch *w) {
+        assert(w);
+
         if (w->phase != PHASE_IDLE)
                 return -EBUSY;
         kube_watch_request(w, false);
@@ -288,30 +305,39 @@ int kube_watch_start(KubeWatch *w) {
 }
 
 void kube_watch_set_optional(KubeWatch *w, bool optional) {
+        assert(w);
         w->optional = optional;
 }
 
 bool kube_watch_synced(const KubeWatch *w) {
+        assert(w);
         return w->synced;
 }
 
 json_t *kube_watch_object(const KubeWatch *w) {
+        assert(w);
         return w->object;
 }
 
 const char *kube_watch_resource_version(const KubeWatch *w) {
+        assert(w);
         return w->rv;
 }
 
 const char *kube_watch_name(const KubeWatch *w) {
+        assert(w);
         return w->name;
 }
 
 const char *kube_watch_describe(const KubeWatch *w) {
+        assert(w);
         return w->what;
 }
 
 bool kube_watch_healthy(KubeWatch *w, const char **reason) {
+        assert(w);
+        assert(reason);
+
         if (w->failing) {
                 snprintf(w->reason, sizeof w->reason, "%s: %s", w->what, w->detail);
                 *reason = w->reason;

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -272,6 +273,8 @@ int source_kube_new(const char *kubeconfig_path, unsigned watch_timeout_sec, Sou
         _cleanup_free_ char *error = NULL;
         SourceKube *s;
         int r;
+
+        assert(ret);
 
         s = calloc(1, sizeof *s);
         if (!s)
