@@ -53,8 +53,10 @@ struct KubeWatch {
 
         sd_event_source *timer; /* the deadline of a request, or the end of a backoff */
         sd_event_source *defer; /* tells the owner, outside any curl callback */
-        bool changed;
+        bool changed;          /* for cb */
+        bool health_changed;   /* for health_cb */
         kube_watch_change_t cb;
+        kube_watch_change_t health_cb;
         void *userdata;
 
         bool optional;         /* 403/404: treat as absent */
@@ -79,6 +81,13 @@ static inline void wipe_token(char **t) {
 static inline void timer_at(KubeWatch *w, uint64_t usec) {
         (void) sd_event_source_set_time(w->timer, usec);
         (void) sd_event_source_set_enabled(w->timer, SD_EVENT_ONESHOT);
+}
+
+/* What kube_watch_healthy() answers may have changed: tell the owner from
+ * the loop, as for the object, since it may look at every watch. */
+static inline void notify_health(KubeWatch *w) {
+        w->health_changed = true;
+        (void) sd_event_source_set_enabled(w->defer, SD_EVENT_ONESHOT);
 }
 
 /* The server answers again: healthy, and the other watches of the client

@@ -36,6 +36,16 @@ static void set_object(KubeWatch *w, json_t *obj) {
                 notify_owner(w);
 }
 
+/* The first list is in (or an optional object counts as absent): object()
+ * means something now, and the watch may be healthy. */
+static void mark_synced(KubeWatch *w) {
+        if (w->synced)
+                return;
+        w->synced = true;
+        notify_owner(w);
+        notify_health(w);
+}
+
 static int set_rv(KubeWatch *w, const char *rv) {
         char *c = strdup(rv);
 
@@ -133,10 +143,7 @@ static void optional_absent(KubeWatch *w, long status) {
         wipe_token(&w->token_sent);
         kube_watch_mark_ok(w);
         set_object(w, NULL);
-        if (!w->synced) {
-                w->synced = true;
-                notify_owner(w);
-        }
+        mark_synced(w);
         w->need_relist = true;
         w->phase = PHASE_BACKOFF;
         timer_at(w, now_usec(w) + FORBIDDEN_RETRY_USEC);
@@ -187,10 +194,7 @@ static void on_list_done(KubeWatch *w, int error) {
         w->need_relist = false;
         kube_watch_mark_ok(w);
         set_object(w, obj);
-        if (!w->synced) {
-                w->synced = true;
-                notify_owner(w);
-        }
+        mark_synced(w);
         log_debug("Kubernetes %s: listed at resourceVersion %s (%s)", w->what, w->rv,
                   obj ? "present" : "absent");
         kube_watch_request(w, true);

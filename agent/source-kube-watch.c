@@ -41,6 +41,7 @@ void kube_watch_mark_ok(KubeWatch *w) {
                 for (KubeWatch *o = w->client->watches; o; o = o->next)
                         if (o != w && o->phase == PHASE_BACKOFF && o->failing)
                                 timer_at(o, now_usec(o));
+                notify_health(w);
         }
         w->failing = false;
         w->auth_retries = 0;
@@ -77,6 +78,9 @@ void kube_watch_fail(KubeWatch *w, const char *fmt, ...) {
         same = w->failing && streq(detail, w->detail);
         log_fmt(!w->failing ? LOG_WARNING : same ? LOG_DEBUG : LOG_INFO,
                 "Kubernetes %s: %s; retrying in %.1f s", w->what, detail, (double) delay / USEC_PER_SEC);
+        /* Unhealthy now, or unhealthy for another reason. */
+        if (!same)
+                notify_health(w);
         w->failing = true;
         memcpy(w->detail, detail, sizeof detail);
         w->phase = PHASE_BACKOFF;
@@ -212,18 +216,22 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static int on_defer(sd_event_source *s, void *userdata) {
         KubeWatch *w = userdata;
+        bool changed = w->changed, health_changed = w->health_changed;
 
         (void) s;
-        if (!w->changed)
-                return 0;
-        w->changed = false;
-        /* Last: the owner may free other watches (not this one). */
-        if (w->cb)
+        w->changed = w->health_changed = false;
+        /* The owner may free other watches (not this one). Health last:
+         * the owner's answer to a change (following another config map)
+         * changes its health too, and should be judged whole. */
+        if (changed && w->cb)
                 w->cb(w, w->userdata);
+        if (health_changed && w->health_cb)
+                w->health_cb(w, w->userdata);
         return 0;
 }
 
-int kube_watch_new(KubeClient *c, const KubeObjectRef *ref, kube_watch_change_t cb, void *userdata, KubeWatch **ret) {
+int kube_watch_new(KubeClient *c, const KubeObjectRef *ref, kube_watch_change_t on_change,
+                   kube_watch_change_t on_health, void *userdata, KubeWatch **ret) {
         _cleanup_(kube_watch_freep) KubeWatch *w = NULL;
         char description[96];
         int r;
@@ -240,7 +248,8 @@ int kube_watch_new(KubeClient *c, const KubeObjectRef *ref, kube_watch_change_t 
         if (c->watches)
                 c->watches->prev = w;
         c->watches = w;
-        w->cb = cb;
+        w->cb = on_change;
+        w->health_cb = on_health;
         w->userdata = userdata;
         w->group_version = strdup(ref->group_version);
         w->namespace = ref->namespace ? strdup(ref->namespace) : NULL;
