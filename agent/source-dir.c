@@ -51,9 +51,17 @@ struct DirSource {
         char *pull_path;
         Watch watches[2];
         size_t n_watches;
+        bool trust_present; /* what dir_healthy() found when last looked */
 };
 
 static int watch_arm(Watch *w);
+
+/* What dir_healthy() judges: the trust directory exists (or none is set). */
+static bool trust_present(const DirSource *d) {
+        struct stat st;
+
+        return !d->trust_path || stat(d->trust_path, &st) >= 0;
+}
 
 static int on_inotify(sd_event_source *s, const struct inotify_event *ev, void *userdata) {
         Watch *w = userdata;
@@ -64,8 +72,23 @@ static int on_inotify(sd_event_source *s, const struct inotify_event *ev, void *
                 return 0;
         /* The directory itself went away, or something appeared in the
          * parent we watch while it is missing: re-arm on what exists now. */
-        if ((ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) || w->on_parent)
+        if ((ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) || w->on_parent) {
+                DirSource *d = w->owner;
+                bool present;
+
                 (void) watch_arm(w);
+                /* Only with these events can a directory we watch go
+                 * away or come back, and when the trust directory did,
+                 * what dir_healthy() answers flipped. Most events in a
+                 * parent are about other names, hence the comparison.
+                 * Looking after re-arming leaves no gap: a change from
+                 * here on comes with an event of its own. */
+                present = trust_present(d);
+                if (present != d->trust_present) {
+                        d->trust_present = present;
+                        source_notify_health(&d->base);
+                }
+        }
         source_notify(&w->owner->base);
         return 0;
 }
@@ -135,6 +158,9 @@ static int dir_start(Source *s, sd_event *event) {
                 if (r < 0)
                         return r;
         }
+        /* After the watches, as on_inotify() looks: from here on a change
+         * comes with an event. */
+        d->trust_present = trust_present(d);
         return 0;
 }
 
@@ -293,9 +319,8 @@ static int dir_read(Source *s, Snapshot **ret) {
 
 static bool dir_healthy(Source *s, const char **reason) {
         DirSource *d = (DirSource *) s;
-        struct stat st;
 
-        if (d->trust_path && stat(d->trust_path, &st) < 0) {
+        if (!trust_present(d)) {
                 *reason = "the trust source directory does not exist";
                 return false;
         }
