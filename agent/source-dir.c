@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +35,7 @@ typedef struct DirSource DirSource;
 typedef struct Watch {
         DirSource *owner;
         char *path; /* the directory to watch */
+        const char *description; /* of its event source */
         sd_event_source *src;
         bool on_parent;
         /* The trust watch: read_trust() skips dot files, so an event on one
@@ -49,9 +51,17 @@ struct DirSource {
         char *pull_path;
         Watch watches[2];
         size_t n_watches;
+        bool trust_present; /* what dir_healthy() found when last looked */
 };
 
 static int watch_arm(Watch *w);
+
+/* What dir_healthy() judges: the trust directory exists (or none is set). */
+static bool trust_present(const DirSource *d) {
+        struct stat st;
+
+        return !d->trust_path || stat(d->trust_path, &st) >= 0;
+}
 
 static int on_inotify(sd_event_source *s, const struct inotify_event *ev, void *userdata) {
         Watch *w = userdata;
@@ -62,8 +72,23 @@ static int on_inotify(sd_event_source *s, const struct inotify_event *ev, void *
                 return 0;
         /* The directory itself went away, or something appeared in the
          * parent we watch while it is missing: re-arm on what exists now. */
-        if ((ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) || w->on_parent)
+        if ((ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) || w->on_parent) {
+                DirSource *d = w->owner;
+                bool present;
+
                 (void) watch_arm(w);
+                /* Only with these events can a directory we watch go
+                 * away or come back, and when the trust directory did,
+                 * what dir_healthy() answers flipped. Most events in a
+                 * parent are about other names, hence the comparison.
+                 * Looking after re-arming leaves no gap: a change from
+                 * here on comes with an event of its own. */
+                present = trust_present(d);
+                if (present != d->trust_present) {
+                        d->trust_present = present;
+                        source_notify_health(&d->base);
+                }
+        }
         source_notify(&w->owner->base);
         return 0;
 }
@@ -91,12 +116,13 @@ static int watch_arm(Watch *w) {
         }
         if (r < 0)
                 return r;
+        (void) sd_event_source_set_description(w->src, w->description);
         if (w->on_parent)
                 log_debug("'%s' does not exist yet; watching '%s' for it", w->path, target);
         return 0;
 }
 
-static int watch_init(DirSource *d, const char *path, bool ignore_dotfiles) {
+static int watch_init(DirSource *d, const char *path, const char *description, bool ignore_dotfiles) {
         struct stat st;
         Watch *w = &d->watches[d->n_watches];
         _cleanup_free_ char *copy = strdup(path);
@@ -111,6 +137,7 @@ static int watch_init(DirSource *d, const char *path, bool ignore_dotfiles) {
         if (!w->path)
                 return -ENOMEM;
         w->owner = d;
+        w->description = description;
         w->ignore_dotfiles = ignore_dotfiles;
         d->n_watches++;
         return watch_arm(w);
@@ -122,15 +149,18 @@ static int dir_start(Source *s, sd_event *event) {
 
         d->event = sd_event_ref(event);
         if (d->trust_path) {
-                r = watch_init(d, d->trust_path, true);
+                r = watch_init(d, d->trust_path, "source-dir-trust", true);
                 if (r < 0)
                         return r;
         }
         if (d->pull_path) {
-                r = watch_init(d, d->pull_path, false);
+                r = watch_init(d, d->pull_path, "source-dir-pull-secret", false);
                 if (r < 0)
                         return r;
         }
+        /* After the watches, as on_inotify() looks: from here on a change
+         * comes with an event. */
+        d->trust_present = trust_present(d);
         return 0;
 }
 
@@ -289,9 +319,8 @@ static int dir_read(Source *s, Snapshot **ret) {
 
 static bool dir_healthy(Source *s, const char **reason) {
         DirSource *d = (DirSource *) s;
-        struct stat st;
 
-        if (d->trust_path && stat(d->trust_path, &st) < 0) {
+        if (!trust_present(d)) {
                 *reason = "the trust source directory does not exist";
                 return false;
         }
@@ -320,8 +349,11 @@ static const SourceOps dir_ops = {
 };
 
 int source_dir_new(const char *trust_path, const char *pull_secret_path, Source **ret) {
-        DirSource *d = calloc(1, sizeof *d);
+        DirSource *d;
 
+        assert(ret);
+
+        d = calloc(1, sizeof *d);
         if (!d)
                 return -ENOMEM;
         d->base.ops = &dir_ops;

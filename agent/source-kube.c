@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cleanup.h"
-#include "kube-watch.h"
-#include "kubeconfig.h"
 #include "log.h"
+#include "source-kube-config.h"
+#include "source-kube-watch.h"
 #include "source-kube.h"
 
 
@@ -47,27 +48,31 @@ static void on_watch_change(KubeWatch *w, void *userdata) {
                 source_notify(&s->source);
 }
 
-/* image.config changed: watch the config map it names now, and only that. */
-static void on_image_change(KubeWatch *w, void *userdata) {
+static void on_watch_health(KubeWatch *w, void *userdata) {
         SourceKube *s = userdata;
-        json_t *image = kube_watch_object(w);
-        const char *name = image ? kube_image_trusted_ca_name(image) : NULL;
+
+        (void) w;
+        source_notify_health(&s->source);
+}
+
+/* image.config changed: watch the config map it names now, and only that.
+ * s->bad_name starts out NULL and is set when name cannot be watched.
+ * Returns true when the trust watch was replaced or dropped. */
+static bool follow_trusted_ca(SourceKube *s, KubeWatch *w, const char *name) {
         const char *cur = s->trust ? kube_watch_name(s->trust) : NULL;
         int r;
 
-        free(s->bad_name);
-        s->bad_name = NULL;
         if (name && !kube_name_is_valid(name)) {
                 log_warning("image.config.openshift.io/cluster names additionalTrustedCA '%.64s', which is not a valid config map name; keeping the last good trust",
                             name);
                 s->bad_name = strdup(name);
                 source_notify(&s->source);
-                return;
+                return false;
         }
 
         if ((!name && !cur) || (name && cur && streq(name, cur))) {
-                on_watch_change(w, userdata);
-                return;
+                on_watch_change(w, s);
+                return false;
         }
 
         log_full(LOG_INFO, "Following image.config additionalTrustedCA", "CONFIGMAP=%s",
@@ -76,7 +81,7 @@ static void on_image_change(KubeWatch *w, void *userdata) {
         if (name) {
                 KubeObjectRef ref = { "v1", TRUST_NAMESPACE, "configmaps", name };
 
-                r = kube_watch_new(&s->client, &ref, on_watch_change, s, &s->trust);
+                r = kube_watch_new(&s->client, &ref, on_watch_change, on_watch_health, s, &s->trust);
                 if (r >= 0)
                         r = kube_watch_start(s->trust);
                 if (r < 0) {
@@ -85,12 +90,27 @@ static void on_image_change(KubeWatch *w, void *userdata) {
                         log_error_errno(r, "Failed to watch config map %s/%s", TRUST_NAMESPACE, name);
                         s->trust = kube_watch_free(s->trust);
                         s->bad_name = strdup(name);
-                        return;
+                        return true;
                 }
         }
         /* With no name the trust set is now empty: tell the manager. With a
          * new one, the new watch tells it once listed. */
-        on_watch_change(w, userdata);
+        on_watch_change(w, s);
+        return true;
+}
+
+static void on_image_change(KubeWatch *w, void *userdata) {
+        SourceKube *s = userdata;
+        json_t *image = kube_watch_object(w);
+        _cleanup_free_ char *was_bad = TAKE_PTR(s->bad_name);
+        bool moved;
+
+        moved = follow_trusted_ca(s, w, image ? kube_image_trusted_ca_name(image) : NULL);
+        /* healthy() judges the trust watch and names a bad name: when
+         * either changed, say so once, after the whole change, so the
+         * manager never reads a half-made one. */
+        if (moved || !streq_ptr(was_bad, s->bad_name))
+                source_notify_health(&s->source);
 }
 
 typedef struct MergeCtx {
@@ -224,13 +244,13 @@ static int source_kube_start(Source *src, sd_event *event) {
         if (r < 0)
                 return r;
 
-        r = kube_watch_new(&s->client, &image_ref, on_image_change, s, &s->image);
+        r = kube_watch_new(&s->client, &image_ref, on_image_change, on_watch_health, s, &s->image);
         if (r < 0)
                 return r;
-        r = kube_watch_new(&s->client, &pull_ref, on_watch_change, s, &s->pull);
+        r = kube_watch_new(&s->client, &pull_ref, on_watch_change, on_watch_health, s, &s->pull);
         if (r < 0)
                 return r;
-        r = kube_watch_new(&s->client, &registry_ca_ref, on_watch_change, s, &s->registry_ca);
+        r = kube_watch_new(&s->client, &registry_ca_ref, on_watch_change, on_watch_health, s, &s->registry_ca);
         if (r < 0)
                 return r;
         /* Not every cluster has it, and RBAC may not grant it. */
@@ -272,6 +292,8 @@ int source_kube_new(const char *kubeconfig_path, unsigned watch_timeout_sec, Sou
         _cleanup_free_ char *error = NULL;
         SourceKube *s;
         int r;
+
+        assert(ret);
 
         s = calloc(1, sizeof *s);
         if (!s)

@@ -9,6 +9,16 @@
  * A source watches on the manager's sd_event loop and calls
  * on_change(userdata) whenever its content may have changed (the manager
  * debounces and then calls source_read()). It never applies anything itself.
+ *
+ * Health is pushed, not polled: the source also calls
+ * on_health_change(userdata), through source_notify_health(), whenever
+ * what healthy() answers may have changed (a watch starts failing,
+ * recovers, fails differently or is listed for the first time; a
+ * directory goes away or comes back). The manager asks healthy() once
+ * after start() and again after each call, and hands the answer on as
+ * plain data. A call may be spurious (the answer did not change). Both
+ * come from the loop, never from inside read() or healthy(); the callee
+ * must not free the source. Either callback may be NULL.
  */
 
 #include <stdbool.h>
@@ -37,6 +47,7 @@ typedef struct SourceOps {
 struct Source {
         const SourceOps *ops;
         source_change_cb on_change;
+        source_change_cb on_health_change; /* same userdata */
         void *userdata;
 };
 
@@ -62,4 +73,9 @@ static inline void source_freep(Source **s) {
 static inline void source_notify(Source *s) {
         if (s->on_change)
                 s->on_change(s->userdata);
+}
+/* Tell the manager that what source_healthy() answers may have changed. */
+static inline void source_notify_health(Source *s) {
+        if (s->on_health_change)
+                s->on_health_change(s->userdata);
 }

@@ -134,11 +134,80 @@ static void test_plain_directory(void **state) {
         assert_int_equal(snap->n_entries, 1);
 }
 
+typedef struct Calls {
+        unsigned changes, health;
+} Calls;
+
+static void count_change(void *userdata) {
+        ((Calls *) userdata)->changes++;
+}
+
+static void count_health(void *userdata) {
+        ((Calls *) userdata)->health++;
+}
+
+/* Run the loop until *counter reaches want (or 5 s pass), then a little
+ * longer so that a call that should not come would. */
+static void run_until(sd_event *e, const unsigned *counter, unsigned want) {
+        for (int i = 0; i < 50 && *counter < want; i++)
+                assert_true(sd_event_run(e, 100 * 1000) >= 0);
+        for (int i = 0; i < 3; i++)
+                assert_true(sd_event_run(e, 20 * 1000) >= 0);
+}
+
+static void test_health_pushed_when_trust_dir_goes_and_comes(void **state) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(source_freep) Source *s = NULL;
+        const char *reason = NULL;
+        char dir[128], path[192], cmd[160];
+        Calls calls = {};
+
+        (void) state;
+        snprintf(dir, sizeof dir, "%s/cm", vol);
+        assert_int_equal(mkdir(dir, 0755), 0);
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(source_dir_new(dir, NULL, &s), 0);
+        s->on_change = count_change;
+        s->on_health_change = count_health;
+        s->userdata = &calls;
+        assert_int_equal(source_start(s, e), 0);
+        assert_true(source_healthy(s, &reason));
+
+        /* New content is a change, not a health change. */
+        snprintf(path, sizeof path, "%s/c.example.com", dir);
+        write_file(path, "value");
+        run_until(e, &calls.changes, 1);
+        assert_true(calls.changes >= 1);
+        assert_int_equal(calls.health, 0);
+
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        assert_int_equal(system(cmd), 0);
+        run_until(e, &calls.health, 1);
+        assert_int_equal(calls.health, 1);
+        assert_false(source_healthy(s, &reason));
+        assert_string_equal(reason, "the trust source directory does not exist");
+
+        /* While it is missing its parent is watched: another name there
+         * is not news about the trust directory. */
+        calls.changes = 0;
+        snprintf(path, sizeof path, "%s/unrelated", vol);
+        write_file(path, "x");
+        run_until(e, &calls.changes, 1);
+        assert_true(calls.changes >= 1);
+        assert_int_equal(calls.health, 1);
+
+        assert_int_equal(mkdir(dir, 0755), 0);
+        run_until(e, &calls.health, 2);
+        assert_int_equal(calls.health, 2);
+        assert_true(source_healthy(s, &reason));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_reads_kubelet_volume, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_swap_during_read_is_not_a_partial_snapshot, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plain_directory, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_health_pushed_when_trust_dir_goes_and_comes, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,7 +8,8 @@
  * 410 Gone relist; on a dropped, failed or dead (silent too long) watch
  * re-watch after an exponential backoff with jitter; on 401 re-read the
  * token and retry. The owner is told (from the loop, never from inside
- * curl) whenever the object may have changed.
+ * curl) whenever the object may have changed, and whenever what
+ * kube_watch_healthy() answers may have changed.
  */
 
 #include <jansson.h>
@@ -17,8 +18,8 @@
 #include <systemd/sd-event.h>
 
 #include "curl-request.h"
-#include "kube-api.h"
-#include "kubeconfig.h"
+#include "source-kube-api.h"
+#include "source-kube-config.h"
 
 /* What every watch of one source shares. Plain data, owned by the source. */
 typedef struct KubeWatch KubeWatch;
@@ -31,14 +32,18 @@ typedef struct KubeClient {
         uint64_t request_timeout_usec; /* a list, or a watch's 200, must arrive within this */
         uint64_t backoff_base_usec;
         uint64_t backoff_cap_usec;
-        KubeWatch *watches; /* every watch of this client (kube-watch.c keeps the list) */
+        KubeWatch *watches; /* every watch of this client (source-kube-watch.c keeps the list) */
 } KubeClient;
 
-/* The object (or its absence) may have changed, or it was listed for the first time. */
+/* on_change: the object (or its absence) may have changed, or it was
+ * listed for the first time. on_health: the watch started failing,
+ * recovered, fails differently now or was listed for the first time. */
 typedef void (*kube_watch_change_t)(KubeWatch *w, void *userdata);
 
-/* A watch of ref (strings copied) on c; nothing happens before kube_watch_start(). */
-int kube_watch_new(KubeClient *c, const KubeObjectRef *ref, kube_watch_change_t cb, void *userdata, KubeWatch **ret);
+/* A watch of ref (strings copied) on c; nothing happens before
+ * kube_watch_start(). Either callback may be NULL; both get userdata. */
+int kube_watch_new(KubeClient *c, const KubeObjectRef *ref, kube_watch_change_t on_change,
+                   kube_watch_change_t on_health, void *userdata, KubeWatch **ret);
 /* Stop everything (no more callbacks) and free; NULL is fine. */
 KubeWatch *kube_watch_free(KubeWatch *w);
 static inline void kube_watch_freep(KubeWatch **w) {

@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #include "cleanup.h"
-#include "kubeconfig.h"
+#include "source-kube-config.h"
 
 /* As kubectl writes it, with a decoy context listed first. */
 static const char kubectl_yaml[] =
@@ -143,7 +143,7 @@ static void test_errors(void **state) {
 }
 
 static void test_token_file(void **state) {
-        char dir[] = "/tmp/test-kubeconfig-XXXXXX", path[128], text[512];
+        char dir[] = "/tmp/test-source-kube-config-XXXXXX", path[128], text[512];
         KubeConfig *k;
         char *t = NULL;
         FILE *f;

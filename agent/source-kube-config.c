@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -12,17 +13,12 @@
 #include "base64.h"
 #include "cleanup.h"
 #include "fs.h"
-#include "kubeconfig.h"
+#include "source-kube-config.h"
 
 #define KUBECONFIG_MAX (1024 * 1024)
 #define TOKEN_MAX (64 * 1024)
 /* Deep enough for any kubeconfig, shallow enough that an alias loop ends. */
 #define YAML_MAX_DEPTH 32
-
-static void json_unrefp(json_t **j) {
-        if (*j)
-                json_decref(*j);
-}
 
 static void wipe_free(void *p, size_t n) {
         if (p) {
@@ -63,42 +59,38 @@ _printf_(2, 3) static int fail(char **ret_error, const char *fmt, ...) {
  * (kubeconfig has no field where the YAML type matters beyond that). JSON
  * is YAML, so this reads both formats. */
 static json_t *yaml_to_json(yaml_document_t *doc, yaml_node_t *node, unsigned depth) {
-        json_t *j;
-
         if (!node || depth > YAML_MAX_DEPTH)
                 return NULL;
         switch (node->type) {
         case YAML_SCALAR_NODE:
                 return json_stringn((const char *) node->data.scalar.value, node->data.scalar.length);
-        case YAML_SEQUENCE_NODE:
-                j = json_array();
+        case YAML_SEQUENCE_NODE: {
+                json_auto_t *j = json_array();
+
                 for (yaml_node_item_t *i = node->data.sequence.items.start; j && i < node->data.sequence.items.top; i++) {
                         json_t *v = yaml_to_json(doc, yaml_document_get_node(doc, *i), depth + 1);
-                        if (!v || json_array_append_new(j, v) < 0) {
-                                json_decref(j);
+                        if (!v || json_array_append_new(j, v) < 0)
                                 return NULL;
-                        }
                 }
-                return j;
-        case YAML_MAPPING_NODE:
-                j = json_object();
+                return TAKE_PTR(j);
+        }
+        case YAML_MAPPING_NODE: {
+                json_auto_t *j = json_object();
+
                 for (yaml_node_pair_t *p = node->data.mapping.pairs.start; j && p < node->data.mapping.pairs.top; p++) {
                         yaml_node_t *k = yaml_document_get_node(doc, p->key);
                         _cleanup_free_ char *key = NULL;
                         json_t *v;
 
                         if (!k || k->type != YAML_SCALAR_NODE ||
-                            !(key = strndup((const char *) k->data.scalar.value, k->data.scalar.length))) {
-                                json_decref(j);
+                            !(key = strndup((const char *) k->data.scalar.value, k->data.scalar.length)))
                                 return NULL;
-                        }
                         v = yaml_to_json(doc, yaml_document_get_node(doc, p->value), depth + 1);
-                        if (!v || json_object_set_new(j, key, v) < 0) {
-                                json_decref(j);
+                        if (!v || json_object_set_new(j, key, v) < 0)
                                 return NULL;
-                        }
                 }
-                return j;
+                return TAKE_PTR(j);
+        }
         default:
                 return NULL;
         }
@@ -107,7 +99,7 @@ static json_t *yaml_to_json(yaml_document_t *doc, yaml_node_t *node, unsigned de
 static int parse_yaml(const char *text, size_t size, json_t **ret, char **ret_error) {
         yaml_parser_t parser;
         yaml_document_t doc;
-        json_t *j;
+        json_auto_t *j = NULL;
 
         if (!yaml_parser_initialize(&parser))
                 return -ENOMEM;
@@ -121,11 +113,9 @@ static int parse_yaml(const char *text, size_t size, json_t **ret, char **ret_er
         j = yaml_to_json(&doc, yaml_document_get_root_node(&doc), 0);
         yaml_document_delete(&doc);
         yaml_parser_delete(&parser);
-        if (!j || !json_is_object(j)) {
-                json_decref(j);
+        if (!j || !json_is_object(j))
                 return fail(ret_error, "not a kubeconfig: expected a mapping at the top");
-        }
-        *ret = j;
+        *ret = TAKE_PTR(j);
         return 0;
 }
 
@@ -173,11 +163,15 @@ static bool is_true(json_t *v) {
 }
 
 int kubeconfig_parse(const char *text, size_t size, const char *base_dir, KubeConfig **ret, char **ret_error) {
-        _cleanup_(json_unrefp) json_t *root = NULL;
+        json_auto_t *root = NULL;
         _cleanup_(kubeconfig_freep) KubeConfig *k = NULL;
         const char *ctx_name, *cluster_name, *user_name, *server, *s;
         json_t *ctx, *cluster, *user;
         int r;
+
+        assert(text);
+        assert(ret);
+        assert(ret_error);
 
         *ret_error = NULL;
         r = parse_yaml(text, size, &root, ret_error);
@@ -262,12 +256,17 @@ int kubeconfig_parse(const char *text, size_t size, const char *base_dir, KubeCo
 }
 
 int kubeconfig_load(const char *path, KubeConfig **ret, char **ret_error) {
-        _cleanup_free_ char *text = NULL, *dir_copy = strdup(path), *origin = NULL;
+        _cleanup_free_ char *text = NULL, *dir_copy = NULL, *origin = NULL;
         KubeConfig *k = NULL;
         size_t size;
         int r;
 
+        assert(path);
+        assert(ret);
+        assert(ret_error);
+
         *ret_error = NULL;
+        dir_copy = strdup(path);
         if (!dir_copy)
                 return -ENOMEM;
         r = read_file_at(AT_FDCWD, path, true, KUBECONFIG_MAX, &text, &size);
@@ -297,6 +296,9 @@ int kubeconfig_in_cluster(const char *sa_dir, KubeConfig **ret, char **ret_error
         const char *port = getenv("KUBERNETES_SERVICE_PORT");
         _cleanup_free_ char *token = NULL;
         int r;
+
+        assert(ret);
+        assert(ret_error);
 
         *ret_error = NULL;
         if (!sa_dir)
@@ -345,6 +347,9 @@ int kubeconfig_token(const KubeConfig *k, char **ret) {
         char *t = NULL;
         size_t size;
         int r;
+
+        assert(k);
+        assert(ret);
 
         if (k->token) {
                 t = strdup(k->token);

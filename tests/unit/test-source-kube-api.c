@@ -14,7 +14,7 @@
 
 #include "base64.h"
 #include "cleanup.h"
-#include "kube-api.h"
+#include "source-kube-api.h"
 
 #define SEC 1000000ULL
 

@@ -5,8 +5,8 @@
  * The Kubernetes list/watch protocol as plain functions, no I/O: request
  * URLs, list bodies, watch event lines, Status objects, reading the
  * objects nodetrustd follows, and the reconnect backoff. Everything the
- * loop-driven watch (kube-watch.c) decides is decided here, so it can be
- * tested without a server.
+ * loop-driven watch (source-kube-watch.c) decides is decided here, so it
+ * can be tested without a server.
  */
 
 #include <jansson.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,13 +7,8 @@
 
 #include "base64.h"
 #include "cleanup.h"
-#include "kube-api.h"
+#include "source-kube-api.h"
 
-
-static void json_unrefp(json_t **j) {
-        if (*j)
-                json_decref(*j);
-}
 
 bool kube_name_is_valid(const char *name) {
         size_t n = name ? strlen(name) : 0;
@@ -48,12 +44,20 @@ static int collection_url(const char *server, const KubeObjectRef *ref, char **r
 }
 
 int kube_url_list(const char *server, const KubeObjectRef *ref, char **ret) {
+        assert(server);
+        assert(ref);
+        assert(ret);
+
         return collection_url(server, ref, ret);
 }
 
 int kube_url_watch(const char *server, const KubeObjectRef *ref, const char *rv, unsigned timeout_sec, char **ret) {
         _cleanup_free_ char *base = NULL;
         int r;
+
+        assert(server);
+        assert(ref);
+        assert(ret);
 
         /* resourceVersion is opaque, but only ever digits in practice: refuse
          * anything that would need escaping rather than trust it. */
@@ -70,9 +74,13 @@ int kube_url_watch(const char *server, const KubeObjectRef *ref, const char *rv,
 
 int kube_ref_describe(const KubeObjectRef *ref, char **ret) {
         char kind[64];
-        size_t n = strlen(ref->resource);
+        size_t n;
         int r;
 
+        assert(ref);
+        assert(ret);
+
+        n = strlen(ref->resource);
         /* "configmaps" -> "configmap", "images" -> "image" */
         snprintf(kind, sizeof kind, "%.*s", (int) (n > 1 && ref->resource[n - 1] == 's' ? n - 1 : n), ref->resource);
         if (ref->namespace)
@@ -92,11 +100,17 @@ const char *kube_object_rv(json_t *object) {
 }
 
 int kube_list_parse(const char *body, size_t size, const char *name, json_t **ret_object, char **ret_rv) {
-        _cleanup_(json_unrefp) json_t *j = json_loadb(body, size, JSON_REJECT_DUPLICATES, NULL);
+        json_auto_t *j = NULL;
         const char *rv;
         json_t *items, *item, *found = NULL;
         size_t i;
 
+        assert(body);
+        assert(name);
+        assert(ret_object);
+        assert(ret_rv);
+
+        j = json_loadb(body, size, JSON_REJECT_DUPLICATES, NULL);
         if (!json_is_object(j))
                 return -EBADMSG;
         rv = get_str(json_object_get(j, "metadata"), "resourceVersion");
@@ -128,12 +142,16 @@ int kube_event_parse(const char *line, size_t len, KubeEvent *ret) {
                 [KUBE_EVENT_DELETED] = "DELETED",   [KUBE_EVENT_BOOKMARK] = "BOOKMARK",
                 [KUBE_EVENT_ERROR] = "ERROR",
         };
-        _cleanup_(json_unrefp) json_t *j = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
+        json_auto_t *j = NULL;
         const char *type;
         json_t *obj;
         KubeEvent e = {};
         int t = -1;
 
+        assert(line);
+        assert(ret);
+
+        j = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
         type = get_str(j, "type");
         obj = json_object_get(j, "object");
         if (!type || !json_is_object(obj))
@@ -145,7 +163,6 @@ int kube_event_parse(const char *line, size_t len, KubeEvent *ret) {
                 return -EBADMSG;
 
         e.type = (KubeEventType) t;
-        e.object = json_incref(obj);
         if (e.type == KUBE_EVENT_ERROR) {
                 json_t *code = json_object_get(obj, "code");
                 e.code = json_is_integer(code) ? (int) json_integer_value(code) : 0;
@@ -155,26 +172,34 @@ int kube_event_parse(const char *line, size_t len, KubeEvent *ret) {
         } else {
                 e.resource_version = kube_object_rv(obj);
                 e.name = get_str(json_object_get(obj, "metadata"), "name");
-                if (!e.resource_version || !*e.resource_version) {
-                        json_decref(e.object);
+                if (!e.resource_version || !*e.resource_version)
                         return -EBADMSG;
-                }
         }
+        /* The strings above point into obj: the reference keeps them. */
+        e.object = json_incref(obj);
         *ret = e;
         return 0;
 }
 
 void kube_event_done(KubeEvent *e) {
-        if (e->object)
-                json_decref(e->object);
+        assert(e);
+
+        json_decref(e->object);
         *e = (KubeEvent){};
 }
 
 void kube_status_parse(const char *body, size_t size, int *ret_code, char **ret_message) {
-        _cleanup_(json_unrefp) json_t *j = json_loadb(body, size, 0, NULL);
-        const char *m = get_str(j, "message");
-        json_t *code = json_object_get(j, "code");
+        json_auto_t *j = NULL;
+        const char *m;
+        json_t *code;
 
+        assert(body);
+        assert(ret_code);
+        assert(ret_message);
+
+        j = json_loadb(body, size, 0, NULL);
+        m = get_str(j, "message");
+        code = json_object_get(j, "code");
         *ret_code = json_is_integer(code) ? (int) json_integer_value(code) : 0;
         *ret_message = m ? strndup(m, 200) : NULL;
 }
@@ -185,12 +210,16 @@ const char *kube_image_trusted_ca_name(json_t *image) {
 }
 
 int kube_configmap_foreach(json_t *configmap, kube_configmap_entry_cb cb, void *userdata) {
-        json_t *data = json_object_get(configmap, "data");
-        json_t *bin = json_object_get(configmap, "binaryData");
+        json_t *data, *bin;
         const char *key;
         json_t *v;
         int r;
 
+        assert(configmap);
+        assert(cb);
+
+        data = json_object_get(configmap, "data");
+        bin = json_object_get(configmap, "binaryData");
         if ((data && !json_is_object(data) && !json_is_null(data)) ||
             (bin && !json_is_object(bin) && !json_is_null(bin)))
                 return -EBADMSG;
@@ -219,8 +248,14 @@ int kube_configmap_foreach(json_t *configmap, kube_configmap_entry_cb cb, void *
 }
 
 int kube_secret_get(json_t *secret, const char *key, unsigned char **ret, size_t *ret_size) {
-        json_t *v = json_object_get(json_object_get(secret, "data"), key);
+        json_t *v;
 
+        assert(secret);
+        assert(key);
+        assert(ret);
+        assert(ret_size);
+
+        v = json_object_get(json_object_get(secret, "data"), key);
         if (!v)
                 return -ENOENT;
         if (!json_is_string(v))
