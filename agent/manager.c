@@ -71,6 +71,12 @@ static int on_once_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
+/* The source's health may have changed between syncs (a watch died or
+ * came back): judge readiness again and hand it on. */
+static void on_source_health_change(void *userdata) {
+        manager_publish(userdata);
+}
+
 static void on_source_change(void *userdata) {
         manager_schedule_sync(userdata, SYNC_DELAY_USEC);
 }
@@ -163,6 +169,7 @@ int manager_new(Config *config, Manager **ret) {
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the source");
         m->source->on_change = on_source_change;
+        m->source->on_health_change = on_source_health_change;
         m->source->userdata = m;
 
         *ret = TAKE_PTR(m);
@@ -250,6 +257,8 @@ int manager_run(Manager *m) {
         r = source_start(m->source, m->event);
         if (r < 0)
                 return log_error_errno(r, "Failed to start watching the source"), EXIT_FAILURE_;
+        /* Health is pushed from here on (on_source_health_change); this is the first. */
+        manager_publish(m);
 
         manager_schedule_sync(m, 0);
 
