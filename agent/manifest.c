@@ -12,9 +12,6 @@
 #define MANIFEST_FILE "manifest.json"
 #define MANIFEST_MAX (16u * 1024 * 1024)
 
-/* jansson ships json_decrefp() for _cleanup_. */
-
-
 Manifest *manifest_new(void) {
         return calloc(1, sizeof(Manifest));
 }
@@ -74,7 +71,7 @@ void manifest_remove(Manifest *m, const char *target, const char *registry) {
 
 int manifest_load(int rootfd, const char *state_dir, Manifest **ret) {
         _cleanup_(manifest_freep) Manifest *m = manifest_new();
-        _cleanup_(json_decrefp) json_t *j = NULL;
+        json_auto_t *j = NULL;
         _cleanup_free_ char *data = NULL;
         _cleanup_close_ int dfd = -1;
         json_t *entries, *e;
@@ -123,26 +120,25 @@ int manifest_load(int rootfd, const char *state_dir, Manifest **ret) {
 }
 
 int manifest_save(int rootfd, const char *state_dir, const Manifest *m) {
-        _cleanup_(json_decrefp) json_t *j = json_object();
+        json_auto_t *j = json_object();
+        json_auto_t *entries = json_array();
         _cleanup_free_ char *text = NULL;
         _cleanup_close_ int dfd = -1;
-        json_t *entries = json_array();
         int r;
 
-        if (!j || !entries) {
-                json_decref(entries);
+        if (!j || !entries)
                 return -ENOMEM;
-        }
         json_object_set_new(j, "version", json_integer(1));
-        json_object_set_new(j, "entries", entries);
+        /* j takes a reference of its own; ours goes at the end of the scope. */
+        json_object_set(j, "entries", entries);
         for (size_t i = 0; i < m->n_entries; i++) {
                 const ManifestEntry *e = &m->entries[i];
-                json_t *o = json_pack("{s:s, s:s, s:s, s:b}", "target", e->target, "registry", e->registry,
-                                      "sha256", e->sha256, "dir_created", e->dir_created);
+                json_auto_t *o = json_pack("{s:s, s:s, s:s, s:b}", "target", e->target, "registry", e->registry,
+                                           "sha256", e->sha256, "dir_created", e->dir_created);
                 /* Only where we wrote one: older manifests stay byte-identical. */
                 if (o && e->hosts_sha256[0])
                         json_object_set_new(o, "hosts_toml_sha256", json_string(e->hosts_sha256));
-                json_array_append_new(entries, o);
+                json_array_append_new(entries, TAKE_PTR(o));
         }
         text = json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS);
         if (!text)
