@@ -112,8 +112,6 @@ int toml_array_add(TomlValue *a, TomlValue *v) {
         return 0;
 }
 
-/* Refuse what TOML forbids everywhere, so the parser proper need not care. */
-
 TomlType toml_type(const TomlValue *v) {
         assert(v);
         return v->type;
