@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The TOML reader's lexer: the up-front check of the text, error messages,
  * strings with their escapes, and keys. */
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,6 +15,9 @@
 int toml_fail(Parser *P, unsigned line, const char *fmt, ...) {
         va_list ap;
         int n;
+
+        assert(P);
+        assert(fmt);
 
         if (!P->err || P->errlen == 0)
                 return -EBADMSG;
@@ -56,9 +60,13 @@ static int buf_put_utf8(Buf *b, uint32_t c) {
 }
 
 int toml_check_text(Parser *P) {
-        const unsigned char *s = (const unsigned char *) P->p, *end = (const unsigned char *) P->end;
+        const unsigned char *s, *end;
         unsigned line = 1;
 
+        assert(P);
+
+        s = (const unsigned char *) P->p;
+        end = (const unsigned char *) P->end;
         while (s < end) {
                 unsigned c = *s;
                 size_t n;
@@ -115,6 +123,10 @@ static int parse_escape(Parser *P, Buf *b) {
 
 /* Any of the four string forms; P->p is at the opening quote. */
 int toml_parse_string(Parser *P, Buf *b) {
+        assert(P);
+        assert(b);
+        assert(peek(P) == '"' || peek(P) == '\'');
+
         char q = *P->p;
         char q3[4] = { q, q, q, 0 };
         bool multi = at(P, q3), basic = q == '"';
@@ -175,6 +187,9 @@ int toml_parse_string(Parser *P, Buf *b) {
 
 int toml_parse_key(Parser *P, Key *k) {
         int r;
+
+        assert(P);
+        assert(k);
 
         k->text = P->p;
         k->line = P->line;
