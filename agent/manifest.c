@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -29,6 +30,10 @@ Manifest *manifest_free(Manifest *m) {
 }
 
 ManifestEntry *manifest_find(const Manifest *m, const char *target, const char *registry) {
+        assert(m);
+        assert(target);
+        assert(registry);
+
         for (size_t i = 0; i < m->n_entries; i++)
                 if (streq(m->entries[i].target, target) && streq(m->entries[i].registry, registry))
                         return &m->entries[i];
@@ -36,8 +41,14 @@ ManifestEntry *manifest_find(const Manifest *m, const char *target, const char *
 }
 
 int manifest_put(Manifest *m, const char *target, const char *registry, const char *sha256, bool dir_created) {
-        ManifestEntry *e = manifest_find(m, target, registry);
+        ManifestEntry *e;
 
+        /* sha256 may be NULL: an entry loaded from a manifest that has none. */
+        assert(m);
+        assert(target);
+        assert(registry);
+
+        e = manifest_find(m, target, registry);
         if (!e) {
                 ManifestEntry *n = realloc(m->entries, (m->n_entries + 1) * sizeof *n);
                 if (!n)
@@ -58,8 +69,13 @@ int manifest_put(Manifest *m, const char *target, const char *registry, const ch
 }
 
 void manifest_remove(Manifest *m, const char *target, const char *registry) {
-        ManifestEntry *e = manifest_find(m, target, registry);
+        ManifestEntry *e;
 
+        assert(m);
+        assert(target);
+        assert(registry);
+
+        e = manifest_find(m, target, registry);
         if (!e)
                 return;
         free(e->target);
@@ -70,7 +86,7 @@ void manifest_remove(Manifest *m, const char *target, const char *registry) {
 }
 
 int manifest_load(int rootfd, const char *state_dir, Manifest **ret) {
-        _cleanup_(manifest_freep) Manifest *m = manifest_new();
+        _cleanup_(manifest_freep) Manifest *m = NULL;
         json_auto_t *j = NULL;
         _cleanup_free_ char *data = NULL;
         _cleanup_close_ int dfd = -1;
@@ -78,6 +94,11 @@ int manifest_load(int rootfd, const char *state_dir, Manifest **ret) {
         size_t size, i;
         int r;
 
+        assert(rootfd >= 0);
+        assert(state_dir);
+        assert(ret);
+
+        m = manifest_new();
         if (!m)
                 return -ENOMEM;
 
@@ -120,12 +141,18 @@ int manifest_load(int rootfd, const char *state_dir, Manifest **ret) {
 }
 
 int manifest_save(int rootfd, const char *state_dir, const Manifest *m) {
-        json_auto_t *j = json_object();
-        json_auto_t *entries = json_array();
+        json_auto_t *j = NULL;
+        json_auto_t *entries = NULL;
         _cleanup_free_ char *text = NULL;
         _cleanup_close_ int dfd = -1;
         int r;
 
+        assert(rootfd >= 0);
+        assert(state_dir);
+        assert(m);
+
+        j = json_object();
+        entries = json_array();
         if (!j || !entries)
                 return -ENOMEM;
         json_object_set_new(j, "version", json_integer(1));
