@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -230,6 +231,11 @@ static bool same_dir(const PlanAction *x, const PlanAction *y) {
 int apply_plan(int rootfd, const char *state_dir, Plan *p, Manifest *m) {
         const PlanAction *ca = NULL;
         int failed = 0, r;
+
+        assert(rootfd >= 0);
+        assert(state_dir);
+        assert(p);
+        assert(m);
 
         if (!plan_changes(p))
                 return 0; /* write only on change: the manifest too */

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -22,9 +23,14 @@ static const char *server_host(const char *registry) {
 }
 
 int containerd_hosts_render(const char *registry, char **ret, size_t *ret_size) {
-        const char *host = server_host(registry);
+        const char *host;
         int n;
 
+        assert(registry);
+        assert(ret);
+        assert(ret_size);
+
+        host = server_host(registry);
         /* The server's CA twice, on purpose: containerd 1.6 refuses a
          * hosts.toml without a [host] table (and falls back to *.crt over
          * plain HTTP for loopback names), while the top-level ca covers the
@@ -50,6 +56,13 @@ int containerd_hosts_read(int rootfd, int dfd, const char *registry, char **ret,
         _cleanup_free_ char *path = NULL;
         struct stat st;
         int r;
+
+        assert(rootfd >= 0);
+        assert(dfd >= 0);
+        assert(registry);
+        assert(ret);
+        assert(ret_size);
+        assert(ret_error);
 
         *ret = NULL;
         *ret_size = 0;
@@ -83,14 +96,20 @@ int containerd_hosts_read(int rootfd, int dfd, const char *registry, char **ret,
 
 bool containerd_hosts_is_ours(const char *text, size_t size) {
         size_t n = strlen(HOSTS_MARKER);
+
+        assert(text || size == 0);
+
         return size >= n && memcmp(text, HOSTS_MARKER, n) == 0;
 }
 
 bool registry_is_loopback(const char *registry) {
-        size_t len = strcspn(registry, ":");
         unsigned a, b, c, d;
+        size_t len;
         char tail;
 
+        assert(registry);
+
+        len = strcspn(registry, ":");
         if (len == strlen("localhost") && strncmp(registry, "localhost", len) == 0)
                 return true;
         /* 127.0.0.0/8, dotted quad only: a config map key cannot hold ::1. */
@@ -253,8 +272,14 @@ static int hosts_check(const char *text, size_t size, const char *registry, cons
 
 int containerd_hosts_check(const char *text, size_t size, const char *registry, const char *certs_dir,
                            char **ret_reason) {
-        int r = hosts_check(text, size, registry, certs_dir, ret_reason);
+        int r;
 
+        assert(text || size == 0);
+        assert(registry);
+        assert(certs_dir);
+        assert(ret_reason);
+
+        r = hosts_check(text, size, registry, certs_dir, ret_reason);
         /* The parser's message may quote the file: show it safely. */
         if (r >= 0 && *ret_reason)
                 utf8_printable(*ret_reason);
@@ -342,6 +367,10 @@ bool containerd_hosts_names_ca(const char *text, size_t size, const char *regist
         _cleanup_free_ char *ours = NULL;
         const TomlValue *hosts;
 
+        assert(text || size == 0);
+        assert(registry);
+        assert(certs_dir);
+
         if (size == 0 || toml_parse(text, size, &root, NULL, 0) < 0 || !file_valid(root) ||
             asprintf(&ours, "%s/%s/" CA_NAME, certs_dir, registry) < 0)
                 return false;
@@ -358,6 +387,11 @@ int containerd_hosts_prune_kind(int rootfd, int dfd, const char *registry, bool 
         _cleanup_free_ char *text = NULL;
         size_t size;
         int kind, error;
+
+        assert(rootfd >= 0);
+        assert(dfd >= 0);
+        assert(registry);
+        assert(ret_names_ours);
 
         *ret_names_ours = false;
         kind = containerd_hosts_read(rootfd, dfd, registry, &text, &size, &error);

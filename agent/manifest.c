@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -11,9 +12,6 @@
 
 #define MANIFEST_FILE "manifest.json"
 #define MANIFEST_MAX (16u * 1024 * 1024)
-
-/* jansson ships json_decrefp() for _cleanup_. */
-
 
 Manifest *manifest_new(void) {
         return calloc(1, sizeof(Manifest));
@@ -32,6 +30,10 @@ Manifest *manifest_free(Manifest *m) {
 }
 
 ManifestEntry *manifest_find(const Manifest *m, const char *target, const char *registry) {
+        assert(m);
+        assert(target);
+        assert(registry);
+
         for (size_t i = 0; i < m->n_entries; i++)
                 if (streq(m->entries[i].target, target) && streq(m->entries[i].registry, registry))
                         return &m->entries[i];
@@ -39,8 +41,14 @@ ManifestEntry *manifest_find(const Manifest *m, const char *target, const char *
 }
 
 int manifest_put(Manifest *m, const char *target, const char *registry, const char *sha256, bool dir_created) {
-        ManifestEntry *e = manifest_find(m, target, registry);
+        ManifestEntry *e;
 
+        /* sha256 may be NULL: an entry loaded from a manifest that has none. */
+        assert(m);
+        assert(target);
+        assert(registry);
+
+        e = manifest_find(m, target, registry);
         if (!e) {
                 ManifestEntry *n = realloc(m->entries, (m->n_entries + 1) * sizeof *n);
                 if (!n)
@@ -61,8 +69,13 @@ int manifest_put(Manifest *m, const char *target, const char *registry, const ch
 }
 
 void manifest_remove(Manifest *m, const char *target, const char *registry) {
-        ManifestEntry *e = manifest_find(m, target, registry);
+        ManifestEntry *e;
 
+        assert(m);
+        assert(target);
+        assert(registry);
+
+        e = manifest_find(m, target, registry);
         if (!e)
                 return;
         free(e->target);
@@ -73,14 +86,19 @@ void manifest_remove(Manifest *m, const char *target, const char *registry) {
 }
 
 int manifest_load(int rootfd, const char *state_dir, Manifest **ret) {
-        _cleanup_(manifest_freep) Manifest *m = manifest_new();
-        _cleanup_(json_decrefp) json_t *j = NULL;
+        _cleanup_(manifest_freep) Manifest *m = NULL;
+        json_auto_t *j = NULL;
         _cleanup_free_ char *data = NULL;
         _cleanup_close_ int dfd = -1;
         json_t *entries, *e;
         size_t size, i;
         int r;
 
+        assert(rootfd >= 0);
+        assert(state_dir);
+        assert(ret);
+
+        m = manifest_new();
         if (!m)
                 return -ENOMEM;
 
@@ -123,26 +141,31 @@ int manifest_load(int rootfd, const char *state_dir, Manifest **ret) {
 }
 
 int manifest_save(int rootfd, const char *state_dir, const Manifest *m) {
-        _cleanup_(json_decrefp) json_t *j = json_object();
+        json_auto_t *j = NULL;
+        json_auto_t *entries = NULL;
         _cleanup_free_ char *text = NULL;
         _cleanup_close_ int dfd = -1;
-        json_t *entries = json_array();
         int r;
 
-        if (!j || !entries) {
-                json_decref(entries);
+        assert(rootfd >= 0);
+        assert(state_dir);
+        assert(m);
+
+        j = json_object();
+        entries = json_array();
+        if (!j || !entries)
                 return -ENOMEM;
-        }
         json_object_set_new(j, "version", json_integer(1));
-        json_object_set_new(j, "entries", entries);
+        /* j takes a reference of its own; ours goes at the end of the scope. */
+        json_object_set(j, "entries", entries);
         for (size_t i = 0; i < m->n_entries; i++) {
                 const ManifestEntry *e = &m->entries[i];
-                json_t *o = json_pack("{s:s, s:s, s:s, s:b}", "target", e->target, "registry", e->registry,
-                                      "sha256", e->sha256, "dir_created", e->dir_created);
+                json_auto_t *o = json_pack("{s:s, s:s, s:s, s:b}", "target", e->target, "registry", e->registry,
+                                           "sha256", e->sha256, "dir_created", e->dir_created);
                 /* Only where we wrote one: older manifests stay byte-identical. */
                 if (o && e->hosts_sha256[0])
                         json_object_set_new(o, "hosts_toml_sha256", json_string(e->hosts_sha256));
-                json_array_append_new(entries, o);
+                json_array_append_new(entries, TAKE_PTR(o));
         }
         text = json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS);
         if (!text)

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,12 +24,18 @@ static void sample_time(FILE *f, const char *name, time_t t) {
 
 int metrics_render(const State *s, const MetricsInfo *info, char **ret, size_t *ret_size) {
         static const char *const pull_states[] = { "absent", "applied", "invalid" };
-        const char *pull = pull_secret_status_to_string(s->pull_secret_status);
         _cleanup_free_ char *buf = NULL;
+        const char *pull;
         size_t size = 0;
         time_t soonest;
         FILE *f;
 
+        assert(s);
+        assert(info);
+        assert(ret);
+        assert(ret_size);
+
+        pull = pull_secret_status_to_string(s->pull_secret_status);
         f = open_memstream(&buf, &size);
         if (!f)
                 return -ENOMEM;

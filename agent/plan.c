@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -285,9 +286,16 @@ static int plan_read_first(Plan *p, int rootfd, size_t ca, const Manifest *m, co
 }
 
 int plan_compute(int rootfd, const TrustSet *t, const Manifest *m, const PlanOptions *o, Plan **ret) {
-        _cleanup_(plan_freep) Plan *p = calloc(1, sizeof *p);
+        _cleanup_(plan_freep) Plan *p = NULL;
         int r;
 
+        assert(rootfd >= 0);
+        assert(t);
+        assert(m);
+        assert(o);
+        assert(ret);
+
+        p = calloc(1, sizeof *p);
         if (!p)
                 return -ENOMEM;
 
@@ -348,20 +356,31 @@ int plan_compute(int rootfd, const TrustSet *t, const Manifest *m, const PlanOpt
 
 size_t plan_count(const Plan *p, ActionType t) {
         size_t n = 0;
+
+        assert(p);
+
         for (size_t i = 0; i < p->n_actions; i++)
                 n += p->actions[i].type == t;
         return n;
 }
 
 bool plan_changes(const Plan *p) {
+        assert(p);
+
         return plan_count(p, ACTION_CREATE) + plan_count(p, ACTION_UPDATE) + plan_count(p, ACTION_REMOVE) +
                        plan_count(p, ACTION_DISOWN) >
                0;
 }
 
 void plan_print(FILE *f, const Plan *p, const TrustSet *t, const char *root) {
-        const char *sep = root[strlen(root) - 1] == '/' ? "" : "/";
+        const char *sep;
 
+        /* t may be NULL: no refusals or ignored keys to show. */
+        assert(f);
+        assert(p);
+        assert(root);
+
+        sep = root[strlen(root) - 1] == '/' ? "" : "/";
         for (size_t i = 0; i < p->n_actions; i++) {
                 const PlanAction *a = &p->actions[i];
                 fprintf(f, "%s %s %s %s%s%s/%s/%s", action_type_to_string(a->type), a->target->name,

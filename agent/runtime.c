@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <dirent.h>
@@ -411,6 +412,10 @@ int runtime_check(int rootfd, const char *containerd_config, unsigned target_mas
         RuntimeStatus s = {};
         int r = 0;
 
+        assert(rootfd >= 0);
+        assert(containerd_config);
+        assert(ret);
+
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(targets); i++) {
                 TargetStatus *ts = &s.targets[i];
 
@@ -432,10 +437,16 @@ int runtime_check(int rootfd, const char *containerd_config, unsigned target_mas
 }
 
 bool target_status_equal(const TargetStatus *a, const TargetStatus *b) {
+        assert(a);
+        assert(b);
+
         return a->enabled == b->enabled && a->state == b->state && streq_ptr(a->reason, b->reason);
 }
 
 bool runtime_status_equal(const RuntimeStatus *a, const RuntimeStatus *b) {
+        assert(a);
+        assert(b);
+
         for (size_t i = 0; i < ELEMENTSOF(targets); i++)
                 if (!target_status_equal(&a->targets[i], &b->targets[i]))
                         return false;
@@ -443,6 +454,8 @@ bool runtime_status_equal(const RuntimeStatus *a, const RuntimeStatus *b) {
 }
 
 void runtime_status_done(RuntimeStatus *s) {
+        assert(s);
+
         for (size_t i = 0; i < ELEMENTSOF(targets); i++) {
                 free(s->targets[i].reason);
                 strv_free(s->targets[i].read_first);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,9 +33,15 @@ Snapshot *snapshot_free(Snapshot *s) {
 
 int snapshot_add_entry(Snapshot *s, const char *key, const void *value, size_t size) {
         SnapshotEntry *n;
-        char *k = strdup(key);
-        unsigned char *v = malloc(size + 1);
+        unsigned char *v;
+        char *k;
 
+        assert(s);
+        assert(key);
+        assert(value || size == 0);
+
+        k = strdup(key);
+        v = malloc(size + 1);
         if (!k || !v) {
                 free(k);
                 free(v);
@@ -55,8 +62,12 @@ int snapshot_add_entry(Snapshot *s, const char *key, const void *value, size_t s
 }
 
 int snapshot_set_pull_secret(Snapshot *s, const void *data, size_t size) {
-        unsigned char *v = malloc(size + 1);
+        unsigned char *v;
 
+        assert(s);
+        assert(data || size == 0);
+
+        v = malloc(size + 1);
         if (!v)
                 return -ENOMEM;
         memcpy(v, data, size);
@@ -76,13 +87,19 @@ static int entry_cmp(const void *a, const void *b) {
 }
 
 void snapshot_sort(Snapshot *s) {
+        assert(s);
+
         if (s->n_entries > 1)
                 qsort(s->entries, s->n_entries, sizeof *s->entries, entry_cmp);
 }
 
 void snapshot_trust_hash(const Snapshot *s, char ret[65]) {
-        Sha256 *h = sha256_begin();
+        Sha256 *h;
 
+        assert(s);
+        assert(ret);
+
+        h = sha256_begin();
         /* Length-prefix every field in decimal, so ("ab","c") and ("a","bc")
          * differ and every node computes the same hash for the same map
          * whatever its word size or byte order. */

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,10 +16,15 @@ static bool is_alnum(char c) {
 }
 
 int registry_from_key(const char *key, char **ret, const char **ret_reason) {
-        size_t len = strlen(key);
         const char *sep = NULL, *reason;
+        size_t len;
         char *name;
 
+        assert(key);
+        assert(ret);
+        assert(ret_reason);
+
+        len = strlen(key);
         /* The shape Kubernetes itself enforces on config map keys. */
         if (len == 0) {
                 *ret_reason = "empty key";
@@ -137,9 +143,14 @@ static CertBundle *reuse_take(TrustSet *reuse, const char *value_hash) {
 
 int trust_set_from_snapshot(const Snapshot *s, char *const *ignore, time_t now, TrustSet *reuse,
                             TrustSet **ret) {
-        _cleanup_(trust_set_freep) TrustSet *t = calloc(1, sizeof *t);
+        _cleanup_(trust_set_freep) TrustSet *t = NULL;
         int r;
 
+        /* ignore (no keys skipped) and reuse (nothing parsed before) may be NULL. */
+        assert(s);
+        assert(ret);
+
+        t = calloc(1, sizeof *t);
         if (!t)
                 return -ENOMEM;
 
@@ -216,6 +227,9 @@ int trust_set_from_snapshot(const Snapshot *s, char *const *ignore, time_t now, 
 }
 
 const TrustEntry *trust_set_find(const TrustSet *t, const char *registry) {
+        assert(t);
+        assert(registry);
+
         for (size_t i = 0; i < t->n_entries; i++)
                 if (streq(t->entries[i].registry, registry))
                         return &t->entries[i];
@@ -223,6 +237,9 @@ const TrustEntry *trust_set_find(const TrustSet *t, const char *registry) {
 }
 
 const TrustRefusal *trust_set_find_refused(const TrustSet *t, const char *registry) {
+        assert(t);
+        assert(registry);
+
         for (size_t i = 0; i < t->n_refused; i++)
                 if (t->refused[i].registry && streq(t->refused[i].registry, registry))
                         return &t->refused[i];

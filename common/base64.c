@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,10 @@ int base64_decode_alloc(const char *s, size_t len, unsigned char **ret, size_t *
         unsigned char *out;
         unsigned acc = 0, bits = 0;
         size_t n = 0, pad = 0, group = 0;
+
+        assert(s || len == 0);
+        assert(ret);
+        assert(ret_size);
 
         out = malloc(len / 4 * 3 + 4);
         if (!out)

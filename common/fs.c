@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,11 +17,16 @@
 #include "fs.h"
 
 int open_dir_beneath(int dirfd, const char *relpath, mode_t mode, int *ret_fd, bool *ret_created) {
-        _cleanup_free_ char *copy = strdup(relpath);
+        _cleanup_free_ char *copy = NULL;
         _cleanup_close_ int fd = -1;
         bool created = false;
         char *save = NULL;
 
+        assert(dirfd >= 0 || dirfd == AT_FDCWD);
+        assert(relpath);
+        assert(ret_fd);
+
+        copy = strdup(relpath);
         if (!copy)
                 return -ENOMEM;
 
@@ -71,12 +77,17 @@ int open_dir_beneath(int dirfd, const char *relpath, mode_t mode, int *ret_fd, b
 }
 
 int open_private_dir_beneath(int dirfd, const char *relpath, int *ret_fd) {
-        _cleanup_free_ char *parent = strdup(relpath);
+        _cleanup_free_ char *parent = NULL;
         _cleanup_close_ int pfd = -1;
         size_t len;
         char *slash;
         int r;
 
+        assert(dirfd >= 0 || dirfd == AT_FDCWD);
+        assert(relpath);
+        assert(ret_fd);
+
+        parent = strdup(relpath);
         if (!parent)
                 return -ENOMEM;
         len = strlen(parent);
@@ -94,8 +105,11 @@ int open_private_dir_beneath(int dirfd, const char *relpath, int *ret_fd) {
 
 int read_file_at(int dirfd, const char *name, bool follow, size_t max, char **ret, size_t *ret_size) {
         _cleanup_close_ int fd = -1;
-
         struct stat st;
+
+        assert(dirfd >= 0 || dirfd == AT_FDCWD);
+        assert(name);
+        assert(ret);
 
         /* Only a regular file is opened: opening a device can act on it (a
          * watchdog arms), and a FIFO would block. The type is looked at
@@ -116,6 +130,9 @@ int read_fd(int fd, size_t max, char **ret, size_t *ret_size) {
         _cleanup_free_ char *buf = NULL;
         size_t size = 0, alloc = 0;
         struct stat st;
+
+        assert(fd >= 0);
+        assert(ret);
 
         if (fstat(fd, &st) < 0)
                 return -errno;
@@ -172,6 +189,10 @@ static int write_all(int fd, const void *data, size_t size) {
 
 int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t size, mode_t mode,
                          uid_t uid, gid_t gid) {
+        assert(dirfd >= 0 || dirfd == AT_FDCWD);
+        assert(name);
+        assert(data || size == 0);
+
         return write_file_atomic_full(dirfd, name, data, size, mode, uid, gid, false);
 }
 
@@ -181,6 +202,10 @@ int write_file_atomic_full(int dirfd, const char *name, const void *data, size_t
         char tmp[NAME_MAX + 1];
         uint64_t rnd;
         int r;
+
+        assert(dirfd >= 0 || dirfd == AT_FDCWD);
+        assert(name);
+        assert(data || size == 0);
 
         if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
                 rnd = (uint64_t) getpid() ^ (uint64_t) (uintptr_t) &rnd;
@@ -211,6 +236,9 @@ int write_file_atomic_full(int dirfd, const char *name, const void *data, size_t
 }
 
 int unlink_file_at(int dirfd, const char *name) {
+        assert(dirfd >= 0 || dirfd == AT_FDCWD);
+        assert(name);
+
         if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
                 return -errno;
         if (fsync(dirfd) < 0)
@@ -219,11 +247,14 @@ int unlink_file_at(int dirfd, const char *name) {
 }
 
 int dir_is_empty_at(int dirfd, const char *name) {
-        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         struct dirent *de;
         DIR *d;
-        int r = 1;
+        int fd, r = 1;
 
+        assert(dirfd >= 0 || dirfd == AT_FDCWD);
+        assert(name);
+
+        fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
         d = fdopendir(fd);
@@ -243,8 +274,12 @@ int dir_is_empty_at(int dirfd, const char *name) {
 
 char *path_join(const char *a, const char *b) {
         char *p;
-        size_t la = strlen(a);
+        size_t la;
 
+        assert(a);
+        assert(b);
+
+        la = strlen(a);
         /* Trailing slashes go, all of them: "/" joined with "x" is "/x". */
         while (la > 0 && a[la - 1] == '/')
                 la--;
@@ -261,9 +296,13 @@ int open_in_root(int rootfd, const char *path, int flags) {
                 .flags = (uint64_t) (flags | O_CLOEXEC | (flags & O_PATH ? 0 : O_NOCTTY)),
                 .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
         };
-        const char *rel = path + strspn(path, "/");
+        const char *rel;
         int fd;
 
+        assert(rootfd >= 0);
+        assert(path);
+
+        rel = path + strspn(path, "/");
         if (!*rel)
                 rel = ".";
         fd = (int) syscall(SYS_openat2, rootfd, rel, &how, sizeof how);
@@ -304,6 +343,9 @@ int open_in_root_regular(int rootfd, const char *path) {
         char proc[64];
         int fd;
 
+        assert(rootfd >= 0);
+        assert(path);
+
         /* O_PATH opens nothing: a device, a FIFO or a socket is refused
          * before anything could act on an open(2) of it. */
         pfd = open_in_root(rootfd, path, O_PATH);
@@ -330,8 +372,13 @@ int open_in_root_regular(int rootfd, const char *path) {
 }
 
 int read_file_in_root(int rootfd, const char *path, size_t max, char **ret, size_t *ret_size) {
-        _cleanup_close_ int fd = open_in_root_regular(rootfd, path);
+        _cleanup_close_ int fd = -1;
 
+        assert(rootfd >= 0);
+        assert(path);
+        assert(ret);
+
+        fd = open_in_root_regular(rootfd, path);
         if (fd < 0)
                 return fd;
         return read_fd(fd, max, ret, ret_size);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,9 @@ Sha256 *sha256_begin(void) {
 }
 
 void sha256_feed(Sha256 *h, const void *data, size_t size) {
+        /* h is NULL when sha256_begin() failed; sha256_end() then gives "". */
+        assert(data || size == 0);
+
         if (h)
                 EVP_DigestUpdate(h->ctx, data, size);
 }
@@ -40,6 +44,8 @@ void sha256_feed(Sha256 *h, const void *data, size_t size) {
 void sha256_end(Sha256 *h, char ret[65]) {
         unsigned char md[32];
         unsigned len = 0;
+
+        assert(ret);
 
         ret[0] = 0;
         if (!h)
@@ -57,7 +63,12 @@ void sha256_end(Sha256 *h, char ret[65]) {
 }
 
 void sha256_hex(const void *data, size_t size, char ret[65]) {
-        Sha256 *h = sha256_begin();
+        Sha256 *h;
+
+        assert(data || size == 0);
+        assert(ret);
+
+        h = sha256_begin();
         sha256_feed(h, data, size);
         sha256_end(h, ret);
 }

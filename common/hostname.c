@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <stdbool.h>
 
 #include "hostname.h"
@@ -9,6 +10,8 @@ static bool is_alnum(char c) {
 
 const char *hostname_check(const char *h, size_t len) {
         size_t label = 0;
+
+        assert(h || len == 0);
 
         if (len == 0)
                 return "empty host name";

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
@@ -49,6 +50,10 @@ int httpd_parse_listen(const char *listen, void *ret_sockaddr_storage, size_t *r
         unsigned long port;
         char *end;
         size_t n;
+
+        /* listen may be NULL: that is -EINVAL, like any other bad value. */
+        assert(ret_sockaddr_storage);
+        assert(ret_len);
 
         if (!listen || !*listen)
                 return -EINVAL;
@@ -103,10 +108,16 @@ int httpd_parse_listen(const char *listen, void *ret_sockaddr_storage, size_t *r
 }
 
 const char *httpd_request_query(HttpdRequest *req, const char *key) {
+        assert(req);
+        assert(key);
+
         return MHD_lookup_connection_value(req->connection, MHD_GET_ARGUMENT_KIND, key);
 }
 
 const char *httpd_request_header(HttpdRequest *req, const char *name) {
+        assert(req);
+        assert(name);
+
         return MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, name);
 }
 
@@ -135,6 +146,9 @@ int httpd_reply_full(HttpdRequest *req, unsigned status, const char *content_typ
                      const void *body, size_t len, const char *const *extra_headers) {
         int r;
 
+        assert(req);
+        assert(body || len == 0);
+
         if (req->replied)
                 return -EALREADY;
         r = queue_reply(req->connection, status, content_type, body, len, extra_headers);
@@ -144,10 +158,16 @@ int httpd_reply_full(HttpdRequest *req, unsigned status, const char *content_typ
 }
 
 int httpd_reply(HttpdRequest *req, unsigned status, const char *content_type, const void *body, size_t len) {
+        assert(req);
+        assert(body || len == 0);
+
         return httpd_reply_full(req, status, content_type, body, len, NULL);
 }
 
 int httpd_reply_text(HttpdRequest *req, unsigned status, const char *text) {
+        assert(req);
+        assert(text);
+
         return httpd_reply(req, status, "text/plain; charset=utf-8", text, strlen(text));
 }
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,8 @@ static bool stderr_is_journal(void) {
 }
 
 void log_setup(const char *ident, int max_level) {
+        assert(ident);
+
         log_ident = ident;
         log_max_level = max_level;
         log_to_journal = stderr_is_journal();
@@ -94,6 +97,8 @@ void log_full(int level, const char *msg, ...) {
         size_t n = 0;
         va_list ap;
 
+        assert(msg);
+
         if (level > log_max_level)
                 return;
 
@@ -133,6 +138,8 @@ void log_fmt(int level, const char *fmt, ...) {
         _cleanup_free_ char *m = NULL;
         va_list ap;
 
+        assert(fmt);
+
         if (level > log_max_level)
                 return;
         va_start(ap, fmt);
@@ -146,6 +153,8 @@ void log_fmt(int level, const char *fmt, ...) {
 int log_errno(int level, int error, const char *fmt, ...) {
         _cleanup_free_ char *m = NULL;
         va_list ap;
+
+        assert(fmt);
 
         if (level > log_max_level)
                 return error;

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,8 @@ size_t strv_length(char *const *l) {
 }
 
 bool strv_contains(char *const *l, const char *s) {
+        assert(s);
+
         for (size_t i = 0; l && l[i]; i++)
                 if (streq(l[i], s))
                         return true;
@@ -29,10 +32,15 @@ bool strv_contains(char *const *l, const char *s) {
 }
 
 int strv_extend(char ***l, const char *s) {
-        size_t n = strv_length(*l);
-        char *c = strdup(s);
+        size_t n;
         char **m;
+        char *c;
 
+        assert(l);
+        assert(s);
+
+        n = strv_length(*l);
+        c = strdup(s);
         if (!c)
                 return -ENOMEM;
         m = realloc(*l, (n + 2) * sizeof *m);
@@ -47,10 +55,15 @@ int strv_extend(char ***l, const char *s) {
 }
 
 int strv_split_comma(const char *s, char ***ret) {
-        _cleanup_free_ char *copy = strdup(s);
-        char **l = calloc(1, sizeof *l);
+        _cleanup_free_ char *copy = NULL;
         char *save = NULL;
+        char **l;
 
+        assert(s);
+        assert(ret);
+
+        copy = strdup(s);
+        l = calloc(1, sizeof *l);
         if (!copy || !l) {
                 free(l);
                 return -ENOMEM;
@@ -72,9 +85,12 @@ int strv_split_comma(const char *s, char ***ret) {
 }
 
 char *strv_join(char *const *l, const char *sep) {
-        size_t len = 1, ls = strlen(sep);
+        size_t len = 1, ls;
         char *r, *p;
 
+        assert(sep);
+
+        ls = strlen(sep);
         for (size_t i = 0; l && l[i]; i++)
                 len += strlen(l[i]) + ls;
         r = p = malloc(len);

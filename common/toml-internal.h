@@ -2,9 +2,9 @@
 #pragma once
 
 /*
- * Inside the TOML reader (toml.c, the parser; toml-tree.c, the values and
- * their accessors; toml-scalar.c, numbers and dates): not for its users,
- * who have toml.h.
+ * Inside the TOML reader (toml.c, the parser; toml-lex.c, its lexer, with
+ * toml-lex.h; toml-tree.c, the values and their accessors; toml-scalar.c,
+ * numbers and dates): not for its users, who have toml.h.
  */
 
 #include <stdbool.h>

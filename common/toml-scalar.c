@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The TOML reader's bare scalars: integers, floats, dates and times. */
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -23,6 +24,8 @@ static bool all_digits(const char *s, size_t n) {
 bool toml_is_date(const char *s) {
         static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
         int y, m, d;
+
+        assert(s);
 
         if (!all_digits(s, 4) || s[4] != '-' || !all_digits(s + 5, 2) || s[7] != '-' || !all_digits(s + 8, 2))
                 return false;
@@ -55,6 +58,8 @@ bool toml_is_datetime(const char *s, size_t n) {
         const char *o;
         size_t t;
 
+        assert(s || n == 0);
+
         if (n >= 3 && s[2] == ':')
                 return time_len(s, n) == n;
         if (n < 10 || !toml_is_date(s))
@@ -85,6 +90,11 @@ int toml_parse_integer(const char *s, size_t n, int64_t *ret) {
         bool neg = false, overflow = false, digit = false;
         unsigned base = 10;
         size_t i = 0;
+
+        /* s[0] is looked at before n is: the parser never asks about "". */
+        assert(s);
+        assert(n > 0);
+        assert(ret);
 
         if (n > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'o' || s[1] == 'b')) {
                 base = s[1] == 'x' ? 16 : s[1] == 'o' ? 8 : 2;
@@ -119,10 +129,15 @@ int toml_parse_integer(const char *s, size_t n, int64_t *ret) {
 /* -EINVAL: not float syntax; -ERANGE: a finite float too large for a double. */
 int toml_parse_float(const char *s, size_t n, double *ret) {
         _cleanup_free_ char *copy = NULL;
-        size_t i = s[0] == '+' || s[0] == '-', m, o = 0;
         bool frac = false, exp = false;
+        size_t i, m, o = 0;
         char *end;
 
+        assert(s);
+        assert(n > 0);
+        assert(ret);
+
+        i = s[0] == '+' || s[0] == '-';
         if (n - i == 3 && (memcmp(s + i, "inf", 3) == 0 || memcmp(s + i, "nan", 3) == 0)) {
                 *ret = s[i] == 'n' ? NAN : s[0] == '-' ? -INFINITY : INFINITY;
                 return 0;

@@ -47,6 +47,10 @@ static uint32_t hash(const char *s) {
 }
 
 TomlValue *toml_table_lookup(const TomlValue *t, const char *key) {
+        assert(t);
+        assert(t->type == TOML_TABLE);
+        assert(key);
+
         if (t->table.index) {
                 size_t mask = t->table.index_cap - 1;
                 for (size_t h = hash(key) & mask; t->table.index[h]; h = (h + 1) & mask) {
@@ -71,8 +75,14 @@ static void index_insert(TomlValue *t, size_t i) {
 
 /* Add key = v to t. On success takes *key (leaving NULL) and v; on failure both stay with the caller. */
 int toml_table_add(TomlValue *t, char **key, TomlValue *v) {
-        size_t n = t->table.n;
+        size_t n;
 
+        assert(t);
+        assert(t->type == TOML_TABLE);
+        assert(key && *key);
+        assert(v);
+
+        n = t->table.n;
         if (n == t->table.cap) {
                 size_t cap = n ? n * 2 : 4;
                 Entry *e = realloc(t->table.e, cap * sizeof *e);
@@ -100,6 +110,10 @@ int toml_table_add(TomlValue *t, char **key, TomlValue *v) {
 }
 
 int toml_array_add(TomlValue *a, TomlValue *v) {
+        assert(a);
+        assert(a->type == TOML_ARRAY);
+        assert(v);
+
         if (a->array.n == a->array.cap) {
                 size_t cap = a->array.cap ? a->array.cap * 2 : 4;
                 TomlValue **m = realloc(a->array.v, cap * sizeof *m);
@@ -111,8 +125,6 @@ int toml_array_add(TomlValue *a, TomlValue *v) {
         a->array.v[a->array.n++] = v;
         return 0;
 }
-
-/* Refuse what TOML forbids everywhere, so the parser proper need not care. */
 
 TomlType toml_type(const TomlValue *v) {
         assert(v);
@@ -165,6 +177,8 @@ const char *toml_datetime(const TomlValue *v) {
 }
 
 int toml_integer(const TomlValue *v, int64_t *ret) {
+        assert(ret);
+
         if (!v || v->type != TOML_INTEGER)
                 return -EINVAL;
         *ret = v->i;
@@ -172,6 +186,8 @@ int toml_integer(const TomlValue *v, int64_t *ret) {
 }
 
 int toml_boolean(const TomlValue *v, bool *ret) {
+        assert(ret);
+
         if (!v || v->type != TOML_BOOLEAN)
                 return -EINVAL;
         *ret = v->b;
@@ -179,6 +195,8 @@ int toml_boolean(const TomlValue *v, bool *ret) {
 }
 
 int toml_float(const TomlValue *v, double *ret) {
+        assert(ret);
+
         if (!v || v->type != TOML_FLOAT)
                 return -EINVAL;
         *ret = v->f;

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <stdint.h>
 
 #include "utf8.h"
@@ -7,6 +8,8 @@ size_t utf8_sequence_length(const char *text, size_t avail) {
         const unsigned char *s = (const unsigned char *) text;
         uint32_t c;
         size_t n;
+
+        assert(text || avail == 0);
 
         if (avail == 0)
                 return 0;

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -175,6 +176,10 @@ int cert_bundle_parse(const void *data, size_t size, CertBundle **ret, const cha
         long len;
         int r;
 
+        assert(data || size == 0);
+        assert(ret);
+        assert(ret_reason);
+
         if (!b || !out)
                 return -ENOMEM;
 
@@ -208,6 +213,9 @@ int cert_bundle_parse(const void *data, size_t size, CertBundle **ret, const cha
 
 time_t cert_bundle_not_after(const CertBundle *b) {
         time_t t = 0;
+
+        assert(b);
+
         for (size_t i = 0; i < b->n_certs; i++)
                 if (t == 0 || b->certs[i].not_after < t)
                         t = b->certs[i].not_after;
@@ -216,6 +224,9 @@ time_t cert_bundle_not_after(const CertBundle *b) {
 
 time_t cert_bundle_not_before(const CertBundle *b) {
         time_t t = 0;
+
+        assert(b);
+
         for (size_t i = 0; i < b->n_certs; i++)
                 if (b->certs[i].not_before > t)
                         t = b->certs[i].not_before;

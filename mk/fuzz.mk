@@ -5,7 +5,7 @@ FUZZ_SECONDS ?= 30
 FUZZ_B := build-fuzz
 FUZZ_CFLAGS = -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
 	-DNODETRUST_VERSION='"$(VERSION)"' -Icommon -Iagent $(DEPS_CFLAGS)
-FUZZ_SRC := agent/trust.c agent/snapshot.c agent/containerd-hosts.c common/utf8.c common/fs.c common/x509.c common/hash.c common/strv.c common/base64.c common/hostname.c common/toml.c common/toml-tree.c common/toml-scalar.c
+FUZZ_SRC := agent/trust.c agent/snapshot.c agent/containerd-hosts.c common/utf8.c common/fs.c common/x509.c common/hash.c common/strv.c common/base64.c common/hostname.c common/toml.c common/toml-lex.c common/toml-tree.c common/toml-scalar.c
 
 $(FUZZ_B)/%: tests/fuzz/%.c $(FUZZ_SRC) | $(B)/.deps-build
 	@mkdir -p $(FUZZ_B)
