@@ -22,7 +22,7 @@ int pull_secret_ledger_new(json_t **ret) {
 int pull_secret_ledger_load(int rootfd, const char *state_dir, json_t **ret) {
         _cleanup_free_ char *data = NULL;
         _cleanup_close_ int dfd = -1;
-        json_t *j;
+        json_auto_t *j = NULL;
         size_t size;
         int r;
 
@@ -37,11 +37,9 @@ int pull_secret_ledger_load(int rootfd, const char *state_dir, json_t **ret) {
         if (r < 0)
                 return r;
         j = json_loadb(data, size, 0, NULL);
-        if (!json_is_object(json_object_get(j, "targets"))) {
-                json_decref(j);
+        if (!json_is_object(json_object_get(j, "targets")))
                 return -EBADMSG;
-        }
-        *ret = j;
+        *ret = TAKE_PTR(j);
         return 0;
 }
 
@@ -75,29 +73,28 @@ const char *pull_secret_ledger_sha256(const json_t *ledger, const char *path) {
 
 int pull_secret_ledger_set(json_t *ledger, const char *path, char *const *registries, const char *sha256,
                            bool *ret_changed) {
-        json_t *by_path = json_object_get(ledger, "targets"), *regs = json_array(), *entry;
+        json_auto_t *regs = NULL, *entry = NULL;
+        json_t *by_path;
 
         assert(ledger);
         assert(path);
         assert(sha256);
         assert(ret_changed);
 
+        by_path = json_object_get(ledger, "targets");
+        regs = json_array();
         if (!regs)
                 return -ENOMEM;
         for (char *const *p = registries; p && *p; p++)
-                if (json_array_append_new(regs, json_string(*p)) < 0) {
-                        json_decref(regs);
+                if (json_array_append_new(regs, json_string(*p)) < 0)
                         return -ENOMEM;
-                }
-        entry = json_pack("{s:o, s:s}", "registries", regs, "sha256", sha256);
+        entry = json_pack("{s:O, s:s}", "registries", regs, "sha256", sha256);
         if (!entry)
                 return -ENOMEM;
-        if (json_equal(entry, json_object_get(by_path, path))) {
-                json_decref(entry);
+        if (json_equal(entry, json_object_get(by_path, path)))
                 return 0;
-        }
         *ret_changed = true;
-        return json_object_set_new(by_path, path, entry) < 0 ? -ENOMEM : 0;
+        return json_object_set_new(by_path, path, TAKE_PTR(entry)) < 0 ? -ENOMEM : 0;
 }
 
 /* Missing parents are 0755 like any system directory: a fresh --root must

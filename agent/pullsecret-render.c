@@ -33,7 +33,7 @@ static int dump(const json_t *j, char **ret, size_t *ret_size) {
 
 static int render_merge(const json_t *secret, const char *existing, size_t existing_size, char *const *previous,
                         char **ret_content, size_t *ret_size, bool *ret_same, char **ret_reason) {
-        _cleanup_(json_decrefp) json_t *old = NULL, *merged = NULL;
+        json_auto_t *old = NULL, *merged = NULL;
         const json_t *want = json_object_get(secret, "auths");
         json_t *auths, *e;
         const char *key;

@@ -250,7 +250,7 @@ int pull_secret_refuse(char **ret_reason, const char *fmt, ...) {
 }
 
 int pull_secret_parse(const void *data, size_t size, json_t **ret, char **ret_reason) {
-        _cleanup_(json_decrefp) json_t *j = NULL;
+        json_auto_t *j = NULL;
         const json_t *auths, *e;
         const char *key, *why;
         json_error_t err;

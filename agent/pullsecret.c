@@ -146,7 +146,7 @@ static int plan_target(int rootfd, const PullSecretPlan *p, const json_t *secret
 int pull_secret_plan_compute(int rootfd, const char *state_dir, const Snapshot *snap, const PullSecretOptions *o,
                              PullSecretPlan **ret) {
         _cleanup_(pull_secret_plan_freep) PullSecretPlan *p = calloc(1, sizeof *p);
-        _cleanup_(json_decrefp) json_t *secret = NULL;
+        json_auto_t *secret = NULL;
         size_t n;
         int r;
 
@@ -280,7 +280,7 @@ static int result_new(const PullSecretPlan *p, PullSecretResult **ret) {
 
 int pull_secret_apply(int rootfd, const char *state_dir, const PullSecretPlan *p, PullSecretResult **ret) {
         _cleanup_(pull_secret_result_freep) PullSecretResult *res = NULL;
-        _cleanup_(json_decrefp) json_t *ledger = NULL;
+        json_auto_t *ledger = NULL;
         bool changed = false;
         int failed = 0, r;
 

@@ -17,13 +17,13 @@ static json_t *null_or_integer(bool has, int64_t v) {
 /* {"containerd": {"state": "inactive", "reason": "..."}, ...} as reported
  * (reasons cut to REPORT_MAX_REASON_LEN); NULL on failure. */
 static json_t *targets_to_json(const Report *r) {
-        _cleanup_(json_decrefp) json_t *o = json_object();
+        json_auto_t *o = json_object();
 
         if (!o)
                 return NULL;
         for (size_t i = 0; i < r->n_targets; i++) {
                 const TargetStatus *t = &r->targets[i];
-                _cleanup_(json_decrefp) json_t *e = json_pack("{s:s}", "state", target_state_to_string(t->state));
+                json_auto_t *e = json_pack("{s:s}", "state", target_state_to_string(t->state));
 
                 if (!e || (t->reason && json_object_set_new(e, "reason", json_string(t->reason)) < 0))
                         return NULL;
@@ -34,7 +34,7 @@ static json_t *targets_to_json(const Report *r) {
 }
 
 static json_t *node_to_json(const Fleet *f, const Node *n, NodeState state) {
-        _cleanup_(json_decrefp) json_t *errors = NULL, *certs = NULL, *targets = NULL;
+        json_auto_t *errors = NULL, *certs = NULL, *targets = NULL;
         const Report *r = n->report;
         unsigned total = 0;
 
@@ -105,7 +105,7 @@ static int dump(const json_t *j, char **ret) {
 }
 
 int api_nodes_json(const Fleet *f, uint64_t now, int state, size_t limit, char **ret) {
-        _cleanup_(json_decrefp) json_t *nodes = NULL, *j = NULL;
+        json_auto_t *nodes = NULL, *j = NULL;
         _cleanup_free_ NodeView *v = NULL;
         size_t n, total = 0;
         int r;
@@ -136,7 +136,7 @@ int api_nodes_json(const Fleet *f, uint64_t now, int state, size_t limit, char *
 }
 
 int api_node_json(Fleet *f, uint64_t now, const char *name, char **ret) {
-        _cleanup_(json_decrefp) json_t *j = NULL;
+        json_auto_t *j = NULL;
         Node *n;
 
         assert(f);
@@ -152,12 +152,12 @@ int api_node_json(Fleet *f, uint64_t now, const char *name, char **ret) {
 
 /* {"containerd": {"active": n, "not_installed": n, "inactive": n}, ...}. */
 static json_t *target_counts_to_json(const FleetSummary *s) {
-        _cleanup_(json_decrefp) json_t *o = json_object();
+        json_auto_t *o = json_object();
 
         if (!o)
                 return NULL;
         for (size_t i = 0; i < s->n_targets; i++) {
-                _cleanup_(json_decrefp) json_t *c = json_object();
+                json_auto_t *c = json_object();
 
                 if (!c)
                         return NULL;
@@ -172,7 +172,7 @@ static json_t *target_counts_to_json(const FleetSummary *s) {
 }
 
 int api_summary_json(const Fleet *f, uint64_t now, char **ret) {
-        _cleanup_(json_decrefp) json_t *counts = NULL, *expiring = NULL, *targets = NULL, *j = NULL;
+        json_auto_t *counts = NULL, *expiring = NULL, *targets = NULL, *j = NULL;
         _cleanup_free_ ExpiringCert *e = NULL;
         int64_t before;
         FleetSummary s;

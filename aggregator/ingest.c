@@ -385,7 +385,7 @@ static int parse_report(Report *r, json_t *root, RejectReason *why, char **msg) 
 }
 
 int report_parse(const char *data, size_t size, Report **ret, RejectReason *ret_why, char **ret_message) {
-        _cleanup_(json_decrefp) json_t *root = NULL;
+        json_auto_t *root = NULL;
         _cleanup_(report_freep) Report *r = NULL;
         RejectReason why = REJECT_BAD_JSON;
         json_error_t err;

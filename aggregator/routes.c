@@ -25,7 +25,7 @@ static int reply_json(HttpdRequest *req, unsigned status, const char *json) {
 
 /* json_pack() straight to a string; NULL on failure. */
 static char *json_dumps_pack(const char *fmt, ...) {
-        _cleanup_(json_decrefp) json_t *j = NULL;
+        json_auto_t *j = NULL;
         va_list ap;
 
         va_start(ap, fmt);

@@ -725,7 +725,7 @@ static void test_apply_result_reports_failure(void **state) {
         char *paths[] = { (char *) "/var/lib/kubelet/config.json", (char *) "/root/.docker/config.json", NULL };
         _cleanup_(pull_secret_plan_freep) PullSecretPlan *p = NULL;
         _cleanup_(pull_secret_result_freep) PullSecretResult *res = NULL;
-        _cleanup_(json_decrefp) json_t *ledger = NULL;
+        json_auto_t *ledger = NULL;
         _cleanup_free_ char *content = NULL, *error = NULL, *written = NULL;
         PullSecretStatus status;
         const char *hash = "";
