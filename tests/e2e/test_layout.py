@@ -14,20 +14,29 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"/]+)\.h"', re.M)
 
 
-def module(stem):
-    """NAME.c, NAME.h and its private NAME-internal.h are one module."""
-    return stem.removesuffix("-internal")
+def module_of(path, includes):
+    """A module is NAME.c with NAME.h, and its private parts: NAME-internal.h
+    and every file that includes it (toml-lex.c, toml-tree.c ... are toml)."""
+    stem = path.stem
+    if stem.endswith("-internal"):
+        return stem.removesuffix("-internal")
+    for inc in includes:
+        if inc.endswith("-internal") and (path.parent / f"{inc}.h").exists():
+            return inc.removesuffix("-internal")
+    return stem
 
 
 def include_graph(directory):
     """module -> modules it includes."""
+    files = {p: INCLUDE.findall(p.read_text()) for p in sorted(directory.glob("*.[ch]"))}
+    modules = {p.stem: module_of(p, incs) for p, incs in files.items()}
     graph = collections.defaultdict(set)
-    for path in sorted(directory.glob("*.[ch]")):
-        mod = module(path.stem)
+    for path, incs in files.items():
+        mod = modules[path.stem]
         graph[mod]
-        for inc in INCLUDE.findall(path.read_text()):
-            if module(inc) != mod and (directory / f"{inc}.h").exists():
-                graph[mod].add(module(inc))
+        for inc in incs:
+            if inc in modules and modules[inc] != mod:
+                graph[mod].add(modules[inc])
     return graph
 
 
@@ -70,6 +79,12 @@ def test_cycle_finder_finds_a_circle(tmp_path):
     (tmp_path / "b.h").write_text('#include "a.h"\n')
     (tmp_path / "c.h").write_text("")
     assert cycles(include_graph(tmp_path)) == [["a", "b"]]
+    # A module's private parts are the module: no circle through them.
+    (tmp_path / "b.h").write_text("")
+    (tmp_path / "a-internal.h").write_text('#include "a.h"\n')
+    (tmp_path / "a-lex.h").write_text('#include "a-internal.h"\n')
+    (tmp_path / "a.c").write_text('#include "a-internal.h"\n#include "a-lex.h"\n')
+    assert cycles(include_graph(tmp_path)) == []
 
 
 def test_agent_includes_form_no_circle():
