@@ -52,6 +52,11 @@ struct DirSource {
         Watch watches[2];
         size_t n_watches;
         bool trust_present; /* what dir_healthy() found when last looked */
+        /* The trust path's own name in its parent: a symlink to the
+         * directory removed or replaced, or the directory renamed away,
+         * shows there, not on the directory the watch holds. */
+        sd_event_source *name_watch;
+        char *trust_parent, *trust_name;
 };
 
 static int watch_arm(Watch *w);
@@ -61,6 +66,43 @@ static bool trust_present(const DirSource *d) {
         struct stat st;
 
         return !d->trust_path || stat(d->trust_path, &st) >= 0;
+}
+
+/* Judge again what dir_healthy() answers; tell the manager when it flipped. */
+static void trust_check(DirSource *d) {
+        bool present = trust_present(d);
+
+        if (present != d->trust_present) {
+                d->trust_present = present;
+                source_notify_health(&d->base);
+        }
+}
+
+static int on_trust_name(sd_event_source *s, const struct inotify_event *ev, void *userdata);
+
+/* Watch the trust path's parent for its name; quietly none while the
+ * parent is missing (the trust watch then walks up and sees it come). */
+static void name_watch_arm(DirSource *d) {
+        d->name_watch = sd_event_source_disable_unref(d->name_watch);
+        if (!d->trust_parent)
+                return;
+        if (sd_event_add_inotify(d->event, &d->name_watch, d->trust_parent,
+                                 IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF |
+                                         IN_MOVE_SELF | IN_ONLYDIR,
+                                 on_trust_name, d) >= 0)
+                (void) sd_event_source_set_description(d->name_watch, "source-dir-trust-name");
+}
+
+static int on_trust_name(sd_event_source *s, const struct inotify_event *ev, void *userdata) {
+        DirSource *d = userdata;
+
+        (void) s;
+        if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED))
+                name_watch_arm(d);
+        else if (ev->len == 0 || !streq(ev->name, d->trust_name))
+                return 0;
+        trust_check(d);
+        return 0;
 }
 
 static int on_inotify(sd_event_source *s, const struct inotify_event *ev, void *userdata) {
@@ -74,20 +116,17 @@ static int on_inotify(sd_event_source *s, const struct inotify_event *ev, void *
          * parent we watch while it is missing: re-arm on what exists now. */
         if ((ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) || w->on_parent) {
                 DirSource *d = w->owner;
-                bool present;
 
                 (void) watch_arm(w);
-                /* Only with these events can a directory we watch go
-                 * away or come back, and when the trust directory did,
-                 * what dir_healthy() answers flipped. Most events in a
-                 * parent are about other names, hence the comparison.
-                 * Looking after re-arming leaves no gap: a change from
-                 * here on comes with an event of its own. */
-                present = trust_present(d);
-                if (present != d->trust_present) {
-                        d->trust_present = present;
-                        source_notify_health(&d->base);
-                }
+                /* A parent that came back gets its name watch again. */
+                if (!d->name_watch)
+                        name_watch_arm(d);
+                /* With these events a directory we watch went away or
+                 * came back; most events in a parent are about other
+                 * names, hence trust_check() compares. Looking after
+                 * re-arming leaves no gap: a change from here on comes
+                 * with an event of its own. */
+                trust_check(d);
         }
         source_notify(&w->owner->base);
         return 0;
@@ -152,6 +191,7 @@ static int dir_start(Source *s, sd_event *event) {
                 r = watch_init(d, d->trust_path, "source-dir-trust", true);
                 if (r < 0)
                         return r;
+                name_watch_arm(d);
         }
         if (d->pull_path) {
                 r = watch_init(d, d->pull_path, "source-dir-pull-secret", false);
@@ -334,7 +374,10 @@ static void dir_free(Source *s) {
                 sd_event_source_disable_unref(d->watches[i].src);
                 free(d->watches[i].path);
         }
+        sd_event_source_disable_unref(d->name_watch);
         sd_event_unref(d->event);
+        free(d->trust_parent);
+        free(d->trust_name);
         free(d->trust_path);
         free(d->pull_path);
         free(d);
@@ -362,6 +405,38 @@ int source_dir_new(const char *trust_path, const char *pull_secret_path, Source 
         if ((trust_path && !d->trust_path) || (pull_secret_path && !d->pull_path)) {
                 dir_free(&d->base);
                 return -ENOMEM;
+        }
+        if (d->trust_path) {
+                /* "/a/b/" and "/a/b" name "b" in "/a"; "/" has no parent to watch. */
+                _cleanup_free_ char *copy = strdup(d->trust_path);
+                char *slash;
+                size_t n;
+
+                if (!copy) {
+                        dir_free(&d->base);
+                        return -ENOMEM;
+                }
+                n = strlen(copy);
+                while (n > 1 && copy[n - 1] == '/')
+                        copy[--n] = 0;
+                slash = strrchr(copy, '/');
+                if (slash && slash[1]) {
+                        d->trust_name = strdup(slash + 1);
+                        *slash = 0;
+                        d->trust_parent = strdup(slash == copy ? "/" : copy);
+                        if (!d->trust_name || !d->trust_parent) {
+                                dir_free(&d->base);
+                                return -ENOMEM;
+                        }
+                } else if (!slash && *copy) {
+                        /* Relative: in the working directory. */
+                        d->trust_name = strdup(copy);
+                        d->trust_parent = strdup(".");
+                        if (!d->trust_name || !d->trust_parent) {
+                                dir_free(&d->base);
+                                return -ENOMEM;
+                        }
+                }
         }
         *ret = &d->base;
         return 0;

@@ -202,12 +202,56 @@ static void test_health_pushed_when_trust_dir_goes_and_comes(void **state) {
         assert_true(source_healthy(s, &reason));
 }
 
+/* A trust source that is a symlink: removing or replacing the link leaves
+ * the directory it pointed at alone, so only its parent sees it. */
+static void test_health_pushed_when_trust_link_goes(void **state) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(source_freep) Source *s = NULL;
+        const char *reason = NULL;
+        char real[128], link[128], other[128];
+        Calls calls = {};
+
+        (void) state;
+        snprintf(real, sizeof real, "%s/real", vol);
+        snprintf(link, sizeof link, "%s/link", vol);
+        assert_int_equal(mkdir(real, 0755), 0);
+        assert_int_equal(symlink("real", link), 0);
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(source_dir_new(link, NULL, &s), 0);
+        s->on_change = count_change;
+        s->on_health_change = count_health;
+        s->userdata = &calls;
+        assert_int_equal(source_start(s, e), 0);
+        assert_true(source_healthy(s, &reason));
+
+        assert_int_equal(unlink(link), 0);
+        run_until(e, &calls.health, 1);
+        assert_int_equal(calls.health, 1);
+        assert_false(source_healthy(s, &reason));
+
+        /* Another name in the same parent is not news. */
+        snprintf(other, sizeof other, "%s/other", vol);
+        write_file(other, "x");
+        for (int i = 0; i < 5; i++)
+                assert_true(sd_event_run(e, 20 * 1000) >= 0);
+        assert_int_equal(calls.health, 1);
+
+        assert_int_equal(symlink("real", link), 0);
+        run_until(e, &calls.health, 2);
+        assert_int_equal(calls.health, 2);
+        assert_true(source_healthy(s, &reason));
+        assert_int_equal(unlink(other), 0);
+        assert_int_equal(unlink(link), 0);
+        assert_int_equal(rmdir(real), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_reads_kubelet_volume, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_swap_during_read_is_not_a_partial_snapshot, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plain_directory, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_health_pushed_when_trust_dir_goes_and_comes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_health_pushed_when_trust_link_goes, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
