@@ -4,10 +4,10 @@
 
 #include "page.h"
 
-/* The document built from aggregator/page/ and embedded by the assembler
- * stub the Makefile generates: page_html_size bytes, then a NUL. */
-extern const char page_html[];
-extern const size_t page_html_size;
+/* The document built from aggregator/page/ and embedded by the stub the
+ * Makefile generates ($(B)/aggregator/page-data.c): the bytes from
+ * page_html to page_html_end, then a NUL. */
+extern const char page_html[], page_html_end[];
 
 int page_reply(HttpdRequest *req) {
         /* The page is self-contained: inline style and script, data from
@@ -24,5 +24,5 @@ int page_reply(HttpdRequest *req) {
 
         assert(req);
 
-        return httpd_reply_full(req, 200, "text/html; charset=utf-8", page_html, page_html_size, headers);
+        return httpd_reply_full(req, 200, "text/html; charset=utf-8", page_html, (size_t) (page_html_end - page_html), headers);
 }
