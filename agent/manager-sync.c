@@ -28,7 +28,7 @@ static bool manager_has_trust(const Manager *m) {
 
 /* Hand health and the reporter what they show from now on: the state,
  * and readiness judged now. Its revision moves when either changed. */
-void manager_publish(Manager *m) {
+void manager_publish(Manager *m, bool sync_done) {
         const char *source_reason = NULL, *reason = NULL;
         bool healthy, ready;
 
@@ -51,7 +51,7 @@ void manager_publish(Manager *m) {
         if (m->health)
                 health_update(m->health, &m->status);
         if (m->reporter)
-                reporter_update(m->reporter, &m->status);
+                reporter_update(m->reporter, &m->status, sync_done);
 }
 
 static int exit_code_for(const State *s) {
@@ -204,7 +204,7 @@ void manager_repair(Manager *m) {
                 log_error("%s", s->last_error);
         }
         sync_notify(&m->state, false);
-        manager_publish(m);
+        manager_publish(m, true);
 }
 
 int manager_sync(Manager *m) {
@@ -271,6 +271,6 @@ int manager_sync(Manager *m) {
                 return sd_event_exit(m->event, 0);
         }
         sync_notify(&m->state, first);
-        manager_publish(m);
+        manager_publish(m, true);
         return r;
 }

@@ -74,7 +74,7 @@ static int on_once_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
 /* The source's health may have changed between syncs (a watch died or
  * came back): judge readiness again and hand it on. */
 static void on_source_health_change(void *userdata) {
-        manager_publish(userdata);
+        manager_publish(userdata, false);
 }
 
 static void on_source_change(void *userdata) {
@@ -230,7 +230,7 @@ int manager_run(Manager *m) {
                 manager_watch_outputs(m);
 
                 /* Health and the reporter start from the status before the first sync. */
-                manager_publish(m);
+                manager_publish(m, false);
                 if (m->config->health_listen) {
                         r = health_new(m->event, m->config->health_listen, &m->status, &m->health);
                         if (r < 0)
@@ -248,7 +248,7 @@ int manager_run(Manager *m) {
                         if (r < 0)
                                 return log_error_errno(r, "Failed to set up reporting to %s", m->config->report_url),
                                        EXIT_FAILURE_;
-                        reporter_update(m->reporter, &m->status);
+                        reporter_update(m->reporter, &m->status, false);
                         if (m->health)
                                 health_set_reporter(m->health, m->config->report_url, reporter_get_stats(m->reporter));
                 }
@@ -258,7 +258,7 @@ int manager_run(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to start watching the source"), EXIT_FAILURE_;
         /* Health is pushed from here on (on_source_health_change); this is the first. */
-        manager_publish(m);
+        manager_publish(m, false);
 
         manager_schedule_sync(m, 0);
 

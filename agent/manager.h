@@ -72,8 +72,11 @@ void manager_schedule_sync(Manager *m, uint64_t delay_usec);
 /* Re-plan against the last trust set after an output event (drift repair). */
 void manager_repair(Manager *m);
 
-/* Hand health and the reporter the state and readiness as they are now. */
-void manager_publish(Manager *m);
+/* Hand health and the reporter the state and readiness as they are now.
+ * sync_done: a sync or repair ended, so a report goes out soon if its
+ * content changed; otherwise (the source's health moved) the reporter
+ * only takes the new status for its next report. */
+void manager_publish(Manager *m, bool sync_done);
 
 /* (Re)watch the target directories and everything the manifest owns. */
 void manager_watch_outputs(Manager *m);

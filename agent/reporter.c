@@ -388,13 +388,13 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-void reporter_update(Reporter *r, const AgentStatus *st) {
+void reporter_update(Reporter *r, const AgentStatus *st, bool soon) {
         assert(r);
         assert(st);
         assert(st->state);
 
         r->status = *st;
-        if (!reporter_has_news(r))
+        if (!soon || !reporter_has_news(r))
                 return;
         if (r->req && r->status.revision == r->inflight_revision)
                 return;

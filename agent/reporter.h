@@ -45,9 +45,10 @@ static inline void reporter_freep(Reporter **r) {
         reporter_free(*r);
 }
 
-/* The status to report from now on: soon when its revision is one the
- * aggregator has not seen. st's pointers must stay valid until the next call. */
-void reporter_update(Reporter *r, const AgentStatus *st);
+/* The status to report from now on; with soon, report it soon when its
+ * revision is one the aggregator has not seen (else at the next attempt).
+ * st's pointers must stay valid until the next call. */
+void reporter_update(Reporter *r, const AgentStatus *st, bool soon);
 
 /* Counters and the next attempt, for health; valid as long as r. */
 const ReporterStats *reporter_get_stats(const Reporter *r);

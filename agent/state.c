@@ -158,18 +158,31 @@ static bool result_differs(const RegistryResult *a, const RegistryResult *b) {
         return false;
 }
 
-/* Everything a document shows of a result. */
-static bool result_equal(const RegistryResult *a, const RegistryResult *b) {
-        return !result_differs(a, b) && streq(a->key, b->key) && streq_ptr(a->registry, b->registry) &&
-               streq(a->fingerprint, b->fingerprint) && a->not_after == b->not_after && a->n_certs == b->n_certs &&
-               a->expired == b->expired && a->not_yet_valid == b->not_yet_valid;
+/* What the report shows of a result (status.c, STATUS_DETAIL_REPORT): a
+ * difference only /status shows (certificate count, a note on an applied
+ * registry's target) tells the aggregator nothing and sends no report. */
+static bool result_report_equal(const RegistryResult *a, const RegistryResult *b) {
+        bool show_targets = a->state == REGISTRY_CONFLICT || a->state == REGISTRY_FAILED ||
+                            a->state == REGISTRY_SHADOWED;
+
+        if (a->state != b->state || !streq(a->key, b->key) || !streq_ptr(a->registry, b->registry) ||
+            !streq_ptr(a->reason, b->reason) || a->expired != b->expired || a->not_yet_valid != b->not_yet_valid)
+                return false;
+        if (a->state != REGISTRY_REFUSED && (!streq(a->fingerprint, b->fingerprint) || a->not_after != b->not_after))
+                return false;
+        for (size_t k = 0; show_targets && k < ELEMENTSOF(targets); k++) {
+                const RegistryTargetResult *x = &a->targets[k], *y = &b->targets[k];
+                if (x->enabled != y->enabled || (x->enabled && (x->state != y->state || !streq_ptr(x->reason, y->reason))))
+                        return false;
+        }
+        return true;
 }
 
 static bool results_equal(const RegistryResult *a, size_t n_a, const RegistryResult *b, size_t n_b) {
         if (n_a != n_b)
                 return false;
         for (size_t i = 0; i < n_a; i++)
-                if (!result_equal(&a[i], &b[i]))
+                if (!result_report_equal(&a[i], &b[i]))
                         return false;
         return true;
 }
@@ -360,7 +373,8 @@ int state_set_pull_secret(State *s, PullSecretStatus status, const char *hash, c
                 return -ENOMEM;
         changed = !s->pull_secret_synced || s->pull_secret_status != status ||
                   !streq(s->pull_secret_error ?: "", error ?: "");
-        if (changed || (hash && !streq(hash, s->pull_secret_hash)))
+        /* The report shows the state and the hash, not the error. */
+        if (!s->pull_secret_synced || s->pull_secret_status != status || (hash && !streq(hash, s->pull_secret_hash)))
                 s->revision++;
         s->pull_secret_synced = true;
         s->pull_secret_status = status;

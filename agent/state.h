@@ -67,10 +67,10 @@ typedef struct RegistryResult {
 } RegistryResult;
 
 typedef struct State {
-        /* Increases whenever something /status or the report says about the
-         * source, the registries, the targets, the last error or the pull
-         * secret changes (counters and times aside). The state's setters
-         * keep it; the reporter compares revisions, never documents. */
+        /* Increases whenever something the report says changes (the
+         * source, the registries, the targets, the last error, the pull
+         * secret's state and hash): the state's setters keep it, and the
+         * reporter compares revisions, never documents. */
         uint64_t revision;
 
         /* Counters since start. */

@@ -5,11 +5,11 @@
 #include "cleanup.h"
 #include "status.h"
 
-json_t *json_string_or_null(const char *s) {
+json_t *status_json_string(const char *s) {
         return s && *s ? json_string(s) : json_null();
 }
 
-json_t *json_time_or_null(time_t t) {
+json_t *status_json_time(time_t t) {
         return t ? json_integer((json_int_t) t) : json_null();
 }
 
@@ -20,7 +20,7 @@ static json_t *verdict_json(const char *state, const char *reason, StatusDetail 
 
         if (!o)
                 return NULL;
-        if (d == STATUS_DETAIL_FULL ? json_object_set_new(o, "reason", json_string_or_null(reason)) < 0
+        if (d == STATUS_DETAIL_FULL ? json_object_set_new(o, "reason", status_json_string(reason)) < 0
                                     : reason && json_object_set_new(o, "reason", json_string(reason)) < 0)
                 return NULL;
         return TAKE_PTR(o);
@@ -68,11 +68,11 @@ json_t *status_targets_json(const RuntimeStatus *rs, StatusDetail d) {
 static json_t *registry_full_json(const RegistryResult *r) {
         return json_pack("{s:s, s:o, s:s, s:o, s:o, s:o, s:i, s:b, s:b, s:o}",
                          "key", r->key,
-                         "name", json_string_or_null(r->registry),
+                         "name", status_json_string(r->registry),
                          "state", registry_state_to_string(r->state),
-                         "reason", json_string_or_null(r->reason),
-                         "fingerprint", json_string_or_null(r->fingerprint),
-                         "not_after", json_time_or_null(r->not_after),
+                         "reason", status_json_string(r->reason),
+                         "fingerprint", status_json_string(r->fingerprint),
+                         "not_after", status_json_time(r->not_after),
                          "certificates", (int) r->n_certs,
                          "expired", r->expired,
                          "not_yet_valid", r->not_yet_valid,
@@ -91,7 +91,7 @@ static json_t *registry_report_json(const RegistryResult *r) {
         if (r->state != REGISTRY_REFUSED && r->fingerprint[0] &&
             json_object_set_new(o, "fingerprint", json_string(r->fingerprint)) < 0)
                 return NULL;
-        if (r->state != REGISTRY_REFUSED && json_object_set_new(o, "not_after", json_time_or_null(r->not_after)) < 0)
+        if (r->state != REGISTRY_REFUSED && json_object_set_new(o, "not_after", status_json_time(r->not_after)) < 0)
                 return NULL;
         if (r->reason && json_object_set_new(o, "reason", json_string(r->reason)) < 0)
                 return NULL;
@@ -118,8 +118,8 @@ static json_t *reporter_json(const char *url, const ReporterStats *rs) {
                          "url", url ? url : "",
                          "reports_total", (json_int_t) rs->reports_total,
                          "failures_total", (json_int_t) rs->report_failures_total,
-                         "last_success", json_time_or_null(rs->last_success),
-                         "last_attempt", json_time_or_null(rs->last_attempt),
+                         "last_success", status_json_time(rs->last_success),
+                         "last_attempt", status_json_time(rs->last_attempt),
                          "last_status", rs->last_status ? json_integer(rs->last_status) : json_null(),
                          "last_error", rs->last_error ? json_string(strerror(-rs->last_error)) : json_null(),
                          "consecutive_failures", (int) rs->backoff);
@@ -149,22 +149,22 @@ json_t *status_json(const AgentStatus *st, time_t start_time, const char *report
                          " s:o, s:O, s:o,"
                          " s:{s:s, s:o, s:o},"
                          " s:o}",
-                         "node", json_string_or_null(st->node),
+                         "node", status_json_string(st->node),
                          "version", st->version ? st->version : "unknown",
                          "ready", st->ready,
-                         "not_ready_reason", st->ready ? json_null() : json_string_or_null(st->not_ready_reason),
-                         "start_time", json_time_or_null(start_time),
+                         "not_ready_reason", st->ready ? json_null() : status_json_string(st->not_ready_reason),
+                         "start_time", status_json_time(start_time),
                          "source",
                          "kind", st->source_kind ? st->source_kind : "unknown",
-                         "origin", json_string_or_null(s->source_origin),
+                         "origin", status_json_string(s->source_origin),
                          "generation", (json_int_t) s->generation,
-                         "hash", json_string_or_null(s->source_hash),
-                         "applied_hash", json_string_or_null(s->applied_hash),
+                         "hash", status_json_string(s->source_hash),
+                         "applied_hash", status_json_string(s->applied_hash),
                          "first_sync_done", s->first_sync_done,
                          "last_sync_ok", s->last_sync_ok,
-                         "last_error", json_string_or_null(s->last_error),
-                         "last_sync", json_time_or_null(s->last_sync),
-                         "last_success", json_time_or_null(s->last_success),
+                         "last_error", status_json_string(s->last_error),
+                         "last_sync", status_json_time(s->last_sync),
+                         "last_success", status_json_time(s->last_success),
                          "counters",
                          "syncs_total", (json_int_t) s->syncs_total,
                          "sync_failures_total", (json_int_t) s->sync_failures_total,
@@ -180,10 +180,10 @@ json_t *status_json(const AgentStatus *st, time_t start_time, const char *report
                          "inactive_targets", (int) s->n_inactive_targets,
                          "targets", status_targets_json(&s->runtime, STATUS_DETAIL_FULL),
                          "registries", regs,
-                         "soonest_expiry", json_time_or_null(state_soonest_expiry(s)),
+                         "soonest_expiry", status_json_time(state_soonest_expiry(s)),
                          "pull_secret",
                          "state", pull_secret_status_to_string(s->pull_secret_status),
-                         "hash", json_string_or_null(s->pull_secret_hash),
-                         "error", json_string_or_null(s->pull_secret_error),
+                         "hash", status_json_string(s->pull_secret_hash),
+                         "error", status_json_string(s->pull_secret_error),
                          "report", reporter_json(report_url, reporter));
 }

@@ -49,8 +49,8 @@ typedef enum StatusDetail {
         STATUS_DETAIL_REPORT, /* fields that say something, only where they do */
 } StatusDetail;
 
-json_t *json_string_or_null(const char *s);
-json_t *json_time_or_null(time_t t);
+json_t *status_json_string(const char *s);
+json_t *status_json_time(time_t t);
 
 /* One registry's result. */
 json_t *status_registry_json(const RegistryResult *r, StatusDetail d);

@@ -271,7 +271,7 @@ static void reporter_start(Fixture *f, const char *url) {
 /* What the manager does after each sync: hand over the status. */
 static void publish(Fixture *f) {
         f->status.revision = f->state.revision;
-        reporter_update(f->reporter, &f->status);
+        reporter_update(f->reporter, &f->status, true);
 }
 
 static int setup(void **state) {
@@ -355,18 +355,34 @@ static void test_reporter_sends(void **state) {
         run_until(f, 2, 300);
         assert_int_equal(f->n_requests, 1);
 
+        /* Readiness moved between syncs (the source's health): taken for
+         * the next report, not sent on its own... */
+        f->status.ready = false;
+        f->status.not_ready_reason = "the watch is reconnecting";
+        f->status.revision = f->state.revision + 1000; /* the manager's readiness counter */
+        reporter_update(f->reporter, &f->status, false);
+        run_until(f, 2, 300);
+        assert_int_equal(f->n_requests, 1);
+        /* ...which the next sync's publish sends, as it differs. */
+        f->status.ready = true;
+        f->status.not_ready_reason = NULL;
+        reporter_update(f->reporter, &f->status, true);
+        run_until(f, 2, 500);
+        assert_int_equal(f->n_requests, 2);
+        assert_non_null(strstr(f->last_body, "\"ready\":true"));
+
         /* A change: reported at once, with a token that changed meanwhile. */
         write_token(f, "tok-2");
         assert_true(state_set_source(&f->state, HASH_B, NULL));
         publish(f);
-        run_until(f, 2, 500);
-        assert_int_equal(f->n_requests, 2);
+        run_until(f, 3, 500);
+        assert_int_equal(f->n_requests, 3);
         assert_string_equal(f->last_auth, "Bearer tok-2");
         assert_non_null(strstr(f->last_body, HASH_B));
 
         /* And every interval (1 s +-10%) without a change. */
-        run_until(f, 3, 1500);
-        assert_int_equal(f->n_requests, 3);
+        run_until(f, 4, 1500);
+        assert_int_equal(f->n_requests, 4);
 }
 
 static void test_reporter_backoff(void **state) {

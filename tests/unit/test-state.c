@@ -63,6 +63,19 @@ static void test_revision_moves_on_change_only(void **unused) {
         rev = s.revision;
         state_set_failed(&s, "Drift repair failed: a registry could not be written");
         assert_int_equal(s.revision, rev);
+
+        /* The pull secret: its state and hash are reported, its error's
+         * wording only shown in /status. */
+        assert_int_equal(state_set_pull_secret(&s, PULL_SECRET_INVALID, NULL, "not JSON"), 1);
+        assert_true(s.revision > rev);
+        rev = s.revision;
+        assert_int_equal(state_set_pull_secret(&s, PULL_SECRET_INVALID, NULL, "no \"auths\""), 1);
+        assert_int_equal(s.revision, rev);
+        assert_int_equal(state_set_pull_secret(&s, PULL_SECRET_VALID, HASH_A, NULL), 1);
+        assert_true(s.revision > rev);
+        rev = s.revision;
+        assert_int_equal(state_set_pull_secret(&s, PULL_SECRET_VALID, HASH_B, NULL), 0);
+        assert_true(s.revision > rev);
 }
 
 static void test_registries_revision(void **unused) {
