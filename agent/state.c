@@ -35,6 +35,44 @@ const char *pull_secret_status_to_string(PullSecretStatus s) {
         return s >= 0 && s < _PULL_SECRET_STATUS_MAX ? pull_secret_status_names[s] : "unknown";
 }
 
+static const char *const verify_state_names[_VERIFY_STATE_MAX] = {
+        [VERIFY_NOT_CHECKED] = "not_checked",
+        [VERIFY_VERIFIED] = "verified",
+        [VERIFY_MISMATCH] = "mismatch",
+        [VERIFY_UNREACHABLE] = "unreachable",
+};
+
+const char *verify_state_to_string(VerifyStateType t) {
+        return t >= 0 && t < _VERIFY_STATE_MAX ? verify_state_names[t] : "unknown";
+}
+
+void registry_verification_done(RegistryVerification *v) {
+        if (!v)
+                return;
+        free(v->reason);
+        free(v->issuer);
+        *v = (RegistryVerification){};
+}
+
+static int registry_verification_copy(RegistryVerification *dst, const RegistryVerification *src) {
+        RegistryVerification c = *src;
+
+        c.reason = src->reason ? strdup(src->reason) : NULL;
+        c.issuer = src->issuer ? strdup(src->issuer) : NULL;
+        if ((src->reason && !c.reason) || (src->issuer && !c.issuer)) {
+                registry_verification_done(&c);
+                return -ENOMEM;
+        }
+        registry_verification_done(dst);
+        *dst = c;
+        return 0;
+}
+
+static bool registry_verification_equal(const RegistryVerification *a, const RegistryVerification *b) {
+        return a->state == b->state && streq_ptr(a->reason, b->reason) && streq_ptr(a->issuer, b->issuer) &&
+               a->server_not_after == b->server_not_after;
+}
+
 const char *registry_target_state_to_string(RegistryTargetStateType t) {
         return t >= 0 && t < _REGISTRY_TARGET_STATE_MAX ? registry_target_state_names[t] : "unknown";
 }
@@ -50,6 +88,7 @@ static void results_free(RegistryResult *r, size_t n) {
                 free(r[i].reason);
                 for (size_t k = 0; k < ELEMENTSOF(targets); k++)
                         free(r[i].targets[k].reason);
+                registry_verification_done(&r[i].verify);
         }
         free(r);
 }
@@ -170,6 +209,8 @@ static bool result_report_equal(const RegistryResult *a, const RegistryResult *b
                 return false;
         if (a->state != REGISTRY_REFUSED && (!streq(a->fingerprint, b->fingerprint) || a->not_after != b->not_after))
                 return false;
+        if (!registry_verification_equal(&a->verify, &b->verify))
+                return false;
         for (size_t k = 0; show_targets && k < ELEMENTSOF(targets); k++) {
                 const RegistryTargetResult *x = &a->targets[k], *y = &b->targets[k];
                 if (x->enabled != y->enabled || (x->enabled && (x->state != y->state || !streq_ptr(x->reason, y->reason))))
@@ -245,6 +286,10 @@ int state_set_registries(State *s, const TrustSet *t, const Plan *p) {
                                               result_cmp_registry)
                                     : NULL;
                 rr->changed = !old || result_differs(rr, old);
+                /* A check holds for the bundle it checked. */
+                if (old && old->verify.state != VERIFY_NOT_CHECKED && streq(old->verify.fingerprint, rr->fingerprint) &&
+                    registry_verification_copy(&rr->verify, &old->verify) < 0)
+                        goto oom;
         }
         for (size_t i = 0; i < t->n_refused; i++) {
                 RegistryResult *rr = &res[t->n_entries + i];
@@ -382,6 +427,30 @@ int state_set_pull_secret(State *s, PullSecretStatus status, const char *hash, c
         s->pull_secret_error = e;
         if (hash)
                 snprintf(s->pull_secret_hash, sizeof s->pull_secret_hash, "%s", hash);
+        return changed;
+}
+
+int state_set_verification(State *s, const char *registry, const RegistryVerification *v) {
+        RegistryResult *r;
+        bool changed;
+        int k;
+
+        assert(s);
+        assert(registry);
+        assert(v);
+
+        r = s->registries ? bsearch(registry, s->registries, s->n_valid, sizeof *s->registries, result_cmp_registry)
+                          : NULL;
+        if (!r)
+                return -ENOENT;
+        if (!streq(r->fingerprint, v->fingerprint))
+                return -ESTALE;
+        changed = !registry_verification_equal(&r->verify, v);
+        k = registry_verification_copy(&r->verify, v);
+        if (k < 0)
+                return k;
+        if (changed)
+                s->revision++;
         return changed;
 }
 

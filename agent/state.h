@@ -52,6 +52,25 @@ typedef struct RegistryTargetResult {
         char *reason; /* why not applied; when applied, NULL or a note (someone else's hosts.toml) */
 } RegistryTargetResult;
 
+/* Proof of trust: a TLS handshake to the registry, its certificate checked
+ * against exactly the bundle nodetrustd wrote (verify.c). */
+typedef enum VerifyStateType {
+        VERIFY_NOT_CHECKED, /* not yet, disabled, or the bundle changed since */
+        VERIFY_VERIFIED,    /* the server's chain validates with the bundle, name included */
+        VERIFY_MISMATCH,    /* it does not: reason says OpenSSL's verdict */
+        VERIFY_UNREACHABLE, /* no handshake: reason says why */
+        _VERIFY_STATE_MAX,
+} VerifyStateType;
+
+typedef struct RegistryVerification {
+        VerifyStateType state;
+        char *reason;            /* mismatch/unreachable: why, one printable line */
+        char *issuer;            /* the issuer of the certificate the server presented, one line; NULL unknown */
+        char fingerprint[65];    /* of the bundle checked: a result holds only for that bundle */
+        time_t server_not_after; /* the server certificate's notAfter, 0 unknown */
+        time_t checked_at;       /* wall clock of the check, 0 never */
+} RegistryVerification;
+
 typedef struct RegistryResult {
         char *key;
         char *registry; /* NULL when the key itself was invalid */
@@ -63,6 +82,9 @@ typedef struct RegistryResult {
         bool expired;
         bool not_yet_valid;
         RegistryTargetResult targets[ELEMENTSOF(targets)]; /* indexed like targets[] */
+        /* Valid keys only: the last check, carried over from sync to sync
+         * while the bundle's fingerprint stays the same. */
+        RegistryVerification verify;
         bool changed; /* state, reason or a target's state differ from the sync before */
 } RegistryResult;
 
@@ -110,6 +132,14 @@ typedef struct State {
 } State;
 
 const char *registry_state_to_string(RegistryStateType t);
+const char *verify_state_to_string(VerifyStateType t);
+
+/* Record a check of registry's bundle (fingerprint in v). A result for a
+ * bundle the registry no longer has is dropped: -ESTALE; an unknown
+ * registry -ENOENT. 1 when what the registry says changed, else 0. */
+int state_set_verification(State *s, const char *registry, const RegistryVerification *v);
+
+void registry_verification_done(RegistryVerification *v);
 const char *registry_target_state_to_string(RegistryTargetStateType t);
 /* "absent", "invalid" or "applied" (VALID): the words /status, /metrics and the report use. */
 const char *pull_secret_status_to_string(PullSecretStatus s);
