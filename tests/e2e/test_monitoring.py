@@ -4,7 +4,10 @@
 - Each object is checked against the shape of its CustomResourceDefinition
   (monitoring.coreos.com/v1: PrometheusRule, ServiceMonitor, PodMonitor),
   strictly: an unknown key or a wrong type fails with its path. The
-  checker is shown to bite on planted errors.
+  checker is shown to bite on planted errors. Core kinds go through
+  test_manifests' strict Kubernetes models; the metrics proxy patch is
+  applied to the DaemonSet by kubectl (--local) and the result checked the
+  same way, with its ports, labels and secret lining up.
 - Debian's promtool (prometheus 2.42) checks the rule groups and runs a
   unit test of every alert: given series, it must fire with its labels,
   and stay quiet on a healthy fleet. An alert without a test fails.
@@ -26,12 +29,14 @@ import yaml
 
 import peers
 import promparse
+import test_manifests
 from peers import wait_for
-from test_aggregator import TOKEN, Aggregator
+from test_aggregator import Aggregator
 
 REPO = Path(__file__).resolve().parents[2]
 MONITORING = REPO / "deploy" / "monitoring"
-MONITORING_FILES = sorted(MONITORING.glob("*.yaml"))
+# The patch is not an object: it is applied to the DaemonSet by kubectl.
+MONITORING_FILES = sorted(p for p in MONITORING.glob("*.yaml") if not p.name.endswith(".patch.yaml"))
 API_VERSION = "monitoring.coreos.com/v1"
 
 # The CRD shapes (prometheus-operator v0.6x, monitoring.coreos.com/v1), for
@@ -131,16 +136,66 @@ def load_all():
 
 
 def rules():
-    return [r for _, o in load_all() if o["kind"] == "PrometheusRule"
+    return [r for _, o in load_all() if o.get("kind") == "PrometheusRule"
             for g in o["spec"]["groups"] for r in g["rules"]]
 
 
-def test_monitoring_objects_match_their_crds():
+def test_monitoring_objects_match_their_schemas():
     objs = load_all()
-    assert {o["kind"] for _, o in objs} >= {"PrometheusRule", "ServiceMonitor"}
+    assert {o["kind"] for _, o in objs} >= {"PrometheusRule", "ServiceMonitor", "Service", "ClusterRole"}
     for name, obj in objs:
-        assert object_errors(obj) == [], f"{name}: {obj['kind']}"
-        assert obj["metadata"].get("namespace") == "nodetrust", name
+        if obj.get("apiVersion") == API_VERSION:
+            assert object_errors(obj) == [], f"{name}: {obj['kind']}"
+            assert obj["metadata"].get("namespace") == "nodetrust", name
+        else:
+            # Core kinds: the strict Kubernetes 1.22 models test_manifests uses.
+            errors, _ = test_manifests.validate(obj)
+            assert errors == [], f"{name}: {obj['kind']}/{obj['metadata']['name']}: {errors}"
+
+
+def kubectl():
+    path = shutil.which("kubectl")
+    if not path:
+        pytest.fail("kubectl not found: scripts/deps.sh test installs Debian's kubernetes-client", pytrace=False)
+    return path
+
+
+def patched_daemonset():
+    """deploy/30-daemonset.yaml with the metrics proxy patch applied by
+    kubectl itself (a strategic merge, --local: no server)."""
+    r = subprocess.run([kubectl(), "patch", "--local", "-f", str(REPO / "deploy" / "30-daemonset.yaml"),
+                        "--type", "strategic", "--patch-file", str(MONITORING / "agents-metrics-proxy.patch.yaml"),
+                        "-o", "json"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_metrics_proxy_patch_fits_the_daemonset():
+    ds = patched_daemonset()
+    errors, _ = test_manifests.validate(ds)
+    assert errors == [], errors
+    pod = ds["spec"]["template"]
+    containers = {c["name"]: c for c in pod["spec"]["containers"]}
+    assert set(containers) == {"nodetrustd", "kube-rbac-proxy"}
+    proxy, agent = containers["kube-rbac-proxy"], containers["nodetrustd"]
+    # The proxy forwards to where the agent listens, and only /metrics.
+    listen = next(a.split("=", 1)[1] for a in agent["args"] if a.startswith("--health-listen="))
+    assert f"--upstream=http://{listen}/" in proxy["args"]
+    assert "--allow-paths=/metrics" in proxy["args"]
+    # Only the sidecar gets a token; nodetrustd's mounts are unchanged.
+    assert not any(m["name"] == "metrics-proxy-token" for m in agent["volumeMounts"])
+    assert proxy["securityContext"]["runAsNonRoot"] is True
+    # Service -> pod port -> ServiceMonitor line up by name and label.
+    objs = {(o["kind"], o["metadata"]["name"]): o for _, o in load_all()}
+    svc = objs[("Service", "nodetrust-agent-metrics")]
+    smon = objs[("ServiceMonitor", "nodetrustd")]
+    assert svc["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    port_names = {p["name"] for p in proxy["ports"]}
+    assert {p["targetPort"] for p in svc["spec"]["ports"]} <= port_names
+    assert {e["port"] for e in smon["spec"]["endpoints"]} <= {p["name"] for p in svc["spec"]["ports"]}
+    assert smon["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+    secret = next(v for v in pod["spec"]["volumes"] if v["name"] == "metrics-tls")["secret"]["secretName"]
+    assert svc["metadata"]["annotations"]["service.beta.openshift.io/serving-cert-secret-name"] == secret
 
 
 @pytest.mark.parametrize("mutate, expect", [
@@ -151,7 +206,7 @@ def test_monitoring_objects_match_their_crds():
     (lambda o: o.update(apiVersion="monitoring.coreos.com/v1alpha1"), "not a monitoring.coreos.com/v1 kind"),
 ])
 def test_planted_errors_are_caught(mutate, expect):
-    rule_obj = next(o for _, o in load_all() if o["kind"] == "PrometheusRule")
+    rule_obj = next(o for _, o in load_all() if o.get("kind") == "PrometheusRule")
     broken = json.loads(json.dumps(rule_obj))
     mutate(broken)
     errors = object_errors(broken)
@@ -169,7 +224,7 @@ def write_rule_file(tmp_path, annotations=True):
     """The PrometheusRule's groups as a plain rule file. Without annotations
     for promtool's unit tests, which would compare their rendered text (the
     templates themselves are checked by `promtool check rules`)."""
-    groups = [json.loads(json.dumps(g)) for _, o in load_all() if o["kind"] == "PrometheusRule"
+    groups = [json.loads(json.dumps(g)) for _, o in load_all() if o.get("kind") == "PrometheusRule"
               for g in o["spec"]["groups"]]
     if not annotations:
         for g in groups:
