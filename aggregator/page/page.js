@@ -208,9 +208,9 @@
       " not stale";
   }
 
-  var SVG_NS = "http://www.w3.org/2000/svg";
+  // The SVG namespace, from the <svg> the HTML parser made: the page names no URL.
   function svg(tag, attrs, text) {
-    var e = document.createElementNS(SVG_NS, tag);
+    var e = document.createElementNS($("rollout-svg").namespaceURI, tag);
     Object.keys(attrs || {}).forEach(function (k) { e.setAttribute(k, String(attrs[k])); });
     if (text !== undefined) e.textContent = String(text);
     return e;
@@ -227,8 +227,10 @@
   // point, the fleet size dashed; earlier rollouts in grey on the same time
   // axis, for comparison. Built with DOM methods only.
   function renderRollout(d) {
-    var box = $("rollout"), cur = d.current, prev = d.previous || [];
-    while (box.firstChild) box.removeChild(box.firstChild);
+    var root = $("rollout-svg"), cur = d.current, prev = d.previous || [];
+    while (root.firstChild) root.removeChild(root.firstChild);
+    // An SVGElement has no .hidden property: the attribute, and page.css, do it.
+    if (cur) root.removeAttribute("hidden"); else root.setAttribute("hidden", "");
     $("rollout-hash").textContent = cur ? shortHash(cur.hash) : "\u2013";
     $("rollout-hash").title = cur ? cur.hash : "";
     if (!cur) {
@@ -242,8 +244,7 @@
     var W = 1100, H = 220, L = 44, R = 70, T = 14, B = 30;
     var x = function (s) { return L + Math.min(1, Math.max(0, s / elapsed)) * (W - L - R); };
     var y = function (n) { return T + (1 - n / top) * (H - T - B); };
-    var root = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", id: "rollout-svg",
-      "aria-label": cur.converged + " of " + cur.nodes + " nodes converged" });
+    root.setAttribute("aria-label", cur.converged + " of " + cur.nodes + " nodes converged");
     [0.25, 0.5, 0.75].forEach(function (f) {
       root.appendChild(svg("line", { "class": "grid", x1: L, x2: W - R, y1: y(top * f), y2: y(top * f) }));
     });
@@ -280,7 +281,6 @@
       dot.appendChild(svg("title", {}, p.converged + " converged at " + new Date(p.at * 1000).toLocaleTimeString()));
       root.appendChild(dot);
     });
-    box.appendChild(root);
 
     $("rollout-note").textContent = cur.converged + " of " + cur.nodes + " nodes converged, started " +
       ago(cur.started, now);
