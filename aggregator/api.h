@@ -22,10 +22,18 @@
  * *ret is a NUL-terminated string to free. */
 int api_nodes_json(const Fleet *f, uint64_t now, int state, size_t limit, char **ret);
 
-/* One node's object, -ENOENT when there is no such node. */
+/* One node's object, with "registry_details" (every registry kept of it);
+ * -ENOENT when there is no such node. */
 int api_node_json(Fleet *f, uint64_t now, const char *name, char **ret);
 
 /* Counts by state, the runtime-trust warnings and nodes by target state,
  * the current hash, the soonest expiry, and the certificates expiring
  * within API_EXPIRING_DAYS. */
 int api_summary_json(const Fleet *f, uint64_t now, char **ret);
+
+/* The fleet by registry (fleet-registries.h), for GET /api/v1/registries. */
+int api_registries_json(const Fleet *f, uint64_t now, char **ret);
+
+/* The current rollout and the last ones (fleet-rollout.h), for
+ * GET /api/v1/rollout. */
+int api_rollout_json(const Fleet *f, uint64_t now, char **ret);

@@ -132,6 +132,7 @@ static void adopt_hash(Fleet *f, SeenHash *h, uint64_t now) {
         if (!streq(f->current_hash, h->hash)) {
                 memcpy(f->current_hash, h->hash, 65);
                 f->current_since = now;
+                rollouts_start(&f->rollouts, h->hash, h->first_seen, now, f->n_nodes);
         }
 }
 
@@ -178,6 +179,13 @@ int fleet_update(Fleet *f, Report **report, uint64_t now) {
         n->report = TAKE_PTR(*report);
         n->last_seen = now;
         n->n_reports++;
+
+        /* Counted once per rollout: when it first says it applied the hash. */
+        if (f->rollouts.current.id != 0 && n->rollout_id != f->rollouts.current.id &&
+            streq(n->report->applied_hash, f->rollouts.current.hash)) {
+                n->rollout_id = f->rollouts.current.id;
+                rollout_record(&f->rollouts.current, now);
+        }
         return 0;
 }
 

@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fleet-rollout.h"
 #include "ingest.h"
 #include "macro.h"
 
@@ -53,6 +54,7 @@ typedef struct Node {
         uint64_t last_seen;   /* when the aggregator received it, unix usec */
         uint64_t first_seen;
         uint64_t n_reports;
+        uint64_t rollout_id;  /* the rollout this node was counted converged in, 0 for none */
 } Node;
 
 typedef struct SeenHash {
@@ -71,6 +73,7 @@ typedef struct Fleet {
         uint64_t seq;
         char current_hash[65]; /* "" before the first report */
         uint64_t current_since;
+        Rollouts rollouts;     /* when nodes first applied the current hash, and the last ones */
 } Fleet;
 
 /* A node with its state at some moment, for listings. */

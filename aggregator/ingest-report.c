@@ -26,6 +26,13 @@ static const char *const target_state_names[_TARGET_STATE_MAX] = {
         [TARGET_INACTIVE] = "inactive",
 };
 
+static const char *const verification_state_names[_VERIFICATION_STATE_MAX] = {
+        [VERIFICATION_NOT_CHECKED] = "not_checked",
+        [VERIFICATION_VERIFIED] = "verified",
+        [VERIFICATION_MISMATCH] = "mismatch",
+        [VERIFICATION_UNREACHABLE] = "unreachable",
+};
+
 static const char *const reject_reason_names[_REJECT_REASON_MAX] = {
         [REJECT_UNAUTHORIZED] = "unauthorized",
         [REJECT_TOO_LARGE] = "too_large",
@@ -41,6 +48,10 @@ const char *registry_state_to_string(RegistryState s) {
 
 const char *target_state_to_string(TargetState s) {
         return s >= 0 && s < _TARGET_STATE_MAX ? target_state_names[s] : NULL;
+}
+
+const char *verification_state_to_string(VerificationState s) {
+        return s >= 0 && s < _VERIFICATION_STATE_MAX ? verification_state_names[s] : NULL;
 }
 
 const char *reject_reason_to_string(RejectReason r) {
@@ -102,6 +113,26 @@ bool report_has_inactive_target(const Report *r) {
         return false;
 }
 
+const RegistryEntry *report_find_registry(const Report *r, const char *name) {
+        size_t lo = 0, hi;
+
+        assert(r);
+        assert(name);
+
+        hi = r->n_entries;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = strcmp(r->entries[mid].name, name);
+                if (c == 0)
+                        return &r->entries[mid];
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return NULL;
+}
+
 Report *report_free(Report *r) {
         if (!r)
                 return NULL;
@@ -113,6 +144,9 @@ Report *report_free(Report *r) {
         for (size_t i = 0; i < r->n_certs; i++)
                 free(r->certs[i].registry);
         free(r->certs);
+        for (size_t i = 0; i < r->n_entries; i++)
+                free(r->entries[i].name);
+        free(r->entries);
         for (size_t i = 0; i < r->n_targets; i++)
                 free(r->targets[i].reason);
         free(r);

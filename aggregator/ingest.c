@@ -105,7 +105,134 @@ static int keep_cert(Report *r, const char *name, int64_t not_after) {
         return 0;
 }
 
+/* An optional integer (or null) member of a registry: 0 absent or null, 1 set. */
+static int get_registry_time(json_t *o, const char *key, size_t i, const char *where, int64_t *ret, char **msg) {
+        json_t *v = json_object_get(o, key);
+
+        if (!v || json_is_null(v))
+                return 0;
+        if (!json_is_integer(v))
+                return fail(msg, "registries[%zu].%s%s must be an integer or null", i, where, key);
+        *ret = json_integer_value(v);
+        return 1;
+}
+
+/* registries[i].verification: the agent's TLS check of the registry with
+ * the bundle it wrote. Only the state and the server's notAfter are kept;
+ * reason, issuer and checked_at are checked for their type. */
+static int parse_verification(RegistryEntry *e, json_t *v, size_t i, char **msg) {
+        static const char *const strings[] = { "reason", "issuer" };
+        VerificationState vs;
+        const char *state;
+        int64_t checked_at;
+        int k;
+
+        if (!v || json_is_null(v))
+                return 0;
+        if (!json_is_object(v))
+                return fail(msg, "registries[%zu].verification must be an object or null", i);
+        state = json_string_value(json_object_get(v, "state"));
+        for (k = VERIFICATION_VERIFIED; state && k < _VERIFICATION_STATE_MAX; k++)
+                if (streq(state, verification_state_to_string((VerificationState) k)))
+                        break;
+        if (!state || k == _VERIFICATION_STATE_MAX)
+                return fail(msg, "registries[%zu].verification.state must be verified, mismatch or unreachable", i);
+        vs = (VerificationState) k;
+        for (size_t j = 0; j < ELEMENTSOF(strings); j++) {
+                json_t *s = json_object_get(v, strings[j]);
+                if (s && !json_is_null(s) && !json_is_string(s))
+                        return fail(msg, "registries[%zu].verification.%s must be a string or null", i, strings[j]);
+        }
+        k = get_registry_time(v, "server_not_after", i, "verification.", &e->server_not_after, msg);
+        if (k < 0)
+                return k;
+        e->has_server_not_after = k > 0;
+        k = get_registry_time(v, "checked_at", i, "verification.", &checked_at, msg);
+        if (k < 0)
+                return k;
+        e->verification = vs;
+        return 0;
+}
+
+/* Keep what the per-registry view needs of registry i, while there is room
+ * (REPORT_MAX_REGISTRIES); the rest only marks the list as cut. Everything is
+ * checked before anything is kept. */
+static int keep_registry(Report *r, size_t *alloc, const char *name, RegistryState s, json_t *e, size_t i,
+                         char **msg) {
+        RegistryEntry entry = { .state = s };
+        json_t *fp;
+        int k;
+
+        fp = json_object_get(e, "fingerprint");
+        if (fp && !json_is_null(fp)) {
+                if (!json_is_string(fp) || !sha256_hex_is_valid(json_string_value(fp)))
+                        return fail(msg, "registries[%zu].fingerprint must be 64 lowercase hex digits or null", i);
+                memcpy(entry.fingerprint, json_string_value(fp), 65);
+        }
+        k = get_registry_time(e, "not_after", i, "", &entry.not_after, msg);
+        if (k < 0)
+                return k;
+        entry.has_not_after = k > 0;
+        k = parse_verification(&entry, json_object_get(e, "verification"), i, msg);
+        if (k < 0)
+                return k;
+
+        if (r->n_entries >= REPORT_MAX_REGISTRIES) {
+                r->entries_truncated = true;
+                return 0;
+        }
+        if (r->n_entries == *alloc) {
+                size_t a = *alloc ? *alloc * 2 : 8;
+                RegistryEntry *p;
+
+                if (a > REPORT_MAX_REGISTRIES)
+                        a = REPORT_MAX_REGISTRIES;
+                p = realloc(r->entries, a * sizeof *p);
+                if (!p)
+                        return -ENOMEM;
+                r->entries = p;
+                *alloc = a;
+        }
+        entry.name = strdup(name);
+        if (!entry.name)
+                return -ENOMEM;
+        r->entries[r->n_entries++] = entry;
+        return 0;
+}
+
+/* By name; a name listed twice (only a misbehaving agent does that) keeps
+ * one of them, the same whatever the order it came in. */
+static int entry_cmp(const void *a, const void *b) {
+        const RegistryEntry *x = a, *y = b;
+        int c = strcmp(x->name, y->name);
+
+        if (c)
+                return c;
+        if (x->state != y->state)
+                return x->state < y->state ? -1 : 1;
+        if (x->verification != y->verification)
+                return x->verification < y->verification ? -1 : 1;
+        return strcmp(x->fingerprint, y->fingerprint);
+}
+
+static void sort_and_dedup_entries(Report *r) {
+        size_t kept = 0;
+
+        if (r->n_entries == 0)
+                return;
+        qsort(r->entries, r->n_entries, sizeof *r->entries, entry_cmp);
+        for (size_t i = 0; i < r->n_entries; i++) {
+                if (kept > 0 && streq(r->entries[kept - 1].name, r->entries[i].name)) {
+                        free(r->entries[i].name);
+                        continue;
+                }
+                r->entries[kept++] = r->entries[i];
+        }
+        r->n_entries = kept;
+}
+
 static int parse_registries(Report *r, json_t *regs, char **msg) {
+        size_t alloc = 0;
         size_t i;
         json_t *e;
 
@@ -147,16 +274,19 @@ static int parse_registries(Report *r, json_t *regs, char **msg) {
                 if (targets && !json_is_object(targets))
                         return fail(msg, "registries[%zu].targets must be an object", i);
 
+                k = keep_registry(r, &alloc, name, s, e, i, msg);
+                if (k < 0)
+                        return k;
+
                 na = json_object_get(e, "not_after");
                 if (na && !json_is_null(na)) {
-                        if (!json_is_integer(na))
-                                return fail(msg, "registries[%zu].not_after must be an integer or null", i);
                         k = keep_cert(r, name, json_integer_value(na));
                         if (k < 0)
                                 return k;
                 }
         }
         qsort(r->certs, r->n_certs, sizeof *r->certs, cert_cmp);
+        sort_and_dedup_entries(r);
         return 0;
 }
 

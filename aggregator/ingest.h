@@ -26,6 +26,9 @@
 #define REPORT_MAX_TARGETS 8U
 #define REPORT_MAX_TARGET_NAME 63U
 #define REPORT_MAX_REASON_LEN 512U
+/* Registries kept per node for the per-registry view: the agent reads at
+ * most 4096 keys from a config map, so a real node never has more. */
+#define REPORT_MAX_REGISTRIES 4096U
 /* A node that reports less often than weekly is not one we can judge. */
 #define REPORT_MAX_INTERVAL_SECONDS (7 * 24 * 3600)
 
@@ -47,6 +50,16 @@ typedef enum TargetState {
         _TARGET_STATE_MAX,
 } TargetState;
 
+/* The agent's TLS check of a registry with the bundle it wrote; not checked
+ * when the report has no verification for it. */
+typedef enum VerificationState {
+        VERIFICATION_NOT_CHECKED,
+        VERIFICATION_VERIFIED,
+        VERIFICATION_MISMATCH,
+        VERIFICATION_UNREACHABLE,
+        _VERIFICATION_STATE_MAX,
+} VerificationState;
+
 /* Why a report was turned away; each has a metrics label. */
 typedef enum RejectReason {
         REJECT_UNAUTHORIZED,
@@ -62,6 +75,18 @@ typedef struct CertExpiry {
         char *registry;
         int64_t not_after;
 } CertExpiry;
+
+/* One registry of one node, as much as the per-registry view needs. */
+typedef struct RegistryEntry {
+        char *name;
+        RegistryState state;
+        VerificationState verification;
+        char fingerprint[65];     /* "" when not given */
+        bool has_not_after;
+        bool has_server_not_after;
+        int64_t not_after;        /* of the CA bundle */
+        int64_t server_not_after; /* of the certificate the registry presented */
+} RegistryEntry;
 
 typedef struct TargetStatus {
         char name[REPORT_MAX_TARGET_NAME + 1];
@@ -87,6 +112,9 @@ typedef struct Report {
         size_t n_certs_total;     /* registries with a not_after */
         bool has_soonest_expiry;
         int64_t soonest_expiry;
+        RegistryEntry *entries;   /* sorted by name, one per name, at most REPORT_MAX_REGISTRIES */
+        size_t n_entries;
+        bool entries_truncated;   /* the report listed more names than were kept */
         char *pull_secret_state;  /* NULL when not given */
         TargetStatus targets[REPORT_MAX_TARGETS]; /* sorted by name */
         size_t n_targets;
@@ -94,6 +122,7 @@ typedef struct Report {
 
 const char *registry_state_to_string(RegistryState s);
 const char *target_state_to_string(TargetState s);
+const char *verification_state_to_string(VerificationState s);
 const char *reject_reason_to_string(RejectReason r);
 
 /* true when name is a Kubernetes node name (a DNS-1123 subdomain). */
@@ -108,6 +137,9 @@ bool target_name_is_valid(const char *name);
 /* true when the report names a target that is installed but will not read
  * what the agent writes. */
 bool report_has_inactive_target(const Report *r);
+
+/* The registry named name in r's kept list, or NULL. */
+const RegistryEntry *report_find_registry(const Report *r, const char *name);
 
 /* Parse and validate a report body. On a refusal returns -EINVAL (or
  * -ENOMEM), sets *ret_why and *ret_message (allocated, safe to show the

@@ -5,11 +5,80 @@
 #include <stdlib.h>
 
 #include "api.h"
+#include "fleet-registries.h"
 #include "prom.h"
 #include "prometheus.h"
 
 static void header(FILE *f, const char *name, const char *type, const char *help) {
         fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Per registry: as many series as registries (at most FLEET_MAX_REGISTRIES,
+ * which the agent's 4096-key limit keeps a fleet on one config map under),
+ * each with 5 states. */
+static int render_registries(FILE *f, const Fleet *fleet, uint64_t now) {
+        static const struct {
+                const char *label;
+                bool verification;
+                int index;
+        } states[] = {
+                { "applied", false, REGISTRY_APPLIED },
+                { "verified", true, VERIFICATION_VERIFIED },
+                { "mismatch", true, VERIFICATION_MISMATCH },
+                { "unreachable", true, VERIFICATION_UNREACHABLE },
+                { "lacking", false, -1 },
+        };
+        _cleanup_(fleet_registries_freep) FleetRegistries *regs = NULL;
+        int r;
+
+        r = fleet_registries(fleet, now, &regs);
+        if (r < 0)
+                return r;
+
+        header(f, "nodetrust_aggregator_registry_nodes", "gauge",
+               "Nodes (not stale) by registry: CA applied, server verified with it, mismatch, unreachable, "
+               "or the registry lacking while other nodes list it.");
+        for (size_t i = 0; i < regs->n_registries; i++) {
+                const FleetRegistry *reg = &regs->registries[i];
+
+                for (size_t k = 0; k < ELEMENTSOF(states); k++) {
+                        size_t v = states[k].index < 0 ? reg->lacking :
+                                   states[k].verification ? reg->verification[states[k].index] :
+                                                            reg->states[states[k].index];
+                        fputs("nodetrust_aggregator_registry_nodes{registry=\"", f);
+                        prom_label_value(f, reg->name);
+                        fprintf(f, "\",state=\"%s\"} %zu\n", states[k].label, v);
+                }
+        }
+
+        /* Only registries some agent checked: no made-up 0 ("expired in 1970"). */
+        header(f, "nodetrust_aggregator_registry_server_certificate_expiry_soonest_timestamp_seconds", "gauge",
+               "Soonest notAfter of the certificate a registry's server presented to any node's check, unix seconds.");
+        for (size_t i = 0; i < regs->n_registries; i++) {
+                const FleetRegistry *reg = &regs->registries[i];
+
+                if (!reg->has_soonest_server_not_after)
+                        continue;
+                fputs("nodetrust_aggregator_registry_server_certificate_expiry_soonest_timestamp_seconds{registry=\"", f);
+                prom_label_value(f, reg->name);
+                fprintf(f, "\"} %lld\n", (long long) reg->soonest_server_not_after);
+        }
+        return 0;
+}
+
+static void render_rollout(FILE *f, const Fleet *fleet) {
+        const Rollout *ro = &fleet->rollouts.current;
+
+        header(f, "nodetrust_aggregator_rollout_converged_nodes", "gauge",
+               "Nodes that reported the current source hash applied since it became current.");
+        if (ro->id)
+                fprintf(f, "nodetrust_aggregator_rollout_converged_nodes %zu\n", ro->converged);
+
+        header(f, "nodetrust_aggregator_rollout_started_timestamp_seconds", "gauge",
+               "When the current source hash became current (the rollout started), unix seconds.");
+        if (ro->id)
+                fprintf(f, "nodetrust_aggregator_rollout_started_timestamp_seconds %llu\n",
+                        (unsigned long long) (ro->started / USEC_PER_SEC));
 }
 
 int metrics_render(const Fleet *fleet, const AggregatorStats *stats, uint64_t now, char **ret, size_t *ret_size) {
@@ -84,6 +153,13 @@ int metrics_render(const Fleet *fleet, const AggregatorStats *stats, uint64_t no
         if (fleet->current_hash[0])
                 fprintf(f, "nodetrust_aggregator_current_source_since_timestamp_seconds %llu\n",
                         (unsigned long long) (fleet->current_since / USEC_PER_SEC));
+
+        r = render_registries(f, fleet, now);
+        if (r < 0) {
+                fclose(f);
+                return r;
+        }
+        render_rollout(f, fleet);
 
         header(f, "nodetrust_aggregator_reports_received_total", "counter",
                "Reports posted to the aggregator, accepted or not.");

@@ -154,6 +154,26 @@ static int handle_summary(Aggregator *a, HttpdRequest *req) {
         return reply_json(req, 200, body);
 }
 
+static int handle_registries(Aggregator *a, HttpdRequest *req) {
+        _cleanup_free_ char *body = NULL;
+        int r;
+
+        r = api_registries_json(a->fleet, aggregator_now(a), &body);
+        if (r < 0)
+                return r;
+        return reply_json(req, 200, body);
+}
+
+static int handle_rollout(Aggregator *a, HttpdRequest *req) {
+        _cleanup_free_ char *body = NULL;
+        int r;
+
+        r = api_rollout_json(a->fleet, aggregator_now(a), &body);
+        if (r < 0)
+                return r;
+        return reply_json(req, 200, body);
+}
+
 static int handle_metrics(Aggregator *a, HttpdRequest *req) {
         _cleanup_free_ char *body = NULL;
         size_t size;
@@ -231,6 +251,7 @@ int aggregator_handle_request(HttpdRequest *req, void *userdata) {
         if (!is_get(req)) {
                 bool known = streq(p, "/") || streq(p, "/index.html") || streq(p, "/healthz") ||
                              streq(p, "/metrics") || streq(p, NODES_PATH) || streq(p, "/api/v1/summary") ||
+                             streq(p, "/api/v1/registries") || streq(p, "/api/v1/rollout") ||
                              strncmp(p, NODES_PATH "/", strlen(NODES_PATH "/")) == 0;
                 if (known)
                         return method_not_allowed(req, "GET, HEAD");
@@ -246,6 +267,10 @@ int aggregator_handle_request(HttpdRequest *req, void *userdata) {
                 return handle_metrics(a, req);
         if (streq(p, "/api/v1/summary"))
                 return handle_summary(a, req);
+        if (streq(p, "/api/v1/registries"))
+                return handle_registries(a, req);
+        if (streq(p, "/api/v1/rollout"))
+                return handle_rollout(a, req);
         if (streq(p, NODES_PATH))
                 return handle_nodes(a, req);
         if (strncmp(p, NODES_PATH "/", strlen(NODES_PATH "/")) == 0)

@@ -79,7 +79,27 @@ async function main() {
       })));
       const expiring = Array.from(document.querySelectorAll("#expiring tr")).map((tr) =>
         Array.from(tr.children).map((td) => td.textContent.trim()));
+      // The per-registry table: each cell's text, keyed by the header.
+      const regBody = document.getElementById("registries");
+      const regHeads = regBody ?
+        Array.from(regBody.closest("table").querySelectorAll("th")).map((th) => th.textContent.trim()) : [];
+      const registries = Array.from(document.querySelectorAll("#registries tr")).map((tr) => {
+        const row = { registry: tr.getAttribute("data-registry") };
+        Array.from(tr.children).forEach((td, i) => { row[regHeads[i]] = td.textContent.trim(); });
+        row.attention = Array.from(tr.querySelectorAll(".attn")).map((a) => a.textContent.trim());
+        return row;
+      });
+      const svg = document.querySelector("#rollout svg");
+      const rollout = svg ? {
+        paths: Array.from(svg.querySelectorAll("path")).map((p) => ({ cls: p.getAttribute("class"),
+                                                                      d: p.getAttribute("d") })),
+        points: svg.querySelectorAll("circle.point").length,
+        label: svg.getAttribute("aria-label"),
+        note: text("rollout-note"),
+      } : null;
       return {
+        registries,
+        rollout,
         title: document.title,
         counts,
         nodes: rows.map((r, i) => ({ name: r[0], state: r[1], registries: r[4], problem: r[6],
