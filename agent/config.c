@@ -35,9 +35,11 @@ static const Option options[] = {
         { "containerd-hosts-toml", "MODE", "always: an owned hosts.toml (server, ca) beside each containerd ca.crt; never: ca.crt only; default always" },
         { "containerd-config", "FILE", "containerd's config, read under --root to check it reads certs.d; default " DEFAULT_CONTAINERD_CONFIG },
         { "state-dir", "DIR", "ownership manifest and state, under --root; default " DEFAULT_STATE_DIR },
-        { "once", NULL, "apply once and exit (0 applied, 1 partial, 3 failed)" },
+        { "once", NULL, "apply once and exit (0 applied, 1 partial, 3 failed); verifies nothing" },
         { "dry-run", NULL, "print the plan, write nothing, exit" },
         { "resync-interval", "SECONDS", "periodic full resync (drift repair); default 300" },
+        { "verify-interval", "SECONDS", "daemon: TLS handshake to each registry written, its certificate checked with the CA written, this often (jittered 10%); 0 disables; default 21600" },
+        { "verify-timeout", "SECONDS", "give up on a registry's handshake after this; default 10" },
         { "ignore-keys", "LIST", "config map keys that are not registries; default " DEFAULT_IGNORE_KEYS },
         { "health-listen", "ADDR:PORT", "health endpoint, or 'none'; default " DEFAULT_HEALTH_LISTEN },
         { "report-url", "URL", "aggregator base URL to report to; default off" },
@@ -185,6 +187,18 @@ static int config_set(Config *c, const char *name, const char *v, bool from_cmdl
                         *err = "expected a number of seconds between 1 and 604800";
                 return r;
         }
+        if (streq(name, "verify-interval")) {
+                r = parse_uint(v, 0, 7 * 24 * 3600, &c->verify_interval_sec);
+                if (r < 0)
+                        *err = "expected a number of seconds between 0 (off) and 604800";
+                return r;
+        }
+        if (streq(name, "verify-timeout")) {
+                r = parse_uint(v, 1, 300, &c->verify_timeout_sec);
+                if (r < 0)
+                        *err = "expected a number of seconds between 1 and 300";
+                return r;
+        }
         if (streq(name, "ignore-keys")) {
                 c->ignore_keys = strv_free(c->ignore_keys);
                 return strv_split_comma(v, &c->ignore_keys);
@@ -288,7 +302,9 @@ static int config_defaults(Config *c) {
 
         /* The pull secret's owner defaults to 0:0, its policy to replace. */
         *c = (Config){ .targets = TARGET_ALL, .containerd_hosts_toml = true, .resync_sec = DEFAULT_RESYNC_SEC,
-                       .report_interval_sec = DEFAULT_REPORT_INTERVAL_SEC, .log_level = LOG_INFO,
+                       .report_interval_sec = DEFAULT_REPORT_INTERVAL_SEC,
+                       .verify_interval_sec = DEFAULT_VERIFY_INTERVAL_SEC,
+                       .verify_timeout_sec = DEFAULT_VERIFY_TIMEOUT_SEC, .log_level = LOG_INFO,
                        .pull_secret_options = { .policy = PULL_SECRET_REPLACE, .uid = 0, .gid = 0 } };
         if (!n || !*n) {
                 if (gethostname(host, sizeof host) < 0)

@@ -17,6 +17,8 @@
 #define DEFAULT_RESYNC_SEC 300
 #define DEFAULT_REPORT_INTERVAL_SEC 30
 #define DEFAULT_CONTAINERD_CONFIG "/etc/containerd/config.toml"
+#define DEFAULT_VERIFY_INTERVAL_SEC 21600 /* 6 h */
+#define DEFAULT_VERIFY_TIMEOUT_SEC 10
 
 typedef struct Config {
         char *config_file;
@@ -43,6 +45,8 @@ typedef struct Config {
         char *report_token_file;
         char *report_ca;
         unsigned report_interval_sec;
+        unsigned verify_interval_sec; /* proof of trust, daemon only; 0: never */
+        unsigned verify_timeout_sec;
         char *node_name;
         int log_level; /* LOG_DEBUG..LOG_ERR */
 } Config;

@@ -21,6 +21,7 @@
 #include "runtime.h"
 #include "sync-log.h"
 #include "trust.h"
+#include "verify.h"
 
 static bool manager_has_trust(const Manager *m) {
         return m->config->trust_source || m->config->kubeconfig || m->config->in_cluster;
@@ -52,6 +53,17 @@ void manager_publish(Manager *m, bool sync_done) {
                 health_update(m->health, &m->status);
         if (m->reporter)
                 reporter_update(m->reporter, &m->status, sync_done);
+}
+
+/* Hand the verifier the registries as this sync or repair recorded them. */
+static void manager_verify(Manager *m) {
+        int r;
+
+        if (!m->verifier)
+                return;
+        r = verifier_update(m->verifier, &m->state);
+        if (r < 0)
+                log_warning_errno(r, "Failed to schedule verification, ignoring");
 }
 
 static int exit_code_for(const State *s) {
@@ -204,6 +216,7 @@ void manager_repair(Manager *m) {
                 log_error("%s", s->last_error);
         }
         sync_notify(&m->state, false);
+        manager_verify(m);
         manager_publish(m, true);
 }
 
@@ -271,6 +284,7 @@ int manager_sync(Manager *m) {
                 return sd_event_exit(m->event, 0);
         }
         sync_notify(&m->state, first);
+        manager_verify(m);
         manager_publish(m, true);
         return r;
 }

@@ -18,6 +18,7 @@
 #include "source-dir.h"
 #include "source-kube.h"
 #include "trust.h"
+#include "verify.h"
 
 /* Long enough to coalesce the five inotify events of one kubelet swap,
  * short enough that nobody waits for it. */
@@ -79,6 +80,21 @@ static void on_source_health_change(void *userdata) {
 
 static void on_source_change(void *userdata) {
         manager_schedule_sync(userdata, SYNC_DELAY_USEC);
+}
+
+/* A registry's check ended: record it for that bundle (a verdict on a
+ * bundle the registry no longer has is dropped) and hand it on. Never a
+ * reason to fail a sync or readiness. */
+static void on_verification(const char *registry, const RegistryVerification *v, void *userdata) {
+        Manager *m = userdata;
+        int r;
+
+        r = state_set_verification(&m->state, registry, v);
+        if (r < 0) {
+                log_debug_errno(r, "Verdict on %s dropped", registry);
+                return;
+        }
+        manager_publish(m, true);
 }
 
 static void manager_arm_sync_timer(Manager *m, uint64_t delay_usec);
@@ -252,6 +268,18 @@ int manager_run(Manager *m) {
                         if (m->health)
                                 health_set_reporter(m->health, m->config->report_url, reporter_get_stats(m->reporter));
                 }
+                if (m->config->verify_interval_sec > 0) {
+                        VerifierOptions o = {
+                                .root_fd = m->root_fd,
+                                .interval_usec = m->config->verify_interval_sec * USEC_PER_SEC,
+                                .timeout_usec = m->config->verify_timeout_sec * USEC_PER_SEC,
+                                .on_result = on_verification,
+                                .userdata = m,
+                        };
+                        r = verifier_new(m->event, &o, &m->verifier);
+                        if (r < 0)
+                                return log_error_errno(r, "Failed to set up verification"), EXIT_FAILURE_;
+                }
         }
 
         r = source_start(m->source, m->event);
@@ -276,6 +304,7 @@ Manager *manager_free(Manager *m) {
         /* They use the loop and the state: first out. */
         m->health = health_free(m->health);
         m->reporter = reporter_free(m->reporter);
+        m->verifier = verifier_free(m->verifier);
         output_watches_clear(&m->output_watches);
         sd_event_source_disable_unref(m->sync_timer);
         sd_event_source_disable_unref(m->resync_timer);

@@ -19,6 +19,7 @@
 
 typedef struct Health Health;
 typedef struct Reporter Reporter;
+typedef struct Verifier Verifier;
 
 typedef struct Manager {
         Config *config; /* borrowed; outlives the manager */
@@ -47,6 +48,7 @@ typedef struct Manager {
         uint64_t readiness_revision;
         Health *health;
         Reporter *reporter;
+        Verifier *verifier; /* daemon mode with --verify-interval > 0 */
 
         int exit_code; /* for --once/--dry-run */
 } Manager;

@@ -129,6 +129,40 @@ int metrics_render(const State *s, const MetricsInfo *info, char **ret, size_t *
                 prom_label_value(f, r->registry);
                 fprintf(f, "\"} %lld\n", (long long) r->not_after);
         }
+        /* Proof of trust (verify.c), for every registry written. */
+        family(f, "nodetrust_registry_verified", "gauge",
+               "1 when a TLS handshake to the registry validated its certificate with exactly the CA bundle written, else 0.");
+        for (size_t i = 0; i < s->n_valid; i++) {
+                const RegistryResult *r = &s->registries[i];
+                if (!registry_result_verifiable(r))
+                        continue;
+                fputs("nodetrust_registry_verified{registry=\"", f);
+                prom_label_value(f, r->registry);
+                fprintf(f, "\"} %d\n", r->verify.state == VERIFY_VERIFIED);
+        }
+        family(f, "nodetrust_registry_verification_state", "gauge",
+               "1 for each written registry's verification state (verified, mismatch, unreachable, not_checked), 0 for the others.");
+        for (size_t i = 0; i < s->n_valid; i++) {
+                const RegistryResult *r = &s->registries[i];
+                if (!registry_result_verifiable(r))
+                        continue;
+                for (VerifyStateType t = 0; t < _VERIFY_STATE_MAX; t++) {
+                        fputs("nodetrust_registry_verification_state{registry=\"", f);
+                        prom_label_value(f, r->registry);
+                        fprintf(f, "\",state=\"%s\"} %d\n", verify_state_to_string(t), r->verify.state == t);
+                }
+        }
+        family(f, "nodetrust_registry_server_certificate_not_after_timestamp_seconds", "gauge",
+               "The notAfter of the certificate the registry presented at the last check, in unix seconds.");
+        for (size_t i = 0; i < s->n_valid; i++) {
+                const RegistryResult *r = &s->registries[i];
+                if (!registry_result_verifiable(r) || !r->verify.server_not_after)
+                        continue;
+                fputs("nodetrust_registry_server_certificate_not_after_timestamp_seconds{registry=\"", f);
+                prom_label_value(f, r->registry);
+                fprintf(f, "\"} %lld\n", (long long) r->verify.server_not_after);
+        }
+
         family(f, "nodetrust_certificate_expiry_soonest_timestamp_seconds", "gauge",
                "The soonest notAfter over every registry CA bundle, in unix seconds.");
         soonest = state_soonest_expiry(s);

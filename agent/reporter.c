@@ -6,13 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "cleanup.h"
 #include "curl-request.h"
 #include "fs.h"
 #include "log.h"
+#include "random.h"
 #include "report.h"
 #include "reporter.h"
 
@@ -65,14 +65,6 @@ uint64_t report_backoff_usec(unsigned n) {
         for (unsigned i = 1; i < n && d < REPORT_BACKOFF_MAX_USEC; i++)
                 d *= 2;
         return d < REPORT_BACKOFF_MAX_USEC ? d : REPORT_BACKOFF_MAX_USEC;
-}
-
-static uint64_t random_u64(void) {
-        uint64_t v;
-
-        if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t) sizeof v)
-                v = ((uint64_t) random() << 32) ^ (uint64_t) random();
-        return v;
 }
 
 uint64_t report_jitter_usec(uint64_t usec) {

@@ -11,10 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "cleanup.h"
 #include "log.h"
+#include "random.h"
 #include "source-kube-watch-internal.h"
 
 /* A list of one object is small; a config map is at most 1 MiB of data,
@@ -22,14 +22,6 @@
 #define MAX_BODY (8u * 1024 * 1024)
 /* A watch that was up this long before failing starts the backoff over. */
 #define STABLE_USEC (60 * USEC_PER_SEC)
-
-static uint64_t random_u64(void) {
-        uint64_t v;
-
-        if (getrandom(&v, sizeof v, GRND_NONBLOCK) != sizeof v)
-                v = (uint64_t) random() << 32 ^ (uint64_t) random();
-        return v;
-}
 
 void kube_watch_mark_ok(KubeWatch *w) {
         assert(w);

@@ -131,6 +131,12 @@ typedef struct State {
         char *pull_secret_error;
 } State;
 
+/* Written somewhere a runtime reads (applied or shadowed): a registry the
+ * verifier checks and /status, /metrics and the report give a verdict. */
+static inline bool registry_result_verifiable(const RegistryResult *r) {
+        return r->state == REGISTRY_APPLIED || r->state == REGISTRY_SHADOWED;
+}
+
 const char *registry_state_to_string(RegistryStateType t);
 const char *verify_state_to_string(VerifyStateType t);
 

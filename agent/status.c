@@ -65,8 +65,32 @@ json_t *status_targets_json(const RuntimeStatus *rs, StatusDetail d) {
         return TAKE_PTR(o);
 }
 
+/* The last check of the registry's bundle (verify.c). The full form has
+ * every member, null when unknown; the report's only those known, and no
+ * object at all until a check says something. */
+static json_t *verification_json(const RegistryVerification *v, StatusDetail d) {
+        json_auto_t *o = json_pack("{s:s}", "state", verify_state_to_string(v->state));
+
+        if (!o)
+                return NULL;
+        if (d == STATUS_DETAIL_FULL) {
+                if (json_object_set_new(o, "reason", status_json_string(v->reason)) < 0 ||
+                    json_object_set_new(o, "issuer", status_json_string(v->issuer)) < 0 ||
+                    json_object_set_new(o, "server_not_after", status_json_time(v->server_not_after)) < 0 ||
+                    json_object_set_new(o, "checked_at", status_json_time(v->checked_at)) < 0)
+                        return NULL;
+                return TAKE_PTR(o);
+        }
+        if ((v->reason && json_object_set_new(o, "reason", json_string(v->reason)) < 0) ||
+            (v->issuer && json_object_set_new(o, "issuer", json_string(v->issuer)) < 0) ||
+            (v->server_not_after && json_object_set_new(o, "server_not_after", status_json_time(v->server_not_after)) < 0) ||
+            (v->checked_at && json_object_set_new(o, "checked_at", status_json_time(v->checked_at)) < 0))
+                return NULL;
+        return TAKE_PTR(o);
+}
+
 static json_t *registry_full_json(const RegistryResult *r) {
-        return json_pack("{s:s, s:o, s:s, s:o, s:o, s:o, s:i, s:b, s:b, s:o}",
+        return json_pack("{s:s, s:o, s:s, s:o, s:o, s:o, s:i, s:b, s:b, s:o, s:o}",
                          "key", r->key,
                          "name", status_json_string(r->registry),
                          "state", registry_state_to_string(r->state),
@@ -76,7 +100,9 @@ static json_t *registry_full_json(const RegistryResult *r) {
                          "certificates", (int) r->n_certs,
                          "expired", r->expired,
                          "not_yet_valid", r->not_yet_valid,
-                         "targets", r->registry ? registry_targets_json(r, STATUS_DETAIL_FULL) : json_object());
+                         "targets", r->registry ? registry_targets_json(r, STATUS_DETAIL_FULL) : json_object(),
+                         "verification", registry_result_verifiable(r) ? verification_json(&r->verify, STATUS_DETAIL_FULL)
+                                                                       : json_null());
 }
 
 static json_t *registry_report_json(const RegistryResult *r) {
@@ -102,6 +128,9 @@ static json_t *registry_report_json(const RegistryResult *r) {
          * a thousand applied registries stays small. */
         if ((r->state == REGISTRY_CONFLICT || r->state == REGISTRY_FAILED || r->state == REGISTRY_SHADOWED) &&
             json_object_set_new(o, "targets", registry_targets_json(r, STATUS_DETAIL_REPORT)) < 0)
+                return NULL;
+        if (registry_result_verifiable(r) && r->verify.state != VERIFY_NOT_CHECKED &&
+            json_object_set_new(o, "verification", verification_json(&r->verify, STATUS_DETAIL_REPORT)) < 0)
                 return NULL;
         return TAKE_PTR(o);
 }

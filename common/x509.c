@@ -24,13 +24,28 @@ static bool contains(const void *data, size_t size, const char *needle) {
         return memmem(data, size, needle, strlen(needle)) != NULL;
 }
 
-static int asn1_to_time(const ASN1_TIME *t, time_t *ret) {
+int x509_time_to_unix(const ASN1_TIME *t, time_t *ret) {
         struct tm tm = {};
+
+        assert(ret);
 
         if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
                 return -EBADMSG;
         *ret = timegm(&tm);
         return 0;
+}
+
+char *x509_name_oneline(const X509_NAME *n) {
+        _cleanup_(BIO_free_allp) BIO *b = BIO_new(BIO_s_mem());
+        char *p;
+        long l;
+
+        assert(n);
+
+        if (!b || X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253) < 0)
+                return NULL;
+        l = BIO_get_mem_data(b, &p);
+        return strndup(p, l > 0 ? (size_t) l : 0);
 }
 
 CertBundle *cert_bundle_free(CertBundle *b) {
@@ -63,7 +78,7 @@ static int bundle_add(CertBundle *b, BIO *out, X509 *x) {
          * but no runtime would use it, and it does not survive a PEM
          * round trip: refuse it rather than write it. (Found by fuzzing.) */
         time_t nb, na;
-        if (asn1_to_time(X509_get0_notBefore(x), &nb) < 0 || asn1_to_time(X509_get0_notAfter(x), &na) < 0)
+        if (x509_time_to_unix(X509_get0_notBefore(x), &nb) < 0 || x509_time_to_unix(X509_get0_notAfter(x), &na) < 0)
                 return -EBADMSG;
 
         CertInfo *n = realloc(b->certs, (b->n_certs + 1) * sizeof *n);
@@ -77,18 +92,9 @@ static int bundle_add(CertBundle *b, BIO *out, X509 *x) {
         ci->not_before = nb;
         ci->not_after = na;
         ci->is_ca = X509_check_ca(x) > 0;
-        {
-                _cleanup_(BIO_free_allp) BIO *sb = BIO_new(BIO_s_mem());
-                char *p;
-                long l;
-                if (!sb)
-                        return -ENOMEM;
-                X509_NAME_print_ex(sb, X509_get_subject_name(x), 0, XN_FLAG_RFC2253);
-                l = BIO_get_mem_data(sb, &p);
-                ci->subject = strndup(p, (size_t) l);
-                if (!ci->subject)
-                        return -ENOMEM;
-        }
+        ci->subject = x509_name_oneline(X509_get_subject_name(x));
+        if (!ci->subject)
+                return -ENOMEM;
         b->n_certs++;
 
         if (PEM_write_bio_X509(out, x) != 1)

@@ -7,6 +7,7 @@
  * key, and re-emit a normalized PEM bundle with duplicates removed.
  */
 
+#include <openssl/x509.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
@@ -42,3 +43,9 @@ static inline void cert_bundle_freep(CertBundle **b) {
 /* Earliest notAfter / latest notBefore of the bundle. */
 time_t cert_bundle_not_after(const CertBundle *b);
 time_t cert_bundle_not_before(const CertBundle *b);
+
+/* An ASN.1 time (notBefore, notAfter) as unix seconds; -EBADMSG when malformed. */
+int x509_time_to_unix(const ASN1_TIME *t, time_t *ret);
+
+/* A certificate name as one RFC 2253 line ("CN=x,O=y"), malloc'd; NULL on OOM. */
+char *x509_name_oneline(const X509_NAME *n);

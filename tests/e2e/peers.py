@@ -236,6 +236,39 @@ def make_ca(directory, name, *, key_type="ec", days=3650, expired=False,
     return CA(name=name, cert=cert, key=key)
 
 
+def make_intermediate_ca(ca, directory, name, *, key_type="ec", days=1825):
+    """Make an intermediate CA `name` in `directory`, signed by `ca`.
+
+    Returns a CA (.cert, .key) that make_server_cert() can sign with; a
+    server presenting the full chain serves leaf + intermediate in one file
+    (see chain_file())."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    cert, key, csr = d / f"{name}.crt", d / f"{name}.key", d / f"{name}.csr"
+    ext = d / f"{name}.ext"
+    ext.write_text("[v3_int]\nbasicConstraints = critical, CA:TRUE\n"
+                   "keyUsage = critical, keyCertSign, cRLSign\n"
+                   "subjectKeyIdentifier = hash\n"
+                   "authorityKeyIdentifier = keyid\n")
+    run(["openssl", "req", "-new", "-nodes", *_keygen_args(key_type),
+         "-keyout", key, "-out", csr, "-subj", f"/CN={name}"])
+    run(["openssl", "x509", "-req", "-in", csr, "-CA", ca.cert, "-CAkey", ca.key,
+         "-set_serial", str(random.getrandbits(63)), "-days", str(days),
+         "-sha256", "-extfile", ext, "-extensions", "v3_int", "-out", cert])
+    csr.unlink()
+    ext.unlink()
+    os.chmod(key, 0o600)
+    return CA(name=name, cert=cert, key=key)
+
+
+def chain_file(path, *certs):
+    """Write the PEM certificates `certs` (paths), in order, to `path`: a
+    server certificate file that presents a chain. Returns path."""
+    path = Path(path)
+    path.write_bytes(b"".join(Path(c).read_bytes() for c in certs))
+    return path
+
+
 def make_server_cert(ca, directory, hosts=("localhost", "127.0.0.1"), *,
                      name="server", key_type="ec", days=825, expired=False,
                      not_yet_valid=False, not_before=None, not_after=None):

@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdlib.h>
+#include <sys/random.h>
+
+#include "random.h"
+
+uint64_t random_u64(void) {
+        uint64_t v;
+
+        if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t) sizeof v)
+                v = ((uint64_t) random() << 32) ^ (uint64_t) random();
+        return v;
+}
