@@ -19,6 +19,7 @@
 
 typedef struct Health Health;
 typedef struct Reporter Reporter;
+typedef struct NodeStatus NodeStatus;
 
 typedef struct Manager {
         Config *config; /* borrowed; outlives the manager */
@@ -47,6 +48,7 @@ typedef struct Manager {
         uint64_t readiness_revision;
         Health *health;
         Reporter *reporter;
+        NodeStatus *node_status; /* the RegistryTrustReady condition; NULL when off */
 
         int exit_code; /* for --once/--dry-run */
 } Manager;
