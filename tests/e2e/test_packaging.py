@@ -898,9 +898,10 @@ def test_example_config_keys_are_flags_and_parse(binaries, tmp_path):
     assert not missing, f"options not shown in etc/nodetrustd.conf: {sorted(missing)}"
     check_config_parses(binaries["nodetrustd"], text, tmp_path)
     # And with every commented setting turned on, except the API source,
-    # which cannot be combined with the directory source.
+    # which cannot be combined with the directory source, and the second of
+    # node status's two kinds of credentials.
     on = re.sub(r"^# ?([a-z][a-z0-9-]+\s*=.*)$", r"\1", text, flags=re.M)
-    on = re.sub(r"^(kubeconfig|in-cluster)\s*=.*$", "", on, flags=re.M)
+    on = re.sub(r"^(kubeconfig|in-cluster|node-status-in-cluster)\s*=.*$", "", on, flags=re.M)
     on = on.replace("node-name =", "node-name = test-node")
     check_config_parses(binaries["nodetrustd"], on, tmp_path)
 
