@@ -47,6 +47,11 @@ static const Option options[] = {
         { "report-ca", "FILE", "CA bundle to verify the aggregator's TLS certificate" },
         { "report-interval", "SECONDS", "report period; default 30" },
         { "node-name", "NAME", "node name reported; default $NODE_NAME, else the host name" },
+        { "node-status", "MODE", "keep the RegistryTrustReady condition on this node and record events on change: "
+                                 "auto (on when the agent has API credentials), on, off; default auto" },
+        { "node-status-kubeconfig", "FILE", "API credentials for node status only, with --trust-source (needs patch nodes/status, create events)" },
+        { "node-status-in-cluster", NULL, "like --node-status-kubeconfig, with the pod's service account" },
+        { "node-status-heartbeat", "SECONDS", "re-patch the condition this often, changed or not; default 300" },
         { "config", "FILE", "config file; default " DEFAULT_CONFIG_FILE " if present" },
         { "log-level", "LEVEL", "debug, info, notice, warning or err; default info" },
         { "help", NULL, "show this help and exit" },
@@ -219,6 +224,29 @@ static int config_set(Config *c, const char *name, const char *v, bool from_cmdl
                 return set_string(&c->report_ca, v);
         if (streq(name, "node-name"))
                 return set_string(&c->node_name, v);
+        if (streq(name, "node-status")) {
+                if (streq(v, "auto"))
+                        c->node_status = NODE_STATUS_AUTO;
+                else if (streq(v, "on"))
+                        c->node_status = NODE_STATUS_ON;
+                else if (streq(v, "off"))
+                        c->node_status = NODE_STATUS_OFF;
+                else {
+                        *err = "must be 'auto', 'on' or 'off'";
+                        return -EINVAL;
+                }
+                return 0;
+        }
+        if (streq(name, "node-status-kubeconfig"))
+                return set_string(&c->node_status_kubeconfig, v);
+        if (streq(name, "node-status-in-cluster"))
+                return parse_bool(v, &c->node_status_in_cluster);
+        if (streq(name, "node-status-heartbeat")) {
+                r = parse_uint(v, 1, 3600, &c->node_status_heartbeat_sec);
+                if (r < 0)
+                        *err = "expected a number of seconds between 1 and 3600";
+                return r;
+        }
         if (streq(name, "log-level")) {
                 static const char *const levels[] = { "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug" };
                 for (int i = 0; i < (int) ELEMENTSOF(levels); i++)
@@ -305,6 +333,7 @@ static int config_defaults(Config *c) {
                        .report_interval_sec = DEFAULT_REPORT_INTERVAL_SEC,
                        .verify_interval_sec = DEFAULT_VERIFY_INTERVAL_SEC,
                        .verify_timeout_sec = DEFAULT_VERIFY_TIMEOUT_SEC, .log_level = LOG_INFO,
+                       .node_status_heartbeat_sec = DEFAULT_NODE_STATUS_HEARTBEAT_SEC,
                        .pull_secret_options = { .policy = PULL_SECRET_REPLACE, .uid = 0, .gid = 0 } };
         if (!n || !*n) {
                 if (gethostname(host, sizeof host) < 0)
@@ -397,8 +426,27 @@ int config_load(Config *c, int argc, char **argv) {
                 fprintf(stderr, "nodetrustd: --report-token-file needs --report-url\n");
                 return -EINVAL;
         }
+        if (c->node_status_kubeconfig && c->node_status_in_cluster) {
+                fprintf(stderr, "nodetrustd: give either --node-status-kubeconfig or --node-status-in-cluster, not both\n");
+                return -EINVAL;
+        }
+        if ((c->node_status_kubeconfig || c->node_status_in_cluster) && (c->kubeconfig || c->in_cluster)) {
+                fprintf(stderr, "nodetrustd: node status uses the API source's credentials (--kubeconfig/--in-cluster); drop --node-status-kubeconfig/--node-status-in-cluster\n");
+                return -EINVAL;
+        }
+        if (c->node_status == NODE_STATUS_ON && !config_node_status_enabled(c, &(const char *){ NULL })) {
+                fprintf(stderr, "nodetrustd: --node-status=on needs API credentials: --kubeconfig, --in-cluster, --node-status-kubeconfig or --node-status-in-cluster\n");
+                return -EINVAL;
+        }
         c->pull_secret_options.enabled = c->pull_secret || c->kubeconfig || c->in_cluster;
         return 0;
+}
+
+bool config_node_status_enabled(const Config *c, const char **ret_kubeconfig) {
+        *ret_kubeconfig = c->kubeconfig ? c->kubeconfig : c->node_status_kubeconfig;
+        if (c->node_status == NODE_STATUS_OFF)
+                return false;
+        return c->kubeconfig || c->in_cluster || c->node_status_kubeconfig || c->node_status_in_cluster;
 }
 
 void config_done(Config *c) {
@@ -416,5 +464,6 @@ void config_done(Config *c) {
         free(c->report_token_file);
         free(c->report_ca);
         free(c->node_name);
+        free(c->node_status_kubeconfig);
         *c = (Config){};
 }

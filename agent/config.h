@@ -19,6 +19,14 @@
 #define DEFAULT_CONTAINERD_CONFIG "/etc/containerd/config.toml"
 #define DEFAULT_VERIFY_INTERVAL_SEC 21600 /* 6 h */
 #define DEFAULT_VERIFY_TIMEOUT_SEC 10
+#define DEFAULT_NODE_STATUS_HEARTBEAT_SEC 300
+
+/* --node-status: the RegistryTrustReady node condition and its events. */
+typedef enum NodeStatusMode {
+        NODE_STATUS_AUTO, /* on when the agent has API credentials */
+        NODE_STATUS_ON,   /* on; no credentials is a usage error */
+        NODE_STATUS_OFF,
+} NodeStatusMode;
 
 typedef struct Config {
         char *config_file;
@@ -48,6 +56,10 @@ typedef struct Config {
         unsigned verify_interval_sec; /* proof of trust, daemon only; 0: never */
         unsigned verify_timeout_sec;
         char *node_name;
+        NodeStatusMode node_status;
+        char *node_status_kubeconfig; /* credentials for node status alone (directory source) */
+        bool node_status_in_cluster;  /* the pod's service account, for node status alone */
+        unsigned node_status_heartbeat_sec;
         int log_level; /* LOG_DEBUG..LOG_ERR */
 } Config;
 
@@ -64,4 +76,8 @@ enum {
  * -EINVAL after printing a clear message to stderr. */
 int config_load(Config *c, int argc, char **argv);
 void config_done(Config *c);
+
+/* Whether node status runs, and with which credentials: *ret_kubeconfig
+ * is the file, NULL for the pod's service account. */
+bool config_node_status_enabled(const Config *c, const char **ret_kubeconfig);
 void config_help(const char *argv0);

@@ -15,6 +15,7 @@
 #include "health.h"
 #include "log.h"
 #include "manager.h"
+#include "node-status.h"
 #include "plan.h"
 #include "pullsecret.h"
 #include "reporter.h"
@@ -53,6 +54,10 @@ void manager_publish(Manager *m, bool sync_done) {
                 health_update(m->health, &m->status);
         if (m->reporter)
                 reporter_update(m->reporter, &m->status, sync_done);
+        /* The condition is judged from the state alone, and sent only when
+         * what it says changed. */
+        if (m->node_status)
+                node_status_update(m->node_status, &m->state);
 }
 
 /* Hand the verifier the registries as this sync or repair recorded them. */

@@ -13,6 +13,7 @@
 #include "health.h"
 #include "log.h"
 #include "manager.h"
+#include "node-status.h"
 #include "output-watch.h"
 #include "reporter.h"
 #include "source-dir.h"
@@ -192,6 +193,32 @@ int manager_new(Config *config, Manager **ret) {
         return 0;
 }
 
+/* The node condition, when there are credentials for it. Asked for
+ * explicitly (--node-status=on, or credentials given for it alone), a
+ * failure stops start-up; on by default with the API source's credentials,
+ * it only costs the condition. */
+static int manager_start_node_status(Manager *m) {
+        const Config *c = m->config;
+        const char *kubeconfig;
+        NodeStatusOptions o;
+        int r;
+
+        if (!config_node_status_enabled(c, &kubeconfig))
+                return 0;
+        o = (NodeStatusOptions){
+                .node = c->node_name,
+                .kubeconfig = kubeconfig,
+                .heartbeat_sec = c->node_status_heartbeat_sec,
+        };
+        r = node_status_new(m->event, &o, &m->node_status);
+        if (r >= 0)
+                return 0;
+        if (c->node_status == NODE_STATUS_ON || c->node_status_kubeconfig || c->node_status_in_cluster)
+                return log_error_errno(r, "Failed to set up node status");
+        log_warning_errno(r, "Failed to set up node status, continuing without the %s condition", "RegistryTrustReady");
+        return 0;
+}
+
 int manager_run(Manager *m) {
         sigset_t mask;
         int r;
@@ -280,6 +307,9 @@ int manager_run(Manager *m) {
                         if (r < 0)
                                 return log_error_errno(r, "Failed to set up verification"), EXIT_FAILURE_;
                 }
+                r = manager_start_node_status(m);
+                if (r < 0)
+                        return EXIT_FAILURE_;
         }
 
         r = source_start(m->source, m->event);
@@ -305,6 +335,7 @@ Manager *manager_free(Manager *m) {
         m->health = health_free(m->health);
         m->reporter = reporter_free(m->reporter);
         m->verifier = verifier_free(m->verifier);
+        m->node_status = node_status_free(m->node_status);
         output_watches_clear(&m->output_watches);
         sd_event_source_disable_unref(m->sync_timer);
         sd_event_source_disable_unref(m->resync_timer);

@@ -20,6 +20,7 @@
 typedef struct Health Health;
 typedef struct Reporter Reporter;
 typedef struct Verifier Verifier;
+typedef struct NodeStatus NodeStatus;
 
 typedef struct Manager {
         Config *config; /* borrowed; outlives the manager */
@@ -49,6 +50,7 @@ typedef struct Manager {
         Health *health;
         Reporter *reporter;
         Verifier *verifier; /* daemon mode with --verify-interval > 0 */
+        NodeStatus *node_status; /* the RegistryTrustReady condition; NULL when off */
 
         int exit_code; /* for --once/--dry-run */
 } Manager;

@@ -35,6 +35,13 @@ if [ "${1:-all}" != build ] && ! command -v npm >/dev/null 2>&1; then
 	missing="$missing nodejs npm"
 fi
 
+# The node-status tests read results with kubectl. Some machines have the
+# upstream kubectl package (1.32 here); Debian's kubernetes-client (1.20)
+# conflicts with it, so install Debian's only where there is no kubectl.
+if [ "${1:-all}" != build ] && ! command -v kubectl >/dev/null 2>&1; then
+	missing="$missing kubernetes-client"
+fi
+
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

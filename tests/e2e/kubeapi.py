@@ -10,7 +10,24 @@ documented list/watch protocol for exactly the objects nodetrustd reads:
 
 with ?fieldSelector=metadata.name=NAME, ?watch=1, ?resourceVersion=N,
 ?allowWatchBookmarks=true and ?timeoutSeconds=N, over TLS with its own CA
-(made with the openssl CLI), bearer tokens or client certificates.
+(made with the openssl CLI), bearer tokens or client certificates; and
+what node status writes and the real kubectl needs to read it back:
+
+  GET   /version, /api, /api/v1, /apis, /apis/config.openshift.io[/v1]
+        (legacy discovery: kubectl 1.32 asks for the aggregated kind
+        first and falls back when it gets plain application/json)
+  GET   /api/v1/nodes[/NAME], /api/v1/[namespaces/NS/]events[/NAME],
+        /api/v1/configmaps, /api/v1/secrets (every namespace)
+  PATCH /api/v1/nodes/NAME/status (only .status is taken), and any object:
+        strategic merge (lists of conditions merged by type, null deletes,
+        $-directives ignored), JSON merge patch; JSON patch is 415
+  POST  /api/v1/namespaces/NS/{configmaps,secrets,events}: create (409
+        when it exists; metadata.generateName honoured)
+  PUT   replace, DELETE delete, for the same objects
+
+Every request body is read whole (Content-Length or chunked) before the
+answer, so a keep-alive connection stays in step; every error is a JSON
+Status object.
 
 Protocol points it keeps, as the real apiserver does:
   - one global, monotonic resourceVersion; lists carry it in
@@ -28,7 +45,8 @@ Protocol points it keeps, as the real apiserver does:
   - the server ends a watch after timeoutSeconds;
   - a missing or unknown token is HTTP 401 with a Status body.
 
-Faults for tests: drop_connections(), fail_next(n), set_delay(s),
+Faults for tests: drop_connections(), fail_next(n) (reads),
+fail_next_writes(n) (PATCH/POST/PUT/DELETE), set_delay(s),
 set_tokens()/expire token, silence_watches(), compact(), stop()/start().
 
 Use from tests:
@@ -53,10 +71,69 @@ import urllib.parse
 import uuid
 
 IMAGES = ("config.openshift.io/v1", None, "images")
+NODES = ("v1", None, "nodes")
+# A collection's namespace for "every namespace" (/api/v1/events).
+ALL = "*"
+# Core kinds served, for discovery: resource -> (kind, namespaced, short names).
+CORE = {"configmaps": ("ConfigMap", True, ["cm"]), "secrets": ("Secret", True, []),
+        "nodes": ("Node", False, ["no"]), "events": ("Event", True, ["ev"])}
+VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
+MAX_BODY = 3 * 1024 * 1024
+# Strategic merge: lists merged by this key instead of replaced (Kubernetes'
+# patchMergeKey for the fields a test patches).
+MERGE_KEYS = {"conditions": "type", "addresses": "type", "taints": "key"}
 
 
 def _coll_kind(coll):
-    return {"images": "Image", "configmaps": "ConfigMap", "secrets": "Secret"}[coll[2]]
+    return {"images": "Image", "configmaps": "ConfigMap", "secrets": "Secret", "nodes": "Node",
+            "events": "Event"}[coll[2]]
+
+
+def _object_order(item):
+    """Sort key of an objects item ((coll, name), obj): by collection, then
+    name (a cluster-scoped collection's namespace is None, which does not
+    compare with a string)."""
+    (coll, name), _ = item
+    return (coll[0], coll[1] or "", coll[2], name)
+
+
+def _coll_match(c, coll):
+    """Is stored collection c (never ALL) part of collection coll?"""
+    return c[0] == coll[0] and c[2] == coll[2] and (coll[1] == ALL or c[1] == coll[1])
+
+
+def strategic_merge(orig, patch, strategic=True):
+    """A strategic merge patch (or, strategic=False, a JSON merge patch,
+    RFC 7386) of orig: maps merge, null deletes, lists replace except those
+    in MERGE_KEYS, which merge by their key."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(orig) if isinstance(orig, dict) else {}
+    for k, v in patch.items():
+        if strategic and k.startswith("$"):
+            continue  # $patch, $setElementOrder/..., $retainKeys: order and retention, not content
+        if v is None:
+            out.pop(k, None)
+        elif isinstance(v, dict):
+            out[k] = strategic_merge(out.get(k), v, strategic)
+        elif strategic and isinstance(v, list) and k in MERGE_KEYS:
+            key = MERGE_KEYS[k]
+            merged = [dict(x) for x in out.get(k) or [] if isinstance(x, dict)]
+            for item in v:
+                if not isinstance(item, dict):
+                    continue
+                at = next((i for i, x in enumerate(merged) if x.get(key) == item.get(key)), None)
+                if item.get("$patch") == "delete":
+                    if at is not None:
+                        del merged[at]
+                elif at is None:
+                    merged.append(strategic_merge({}, item, strategic))
+                else:
+                    merged[at] = strategic_merge(merged[at], item, strategic)
+            out[k] = merged
+        else:
+            out[k] = v
+    return out
 
 
 def _coll_api_version(coll):
@@ -151,6 +228,87 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
 
+    def _read_body(self):
+        """The request body, read whole: Content-Length bytes, or chunked.
+        None (after answering 413/400) when it cannot be had."""
+        te = self.headers.get("Transfer-Encoding", "").lower()
+        if "chunked" in te:
+            data = b""
+            while True:
+                line = self.rfile.readline(1024)
+                try:
+                    size = int(line.split(b";")[0].strip() or b"x", 16)
+                except ValueError:
+                    self.close_connection = True
+                    self._send_json(400, _status(400, "BadRequest", "bad chunk size"))
+                    return None
+                if size == 0:
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return data
+                if len(data) + size > MAX_BODY:
+                    self.close_connection = True
+                    self._send_json(413, _status(413, "RequestEntityTooLarge", "request body too large"))
+                    return None
+                data += self.rfile.read(size)
+                self.rfile.readline(1024)
+        try:
+            n = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            n = -1
+        if n < 0 or n > MAX_BODY:
+            # The rest of the body cannot be skipped safely: close after the answer.
+            self.close_connection = True
+            self._send_json(413 if n > 0 else 400, _status(413 if n > 0 else 400, "BadRequest",
+                                                           "bad or too large Content-Length"))
+            return None
+        return self.rfile.read(n) if n else b""
+
+    def _begin(self, method):
+        """Record the request, read its body and apply injected faults and
+        authentication. Returns (rec, url, query, body) or None when it was
+        answered already."""
+        api = self.server.api
+        url = urllib.parse.urlsplit(self.path)
+        q = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
+        rec = {"method": method, "path": url.path, "query": q, "time": time.monotonic(),
+               "auth": self.headers.get("Authorization", ""),
+               "content_type": self.headers.get("Content-Type", "")}
+        body = self._read_body() if method != "GET" else b""
+        if body is None:
+            rec["result"] = 400
+            with api.lock:
+                api.requests.append(rec)
+            return None
+        rec["body"] = body
+        with api.lock:
+            api.requests.append(rec)
+            delay = api.delay
+            if method == "GET":
+                fail = api.fail_remaining > 0
+                if fail:
+                    api.fail_remaining -= 1
+            else:
+                fail = api.fail_writes_remaining > 0
+                if fail:
+                    api.fail_writes_remaining -= 1
+            fail_code = api.fail_code
+        if delay:
+            time.sleep(delay)
+        if fail:
+            rec["result"] = fail_code
+            self._send_json(fail_code, _status(fail_code, "InternalError", "injected failure"))
+            return None
+        if not self._authenticated():
+            rec["result"] = 401
+            self._send_json(401, _status(401, "Unauthorized", "Unauthorized"))
+            return None
+        return rec, url, q, body
+
+    def _answer(self, rec, code, obj):
+        rec["result"] = code
+        self._send_json(code, obj)
+
     def _authenticated(self):
         api = self.server.api
         auth = self.headers.get("Authorization", "")
@@ -166,31 +324,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         api = self.server.api
-        url = urllib.parse.urlsplit(self.path)
-        q = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
-        rec = {"method": "GET", "path": url.path, "query": q, "time": time.monotonic(),
-               "auth": self.headers.get("Authorization", "")}
-        with api.lock:
-            api.requests.append(rec)
-            delay = api.delay
-            fail = api.fail_remaining > 0
-            if fail:
-                api.fail_remaining -= 1
-                fail_code = api.fail_code
-        if delay:
-            time.sleep(delay)
-        if fail:
-            rec["result"] = fail_code
-            return self._send_json(fail_code, _status(fail_code, "InternalError", "injected failure"))
-        if not self._authenticated():
-            rec["result"] = 401
-            return self._send_json(401, _status(401, "Unauthorized", "Unauthorized"))
+        begun = self._begin("GET")
+        if begun is None:
+            return
+        rec, url, q, _ = begun
 
+        doc = api._discovery(url.path)
+        if doc is not None:
+            return self._answer(rec, 200, doc)
         route = api._route(url.path)
         if route is None:
             rec["result"] = 404
             return self._send_json(404, _status(404, "NotFound", f"the server could not find {url.path}"))
         coll, name = route
+        if coll[1] == ALL and name is not None:
+            return self._answer(rec, 404, _status(404, "NotFound", f"the server could not find {url.path}"))
         if name is None:
             fs = q.get("fieldSelector", "")
             if fs:
@@ -210,10 +358,143 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         rec["result"] = 200
         return self._send_json(200, obj)
 
-    def do_POST(self):
-        self._send_json(405, _status(405, "MethodNotAllowed", "read-only stand-in"))
+    def _write_target(self, rec, url):
+        """(coll, name, subresource) of a write, or None after a 404/405."""
+        api = self.server.api
+        parts = [p for p in url.path.split("/") if p]
+        sub = None
+        if parts[:3] == ["api", "v1", "nodes"] and len(parts) == 5 and parts[4] == "status":
+            sub, parts = "status", parts[:4]
+        route = api._route("/" + "/".join(parts))
+        if route is None or route[0][1] == ALL:
+            self._answer(rec, 404, _status(404, "NotFound", f"the server could not find {url.path}"))
+            return None
+        if route[0] == IMAGES and rec["method"] != "GET":
+            self._answer(rec, 405, _status(405, "MethodNotAllowed", "images are read-only here"))
+            return None
+        return route[0], route[1], sub
 
-    do_PUT = do_PATCH = do_DELETE = do_POST
+    def _json_body(self, rec, body):
+        ctype = rec["content_type"].split(";")[0].strip()
+        if ctype not in ("application/json", "application/strategic-merge-patch+json",
+                         "application/merge-patch+json", ""):
+            # kubectl's typed commands (create configmap) send protobuf,
+            # which this stand-in does not decode; kubectl apply sends JSON.
+            self._answer(rec, 415, _status(415, "UnsupportedMediaType",
+                                           f"the stand-in reads JSON bodies only, not {ctype}"))
+            return None
+        try:
+            doc = json.loads(body or b"null")
+        except ValueError as e:
+            self._answer(rec, 400, _status(400, "BadRequest", f"the body is not JSON: {e}"))
+            return None
+        if not isinstance(doc, dict):
+            self._answer(rec, 400, _status(400, "BadRequest", "the body is not a JSON object"))
+            return None
+        return doc
+
+    def do_POST(self):
+        api = self.server.api
+        begun = self._begin("POST")
+        if begun is None:
+            return
+        rec, url, _, body = begun
+        target = self._write_target(rec, url)
+        if target is None:
+            return
+        coll, name, _ = target
+        if name is not None or coll == NODES:
+            return self._answer(rec, 405, _status(405, "MethodNotAllowed", "POST to a collection"))
+        obj = self._json_body(rec, body)
+        if obj is None:
+            return
+        md = obj.get("metadata") or {}
+        name = md.get("name")
+        if not name and md.get("generateName"):
+            name = md["generateName"] + uuid.uuid4().hex[:5]
+        if not name:
+            return self._answer(rec, 422, _status(422, "Invalid", "metadata.name: Required value"))
+        if md.get("namespace") not in (None, coll[1]):
+            return self._answer(rec, 400, _status(400, "BadRequest",
+                                                  "the namespace of the object does not match the request"))
+        if obj.get("kind") not in (None, _coll_kind(coll)):
+            return self._answer(rec, 400, _status(400, "BadRequest", f"kind {obj.get('kind')} posted to {coll[2]}"))
+        with api.lock:
+            if (coll, name) in api.objects:
+                return self._answer(rec, 409, _status(409, "AlreadyExists", f'{coll[2]} "{name}" already exists'))
+            api.put(coll, name, obj)
+            created = api.get(coll, name)
+        self._answer(rec, 201, created)
+
+    def do_PUT(self):
+        api = self.server.api
+        begun = self._begin("PUT")
+        if begun is None:
+            return
+        rec, url, _, body = begun
+        target = self._write_target(rec, url)
+        if target is None:
+            return
+        coll, name, _ = target
+        obj = self._json_body(rec, body)
+        if obj is None:
+            return
+        with api.lock:
+            if name is None or (coll, name) not in api.objects:
+                return self._answer(rec, 404, _status(404, "NotFound", f'{coll[2]} "{name}" not found'))
+            api.put(coll, name, obj)
+            obj = api.get(coll, name)
+        self._answer(rec, 200, obj)
+
+    def do_PATCH(self):
+        api = self.server.api
+        begun = self._begin("PATCH")
+        if begun is None:
+            return
+        rec, url, _, body = begun
+        target = self._write_target(rec, url)
+        if target is None:
+            return
+        coll, name, sub = target
+        ctype = rec["content_type"].split(";")[0].strip()
+        if ctype not in ("application/strategic-merge-patch+json", "application/merge-patch+json"):
+            return self._answer(rec, 415, _status(415, "UnsupportedMediaType",
+                                                  f"the body of the request was in an unknown format: {ctype}"))
+        patch = self._json_body(rec, body)
+        if patch is None:
+            return
+        strategic = ctype == "application/strategic-merge-patch+json"
+        with api.lock:
+            old = api.get(coll, name) if name else None
+            if old is None:
+                return self._answer(rec, 404, _status(404, "NotFound", f'{coll[2]} "{name}" not found'))
+            if sub == "status":
+                # The status subresource changes .status and nothing else.
+                new = dict(old)
+                new["status"] = strategic_merge(old.get("status"), patch.get("status") or {}, strategic)
+            else:
+                new = strategic_merge(old, patch, strategic)
+            if new != old:
+                api.put(coll, name, new)
+            obj = api.get(coll, name)
+        self._answer(rec, 200, obj)
+
+    def do_DELETE(self):
+        api = self.server.api
+        begun = self._begin("DELETE")
+        if begun is None:
+            return
+        rec, url, _, _ = begun
+        target = self._write_target(rec, url)
+        if target is None:
+            return
+        coll, name, _ = target
+        with api.lock:
+            if name is None or (coll, name) not in api.objects:
+                return self._answer(rec, 404, _status(404, "NotFound", f'{coll[2]} "{name}" not found'))
+            api.delete(coll, name)
+        self._answer(rec, 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                                "details": {"name": name, "kind": coll[2]}})
 
     def _list(self, coll, name, q):
         api = self.server.api
@@ -221,7 +502,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             rv = q.get("resourceVersion", "")
             if rv not in ("", "0") and int(rv) < api.compacted_rv:
                 return self._send_json(410, _status(410, "Expired", "too old resource version"))
-            items = [o for (c, n), o in sorted(api.objects.items()) if c == coll and (name is None or n == name)]
+            items = [o for (c, n), o in sorted(api.objects.items(), key=_object_order)
+                     if _coll_match(c, coll) and (name is None or n == name)]
             body = {"kind": _coll_kind(coll) + "List", "apiVersion": _coll_api_version(coll),
                     "metadata": {"resourceVersion": str(api.rv)}, "items": items}
         self._send_json(200, body)
@@ -246,8 +528,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             api.watches += 1
             if rv in ("", "0"):
                 sent_rv = api.rv
-                initial = [o for (c, n), o in sorted(api.objects.items())
-                           if c == coll and (name is None or n == name)]
+                initial = [o for (c, n), o in sorted(api.objects.items(), key=_object_order)
+                           if _coll_match(c, coll) and (name is None or n == name)]
                 expired = False
             else:
                 sent_rv = int(rv)
@@ -267,11 +549,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                         dead = True
                         events = []
                     else:
-                        events = [e for e in api.history if e["rv"] > sent_rv and e["coll"] == coll
+                        events = [e for e in api.history if e["rv"] > sent_rv and _coll_match(e["coll"], coll)
                                   and (name is None or e["name"] == name)]
                         if not events:
                             api.cond.wait(0.05)
-                            events = [e for e in api.history if e["rv"] > sent_rv and e["coll"] == coll
+                            events = [e for e in api.history if e["rv"] > sent_rv and _coll_match(e["coll"], coll)
                                       and (name is None or e["name"] == name)]
                         if api.silent:
                             dead = True
@@ -340,6 +622,7 @@ class KubeAPI:
         self.sent_times = {}   # rv -> monotonic time the event first left the server
         self.delay = 0.0
         self.fail_remaining = 0
+        self.fail_writes_remaining = 0
         self.fail_code = 500
         self.silent = False
         self.stopping = False
@@ -380,12 +663,52 @@ class KubeAPI:
     # --- objects ---------------------------------------------------------
 
     def _route(self, path):
+        """(collection, name or None) of an object path, else None."""
         parts = [p for p in path.split("/") if p]
         if parts[:3] == ["apis", "config.openshift.io", "v1"] and len(parts) in (4, 5) and parts[3] == "images":
             return IMAGES, (parts[4] if len(parts) == 5 else None)
         if parts[:2] == ["api", "v1"] and len(parts) in (5, 6) and parts[2] == "namespaces" and \
-                parts[4] in ("configmaps", "secrets"):
+                parts[4] in ("configmaps", "secrets", "events"):
             return ("v1", parts[3], parts[4]), (parts[5] if len(parts) == 6 else None)
+        if parts[:3] == ["api", "v1", "nodes"] and len(parts) in (3, 4):
+            return NODES, (parts[3] if len(parts) == 4 else None)
+        if parts[:2] == ["api", "v1"] and len(parts) == 3 and parts[2] in ("configmaps", "secrets", "events"):
+            return ("v1", ALL, parts[2]), None
+        return None
+
+    def _discovery(self, path):
+        """Legacy discovery documents, as kubectl reads them (None: not one)."""
+        path = "/" + "/".join(p for p in path.split("/") if p)
+        group = {"name": "config.openshift.io",
+                 "versions": [{"groupVersion": "config.openshift.io/v1", "version": "v1"}],
+                 "preferredVersion": {"groupVersion": "config.openshift.io/v1", "version": "v1"}}
+        if path == "/version":
+            return {"major": "1", "minor": "32", "gitVersion": "v1.32.0-nodetrust-standin",
+                    "gitCommit": "0" * 40, "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
+                    "goVersion": "go1.23", "compiler": "gc", "platform": "linux/amd64"}
+        if path == "/api":
+            return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
+                {"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{self.port}"}]}
+        if path == "/apis":
+            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [group]}
+        if path == "/apis/config.openshift.io":
+            return dict(group, kind="APIGroup", apiVersion="v1")
+        if path == "/api/v1":
+            res = []
+            for name, (kind, namespaced, short) in sorted(CORE.items()):
+                r = {"name": name, "singularName": kind.lower(), "namespaced": namespaced, "kind": kind,
+                     "verbs": VERBS}
+                if short:
+                    r["shortNames"] = short
+                res.append(r)
+                if name == "nodes":
+                    res.append({"name": "nodes/status", "singularName": "", "namespaced": False,
+                                "kind": "Node", "verbs": ["get", "patch", "update"]})
+            return {"kind": "APIResourceList", "groupVersion": "v1", "resources": res}
+        if path == "/apis/config.openshift.io/v1":
+            return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "config.openshift.io/v1",
+                    "resources": [{"name": "images", "singularName": "image", "namespaced": False,
+                                   "kind": "Image", "verbs": ["get", "list", "watch"]}]}
         return None
 
     def get(self, coll, name):
@@ -462,6 +785,31 @@ class KubeAPI:
     def delete_secret(self, namespace="openshift-config", name="pull-secret"):
         return self.delete(("v1", namespace, "secrets"), name)
 
+    def set_node(self, name, conditions=None):
+        """A Node as the kubelet registers it: a Ready condition of its own
+        (which a patch of another condition type must leave alone)."""
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if conditions is None:
+            conditions = [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                           "message": "kubelet is posting ready status", "lastHeartbeatTime": now,
+                           "lastTransitionTime": now}]
+        return self.put(NODES, name, {"metadata": {"labels": {"kubernetes.io/hostname": name}},
+                                      "spec": {}, "status": {"conditions": conditions}})
+
+    def node(self, name):
+        return self.get(NODES, name)
+
+    def node_condition(self, name, ctype):
+        """The node's condition of this type (a dict), or None."""
+        n = self.node(name) or {}
+        return next((c for c in n.get("status", {}).get("conditions", []) if c.get("type") == ctype), None)
+
+    def events(self, namespace="default"):
+        """Events in namespace, oldest first."""
+        with self.lock:
+            return [json.loads(json.dumps(o)) for (c, n), o in sorted(self.objects.items(), key=lambda x: int(
+                x[1]["metadata"]["resourceVersion"])) if c == ("v1", namespace, "events")]
+
     # --- faults ----------------------------------------------------------
 
     def drop_connections(self):
@@ -475,9 +823,16 @@ class KubeAPI:
                 pass
 
     def fail_next(self, n, code=500):
-        """Answer the next n requests with this status (before auth)."""
+        """Answer the next n GET requests (the source's reads) with this
+        status (before auth)."""
         with self.lock:
             self.fail_remaining = n
+            self.fail_code = code
+
+    def fail_next_writes(self, n, code=500):
+        """Answer the next n PATCH/POST/PUT/DELETE requests with this status."""
+        with self.lock:
+            self.fail_writes_remaining = n
             self.fail_code = code
 
     def set_delay(self, seconds):

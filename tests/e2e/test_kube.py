@@ -47,7 +47,12 @@ def make_agent(kube, root, tmp_path, nodetrustd_bin, auth="token", extra=()):
     port = peers.free_port()
     agent = peers.Agent(root, binary=nodetrustd_bin, health=f"127.0.0.1:{port}", workdir=tmp_path,
                         extra=["--kubeconfig", kc, "--kube-watch-timeout", str(WATCH_TIMEOUT),
-                               "--log-level", "debug", *extra])
+                               "--log-level", "debug",
+                               # Node status (on by default with API access)
+                               # has its own tests, test_node_status.py; here
+                               # it would add its requests and warnings to
+                               # the ones these tests count.
+                               "--node-status", "off", *extra])
     agent.port = port
     return agent
 

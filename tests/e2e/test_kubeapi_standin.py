@@ -204,3 +204,86 @@ def test_kubeconfig_and_in_cluster(api, tmp_path):
     env = api.write_in_cluster(str(tmp_path / "sa"))
     assert open(tmp_path / "sa" / "token").read() == "t1"
     assert env["KUBERNETES_SERVICE_PORT"] == str(api.port)
+
+
+# --- what node status writes, and what kubectl needs --------------------------------
+
+def request(c, method, path, body=None, ctype="application/json", token="t1", chunked=False):
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": ctype}
+    data = json.dumps(body).encode() if body is not None else None
+    if chunked:
+        c.putrequest(method, path)
+        for k, v in headers.items():
+            c.putheader(k, v)
+        c.putheader("Transfer-Encoding", "chunked")
+        c.endheaders()
+        half = len(data) // 2
+        for part in (data[:half], data[half:]):
+            c.send(b"%x\r\n%s\r\n" % (len(part), part))
+        c.send(b"0\r\n\r\n")
+    else:
+        c.request(method, path, body=data, headers=headers)
+    r = c.getresponse()
+    return r.status, json.loads(r.read())
+
+
+def test_node_status_patch_merges_conditions_by_type(api):
+    api.set_node("n1")
+    c = conn(api)
+    mine = {"type": "RegistryTrustReady", "status": "False", "reason": "RegistryNotTrusted", "message": "m"}
+    # One keep-alive connection throughout: every body is read whole.
+    code, node = request(c, "PATCH", "/api/v1/nodes/n1/status", {"status": {"conditions": [mine]}},
+                         "application/strategic-merge-patch+json")
+    assert code == 200 and node["kind"] == "Node"
+    assert [x["type"] for x in node["status"]["conditions"]] == ["Ready", "RegistryTrustReady"]
+    code, node = request(c, "PATCH", "/api/v1/nodes/n1/status",
+                         {"status": {"conditions": [dict(mine, status="True")]}, "spec": {"unschedulable": True}},
+                         "application/strategic-merge-patch+json", chunked=True)
+    assert code == 200
+    assert api.node_condition("n1", "RegistryTrustReady")["status"] == "True"
+    assert api.node_condition("n1", "Ready")["reason"] == "KubeletReady"
+    # The status subresource changes nothing but the status.
+    assert "unschedulable" not in node["spec"]
+    # {} changes nothing and answers with the node.
+    rv = node["metadata"]["resourceVersion"]
+    code, node = request(c, "PATCH", "/api/v1/nodes/n1/status", {}, "application/strategic-merge-patch+json")
+    assert code == 200 and node["metadata"]["resourceVersion"] == rv
+    code, st = request(c, "PATCH", "/api/v1/nodes/n1/status", [], "application/json-patch+json")
+    assert code == 415 and st["kind"] == "Status" and st["code"] == 415
+    code, st = request(c, "PATCH", "/api/v1/nodes/nope/status", {}, "application/strategic-merge-patch+json")
+    assert code == 404 and st["reason"] == "NotFound"
+    code, st = request(c, "PATCH", "/api/v1/nodes/n1/status", {}, "application/strategic-merge-patch+json",
+                       token="wrong")
+    assert code == 401 and st["kind"] == "Status"
+    c.close()
+
+
+def test_events_create_and_list(api):
+    c = conn(api)
+    ev = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "n1.1", "namespace": "default"},
+          "involvedObject": {"kind": "Node", "name": "n1"}, "reason": "R", "message": "m", "type": "Normal"}
+    code, got = request(c, "POST", "/api/v1/namespaces/default/events", ev)
+    assert code == 201 and got["metadata"]["uid"] and got["metadata"]["resourceVersion"]
+    code, st = request(c, "POST", "/api/v1/namespaces/default/events", ev)
+    assert code == 409 and st["reason"] == "AlreadyExists"
+    code, st = request(c, "POST", "/api/v1/namespaces/default/events", {"kind": "Event", "metadata": {}})
+    assert code == 422
+    code, st = request(c, "POST", "/api/v1/namespaces/default/events", None, ctype="application/json")
+    assert code == 400 and st["kind"] == "Status"
+    c.close()
+    status, lst = get(api, "/api/v1/namespaces/default/events")
+    assert status == 200 and [e["metadata"]["name"] for e in lst["items"]] == ["n1.1"]
+    status, lst = get(api, "/api/v1/events")
+    assert status == 200 and len(lst["items"]) == 1
+    assert [e["reason"] for e in api.events()] == ["R"]
+
+
+def test_discovery_documents(api):
+    assert get(api, "/version")[1]["major"] == "1"
+    assert get(api, "/api")[1]["versions"] == ["v1"]
+    groups = get(api, "/apis")[1]["groups"]
+    assert [g["name"] for g in groups] == ["config.openshift.io"]
+    res = {r["name"]: r for r in get(api, "/api/v1")[1]["resources"]}
+    assert {"configmaps", "secrets", "nodes", "nodes/status", "events"} <= set(res)
+    assert res["nodes"]["namespaced"] is False and res["events"]["namespaced"] is True
+    assert get(api, "/apis/config.openshift.io/v1")[1]["resources"][0]["name"] == "images"

@@ -731,3 +731,54 @@ def test_openshift_scc_is_granted_to_the_service_account_only():
                               "resourceNames": [scc], "verbs": ["use"]}]
     # The service account itself is the generic one.
     shipped("ServiceAccount", sa)
+
+
+# --- node status (RegistryTrustReady and its events) ----------------------------------
+
+NODE_STATUS_RULES = [{"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]},
+                     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]}]
+
+
+def test_node_status_rbac_is_exactly_patch_status_and_create_events():
+    """The DaemonSet's service account may patch nodes/status and create
+    events, through one ClusterRole bound to it alone; no other role
+    shipped grants anything on nodes or events (no get, no event patch:
+    the agent never updates an event's count)."""
+    ds = shipped("DaemonSet", "nodetrustd")
+    ns = ds["metadata"]["namespace"]
+    sa = at(ds, *POD)["serviceAccountName"]
+    docs = [d for p in MANIFEST_FILES for _, d in load_objects(p)]
+
+    role = shipped("ClusterRole", "nodetrust:nodetrustd-node-status")
+    assert role["rules"] == NODE_STATUS_RULES
+    bindings = [d for d in docs if d["kind"] in ("ClusterRoleBinding", "RoleBinding")
+                and d["roleRef"]["name"] == role["metadata"]["name"]]
+    assert len(bindings) == 1
+    (b,) = bindings
+    assert b["kind"] == "ClusterRoleBinding"
+    assert b["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                            "name": role["metadata"]["name"]}
+    assert b["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": ns}]
+
+    for d in docs:
+        if d["kind"] not in ("Role", "ClusterRole") or d is role or d["metadata"]["name"] == role["metadata"]["name"]:
+            continue
+        for rule in d.get("rules", []):
+            touched = {r.split("/")[0] for r in rule.get("resources", [])}
+            assert not touched & {"nodes", "events", "*"}, (d["metadata"]["name"], rule)
+
+
+def test_daemonsets_enable_node_status_for_their_node():
+    """Both DaemonSets name the node from the downward API, turn node
+    status on with the service account, and mount its token for that."""
+    for where in (DEPLOY, OPENSHIFT):
+        ds = shipped("DaemonSet", "nodetrustd", where)
+        pod = at(ds, *POD)
+        (c,) = pod["containers"]
+        env = {e["name"]: e for e in c["env"]}
+        assert env["NODE_NAME"] == {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}
+        assert "--node-status-in-cluster" in c["args"], where
+        # The directory source: node status is the only user of the token.
+        assert any(a.startswith("--trust-source") for a in c["args"])
+        assert not any(a.startswith(("--in-cluster", "--kubeconfig")) for a in c["args"])
+        assert pod["automountServiceAccountToken"] is True, where
