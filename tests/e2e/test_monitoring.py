@@ -414,8 +414,8 @@ def test_every_aggregator_metric_an_alert_uses_is_scraped(tmp_path):
                                                "issuer": "CN=Other", "server_not_after": now + 60 * DAY,
                                                "checked_at": now}}]}
     with Aggregator(tmp_path / "agg") as agg:
-        status, _, body = agg.post_report(report)
-        assert status == 200, body
+        status, answer = agg.post_report(report)
+        assert status == 200, answer
         fams = scrape(agg.url + "/metrics")
     missing = sorted(n for n in agg_metrics if not promparse.samples(fams, n))
     assert missing == [], f"alerts use metrics the aggregator does not export: {missing}"
