@@ -10,12 +10,16 @@ reporting every second.
 - an agent with a wrong token never shows up, and says so in its log without
   printing the token;
 - whatever runtime targets the agents report (none, from an older agent),
-  the summary and /metrics count them as /api/v1/nodes shows them.
+  the summary and /metrics count them as /api/v1/nodes shows them;
+- what the agents prove about a real TLS registry (verified, mismatch)
+  is what the aggregator's per-registry view and metrics count.
 """
 
 import contextlib
+import json
 import signal
 import time
+import urllib.request
 
 import peers
 import promparse
@@ -311,3 +315,43 @@ def test_runtime_warnings_reach_every_channel(nodetrustd_bin, tmp_path, test_ca)
         # Warnings, not failures: both nodes stay converged.
         assert states(agg) == {"node-a": "converged", "node-b": "converged"}
         assert hosts.read_text().startswith('server = "https://reg.example.com:5000"\n')
+
+
+def test_proof_of_trust_reaches_the_fleet_view(nodetrustd_bin, tmp_path, test_ca, other_ca, server_cert):
+    """Real agents check a real TLS registry and the aggregator's
+    per-registry view counts what they found: two nodes hold the CA that
+    signed the registry (verified), one an unrelated CA (mismatch, named
+    as needing attention, with its reason on the node's own /status)."""
+    reg = peers.Registry(tmp_path / "registry", *server_cert, ca=test_ca)
+    good = peers.KubeletVolume(tmp_path / "good-cm", {reg.key_name: test_ca.cert.read_text()})
+    bad = peers.KubeletVolume(tmp_path / "bad-cm", {reg.key_name: other_ca.cert.read_text()})
+    ports = {name: peers.free_port() for name in NODES}
+    with reg, Aggregator(tmp_path / "agg", "--interval", str(INTERVAL)) as agg, contextlib.ExitStack() as stack:
+        for name in NODES:
+            volume = bad if name == "node-c" else good
+            a = fleet_agent(nodetrustd_bin, tmp_path, name, volume, agg, agg.token_file,
+                            health=f"127.0.0.1:{ports[name]}")
+            stack.enter_context(a.daemon())
+
+        def view():
+            regs = {r["name"]: r for r in agg.get_json("/api/v1/registries")["registries"]}
+            r = regs.get(reg.host)
+            if r and r["counts"]["verified"] == 2 and r["counts"]["mismatch"] == 1:
+                return r
+            return None
+        r = wait_for(view, timeout=30, what="two verified and one mismatch in /api/v1/registries")
+        assert r["nodes"] == 3 and r["counts"]["applied"] == 3
+        assert [a["node"] for a in r["attention"]] == ["node-c"]
+        assert r["attention"][0]["why"] == "mismatch"
+        assert sorted(f["nodes"] for f in r["fingerprints"]) == [1, 2]
+        assert r["soonest_server_not_after"] > time.time()
+        # The node's own /status says why, as OpenSSL put it.
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports['node-c']}/status", timeout=10) as resp:
+            status = json.loads(resp.read())
+        v = next(x for x in status["registries"] if x["name"] == reg.host)["verification"]
+        assert v["state"] == "mismatch"
+        assert v["reason"] == "unable to get local issuer certificate"
+        fams = agg.metrics()
+        nodes = {labels["state"]: v for labels, v in promparse.samples(fams, "nodetrust_aggregator_registry_nodes")
+                 if labels["registry"] == reg.host}
+        assert nodes["verified"] == 2 and nodes["mismatch"] == 1
