@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* What report_parse() (ingest.c) and its parts (ingest-registries.c) share. */
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cleanup.h"
+#include "ingest.h"
+
+/* Set *ret_message and return -EINVAL, so validators can "return ingest_fail(...)". */
+_printf_(2, 3) int ingest_fail(char **ret_message, const char *fmt, ...);
+
+/* A copy of s cut to at most max bytes, never inside a UTF-8 sequence. */
+char *ingest_strdup_truncated(const char *s, size_t max);
+
+/* An integer field from 0 to max: 0 when absent (and not required), 1 with *ret set. */
+int ingest_get_uint(json_t *o, const char *key, bool required, uint64_t max, uint64_t *ret, char **msg);
+
+/* A string field: 0 when absent (and not required), 1 with *ret set. */
+int ingest_get_string(json_t *o, const char *key, bool required, const char **ret, char **msg);
+
+/* A report's "registries" array and "registry_counts" object into r. */
+int ingest_parse_registries(Report *r, json_t *regs, char **msg);
+int ingest_parse_registry_counts(Report *r, json_t *counts, char **msg);
