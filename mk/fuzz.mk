@@ -7,6 +7,14 @@ FUZZ_CFLAGS = -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURC
 	-DNODETRUST_VERSION='"$(VERSION)"' -Icommon -Iagent $(DEPS_CFLAGS)
 FUZZ_SRC := agent/trust.c agent/snapshot.c agent/containerd-hosts.c common/utf8.c common/fs.c common/x509.c common/hash.c common/strv.c common/base64.c common/hostname.c common/toml.c common/toml-lex.c common/toml-tree.c common/toml-scalar.c
 
+# fuzz-agg-*: the aggregator's parsers, with its own headers.
+FUZZ_AGG_SRC := aggregator/ingest.c aggregator/ingest-common.c aggregator/ingest-registries.c \
+	aggregator/ingest-report.c common/strv.c common/utf8.c
+
+$(FUZZ_B)/fuzz-agg-%: tests/fuzz/fuzz-agg-%.c $(FUZZ_AGG_SRC) | $(B)/.deps-build
+	@mkdir -p $(FUZZ_B)
+	clang $(subst -Iagent,-Iaggregator,$(FUZZ_CFLAGS)) -o $@ $^ $(DEPS_LIBS)
+
 $(FUZZ_B)/%: tests/fuzz/%.c $(FUZZ_SRC) | $(B)/.deps-build
 	@mkdir -p $(FUZZ_B)
 	clang $(FUZZ_CFLAGS) -o $@ $^ $(DEPS_LIBS)
