@@ -32,7 +32,7 @@ typedef struct TargetStatus {
 } TargetStatus;
 
 typedef struct RuntimeStatus {
-        TargetStatus targets[ELEMENTSOF(targets)]; /* indexed like targets[] */
+        TargetStatus targets[N_TARGETS]; /* indexed like targets[] */
 } RuntimeStatus;
 
 const char *target_state_to_string(TargetStateType t);

@@ -81,7 +81,7 @@ typedef struct RegistryResult {
         unsigned n_certs;
         bool expired;
         bool not_yet_valid;
-        RegistryTargetResult targets[ELEMENTSOF(targets)]; /* indexed like targets[] */
+        RegistryTargetResult targets[N_TARGETS]; /* indexed like targets[] */
         /* Valid keys only: the last check, carried over from sync to sync
          * while the bundle's fingerprint stays the same. */
         RegistryVerification verify;

@@ -5,7 +5,7 @@ FUZZ_SECONDS ?= 30
 FUZZ_B := build-fuzz
 FUZZ_CFLAGS = -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
 	-DNODETRUST_VERSION='"$(VERSION)"' -Icommon -Iagent $(DEPS_CFLAGS)
-FUZZ_SRC := agent/trust.c agent/snapshot.c agent/containerd-hosts.c common/utf8.c common/fs.c common/x509.c common/hash.c common/strv.c common/base64.c common/hostname.c common/toml.c common/toml-lex.c common/toml-tree.c common/toml-scalar.c
+FUZZ_SRC := agent/node-condition.c agent/state.c agent/plan.c agent/runtime.c agent/target.c agent/manifest.c agent/trust.c agent/snapshot.c agent/containerd-hosts.c common/utf8.c common/fs.c common/x509.c common/hash.c common/strv.c common/base64.c common/hostname.c common/toml.c common/toml-lex.c common/toml-tree.c common/toml-scalar.c
 
 # fuzz-agg-*: the aggregator's parsers, with its own headers.
 FUZZ_AGG_SRC := aggregator/ingest.c aggregator/ingest-common.c aggregator/ingest-registries.c \
