@@ -65,9 +65,7 @@ struct NodeStatus {
 
         /* The last failure said at warning level, so that an outage is
          * logged once; cleared by a success. */
-        bool logged_failure;
-        long logged_status;
-        int logged_error;
+        LogRepeat logged;
 
         NodeStatusStats stats;
 };
@@ -112,24 +110,6 @@ static void node_status_schedule(NodeStatus *n) {
                 when = n->heartbeat_at;
         (void) sd_event_source_set_time(n->timer, when);
         (void) sd_event_source_set_enabled(n->timer, SD_EVENT_ONESHOT);
-}
-
-static void log_failure(NodeStatus *n, long status, int error, const char *fmt, ...) _printf_(4, 5);
-static void log_failure(NodeStatus *n, long status, int error, const char *fmt, ...) {
-        _cleanup_free_ char *msg = NULL;
-        bool repeat = n->logged_failure && n->logged_status == status && n->logged_error == error;
-        va_list ap;
-        int k;
-
-        va_start(ap, fmt);
-        k = vasprintf(&msg, fmt, ap);
-        va_end(ap);
-        if (k < 0)
-                return;
-        log_fmt(repeat ? LOG_DEBUG : LOG_WARNING, "%s", msg);
-        n->logged_failure = true;
-        n->logged_status = status;
-        n->logged_error = error;
 }
 
 static void node_status_backoff(NodeStatus *n) {
@@ -233,9 +213,8 @@ static void on_request_done(CurlRequest *req, int error, void *userdata) {
                 n->stats.patches_total++;
 
         if (ok) {
-                if (n->logged_failure)
+                if (log_repeat_clear(&n->logged))
                         log_info("The Kubernetes API takes node %s's status again", n->node);
-                n->logged_failure = false;
                 n->failures = 0;
                 n->backoff_until = 0;
                 if (kind != REQUEST_EVENT)
@@ -250,15 +229,15 @@ static void on_request_done(CurlRequest *req, int error, void *userdata) {
                         node_condition_done(&n->inflight);
                 }
                 if (error < 0)
-                        log_failure(n, 0, error, "Failed to %s node %s: %s (%s); retrying with backoff",
+                        log_repeat(&n->logged, 0, error, "Failed to %s node %s: %s (%s); retrying with backoff",
                                     request_what(kind), n->node, strerror(-error), curl_request_error_message(req));
                 else if (status == 404 && kind != REQUEST_EVENT)
-                        log_failure(n, status, 0, "Node %s does not exist in the API (is --node-name right?)", n->node);
+                        log_repeat(&n->logged, status, 0, "Node %s does not exist in the API (is --node-name right?)", n->node);
                 else if (status == 401 || status == 403)
-                        log_failure(n, status, 0, "The API refused to let nodetrustd %s node %s (HTTP %ld%s%s); check its RBAC (patch nodes/status, create events)",
+                        log_repeat(&n->logged, status, 0, "The API refused to let nodetrustd %s node %s (HTTP %ld%s%s); check its RBAC (patch nodes/status, create events)",
                                     request_what(kind), n->node, status, msg ? ": " : "", msg ? msg : "");
                 else
-                        log_failure(n, status, 0, "Failed to %s node %s: HTTP %ld%s%s", request_what(kind), n->node,
+                        log_repeat(&n->logged, status, 0, "Failed to %s node %s: HTTP %ld%s%s", request_what(kind), n->node,
                                     status, msg ? ": " : "", msg ? msg : "");
                 /* An event is not worth retrying: the condition is what counts. */
                 node_status_backoff(n);
@@ -361,7 +340,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 if (r < 0) {
                         wipe_token(&n->token_sent);
                         node_condition_done(&n->inflight);
-                        log_failure(n, -1, r, "Failed to start a request for node %s: %s", n->node, strerror(-r));
+                        log_repeat(&n->logged, -1, r, "Failed to start a request for node %s: %s", n->node, strerror(-r));
                         if (n->event_pending) {
                                 /* Do not let one unsendable event hold up the condition. */
                                 n->event_pending = false;

@@ -52,9 +52,7 @@ struct Reporter {
 
         /* The last failure logged at warning level, so that a long outage
          * is said once, not every few seconds; cleared by a success. */
-        long logged_status;
-        int logged_error;
-        bool logged_failure;
+        LogRepeat logged;
 
         ReporterStats stats;
 };
@@ -201,25 +199,6 @@ static char *answer_reason(CurlRequest *req) {
         return out;
 }
 
-/* Say a failure at warning level the first time, at debug while it repeats. */
-static void log_failure(Reporter *r, long status, int error, const char *fmt, ...) _printf_(4, 5);
-static void log_failure(Reporter *r, long status, int error, const char *fmt, ...) {
-        _cleanup_free_ char *msg = NULL;
-        bool repeat = r->logged_failure && r->logged_status == status && r->logged_error == error;
-        va_list ap;
-        int k;
-
-        va_start(ap, fmt);
-        k = vasprintf(&msg, fmt, ap);
-        va_end(ap);
-        if (k < 0)
-                return;
-        log_fmt(repeat ? LOG_DEBUG : LOG_WARNING, "%s", msg);
-        r->logged_failure = true;
-        r->logged_status = status;
-        r->logged_error = error;
-}
-
 static void on_report_done(CurlRequest *req, int error, void *userdata) {
         Reporter *r = userdata;
         long status = curl_request_status(req);
@@ -233,9 +212,8 @@ static void on_report_done(CurlRequest *req, int error, void *userdata) {
                 reason = answer_reason(req);
 
         if (error >= 0 && status >= 200 && status < 300) {
-                if (r->logged_failure)
+                if (log_repeat_clear(&r->logged))
                         log_info("The aggregator at %s accepts reports again", r->url);
-                r->logged_failure = false;
                 r->stats.backoff = 0;
                 r->stats.last_success = time(NULL);
                 r->sent_revision = r->inflight_revision;
@@ -249,7 +227,7 @@ static void on_report_done(CurlRequest *req, int error, void *userdata) {
                         r->stats.backoff = 0;
                 if (error < 0) {
                         r->stats.backoff++;
-                        log_failure(r, 0, error, "Failed to send the report to %s: %s (%s); retrying in about %llu s",
+                        log_repeat(&r->logged, 0, error, "Failed to send the report to %s: %s (%s); retrying in about %llu s",
                                     r->url, strerror(-error), curl_request_error_message(req),
                                     (unsigned long long) (report_backoff_usec(r->stats.backoff) / USEC_PER_SEC));
                         reporter_arm_backoff(r);
@@ -257,19 +235,19 @@ static void on_report_done(CurlRequest *req, int error, void *userdata) {
                         /* The aggregator is up and a new token comes with a
                          * change of the file (seen before each attempt):
                          * keep the normal pace. */
-                        log_failure(r, status, 0,
+                        log_repeat(&r->logged, status, 0,
                                     "The aggregator at %s refused the report token (HTTP %ld%s%s); check --report-token-file",
                                     r->url, status, reason ? ": " : "", reason ? reason : "");
                         reporter_arm_interval(r);
                 } else if (status == 429 || status >= 500) {
                         r->stats.backoff++;
-                        log_failure(r, status, 0, "The aggregator at %s is busy or failing (HTTP %ld%s%s); retrying in about %llu s",
+                        log_repeat(&r->logged, status, 0, "The aggregator at %s is busy or failing (HTTP %ld%s%s); retrying in about %llu s",
                                     r->url, status, reason ? ": " : "", reason ? reason : "",
                                     (unsigned long long) (report_backoff_usec(r->stats.backoff) / USEC_PER_SEC));
                         reporter_arm_backoff(r);
                 } else {
                         /* 400, 404, 413: the same report will not fare better. */
-                        log_failure(r, status, 0, "The aggregator at %s rejected the report (HTTP %ld%s%s)", r->url,
+                        log_repeat(&r->logged, status, 0, "The aggregator at %s rejected the report (HTTP %ld%s%s)", r->url,
                                     status, reason ? ": " : "", reason ? reason : "");
                         reporter_arm_interval(r);
                 }
@@ -353,7 +331,7 @@ static void reporter_send(Reporter *r) {
                 r->stats.last_attempt = time(NULL);
                 r->stats.last_error = k;
                 r->stats.backoff++;
-                log_failure(r, -1, k, "Failed to read the report token file '%s': %s; retrying in about %llu s",
+                log_repeat(&r->logged, -1, k, "Failed to read the report token file '%s': %s; retrying in about %llu s",
                             r->token_file, strerror(-k),
                             (unsigned long long) (report_backoff_usec(r->stats.backoff) / USEC_PER_SEC));
                 reporter_arm_backoff(r);
@@ -368,7 +346,7 @@ static void reporter_send(Reporter *r) {
                 r->stats.report_failures_total++;
                 r->stats.last_error = k;
                 r->stats.backoff++;
-                log_failure(r, -1, k, "Failed to start the report request to %s: %s", r->url, strerror(-k));
+                log_repeat(&r->logged, -1, k, "Failed to start the report request to %s: %s", r->url, strerror(-k));
                 reporter_arm_backoff(r);
         }
 }

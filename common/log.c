@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <assert.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <systemd/sd-journal.h>
 #include <time.h>
 
+#include "cleanup.h"
 #include "log.h"
 
 static const char *log_ident = "nodetrust";
@@ -168,4 +170,33 @@ int log_errno(int level, int error, const char *fmt, ...) {
                         log_emit(level, full, NULL, 0);
         }
         return error;
+}
+
+void log_repeat(LogRepeat *lr, long status, int error, const char *fmt, ...) {
+        _cleanup_free_ char *msg = NULL;
+        bool repeat;
+        va_list ap;
+        int k;
+
+        assert(lr);
+        assert(fmt);
+
+        repeat = lr->failing && lr->status == status && lr->error == error;
+        va_start(ap, fmt);
+        k = vasprintf(&msg, fmt, ap);
+        va_end(ap);
+        if (k < 0)
+                return;
+        log_fmt(repeat ? LOG_DEBUG : LOG_WARNING, "%s", msg);
+        *lr = (LogRepeat){ .failing = true, .status = status, .error = error };
+}
+
+bool log_repeat_clear(LogRepeat *lr) {
+        bool was;
+
+        assert(lr);
+
+        was = lr->failing;
+        lr->failing = false;
+        return was;
 }

@@ -33,6 +33,19 @@ void log_fmt(int level, const char *fmt, ...) _printf_(2, 3);
 /* Like log_fmt, with ": <strerror(-error)>" appended; returns error (negative). */
 int log_errno(int level, int error, const char *fmt, ...) _printf_(3, 4);
 
+/* A failure that repeats (a peer down for an hour) is said at warning level
+ * once, then at debug while it stays the same (same status and error);
+ * a success clears it (log_repeat_clear: true when there was one, so the
+ * caller can say "works again"). */
+typedef struct LogRepeat {
+        bool failing;
+        long status;
+        int error;
+} LogRepeat;
+
+void log_repeat(LogRepeat *lr, long status, int error, const char *fmt, ...) _printf_(4, 5);
+bool log_repeat_clear(LogRepeat *lr);
+
 #define log_debug(...) log_fmt(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...) log_fmt(LOG_INFO, __VA_ARGS__)
 #define log_notice(...) log_fmt(LOG_NOTICE, __VA_ARGS__)
