@@ -98,9 +98,12 @@ int verify_chain(STACK_OF(X509) *chain, const char *bundle_pem, size_t bundle_si
                 return (ret->reason = strdup("the server presented no certificate")) ? 0 : -ENOMEM;
 
         leaf = sk_X509_value(chain, 0);
-        ret->issuer = x509_name_oneline(X509_get_issuer_name(leaf));
-        if (!ret->issuer)
-                return -ENOMEM;
+        {
+                /* An issuer name can be as long as a certificate: one line, cut. */
+                _cleanup_free_ char *issuer = x509_name_oneline(X509_get_issuer_name(leaf));
+                if (!issuer || !(ret->issuer = reason_line(issuer)))
+                        return -ENOMEM;
+        }
         if (x509_time_to_unix(X509_get0_notAfter(leaf), &ret->server_not_after) < 0)
                 ret->server_not_after = 0;
 
@@ -116,6 +119,10 @@ int verify_chain(STACK_OF(X509) *chain, const char *bundle_pem, size_t bundle_si
          * leaves included; it matches names only against the SAN, and a
          * wildcard only as a whole left-most label. */
         X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
+        /* Go refuses SHA-1 signatures and RSA keys under 1024 bits; at
+         * security level 1 OpenSSL refuses them too ("CA signature digest
+         * algorithm too weak", "EE certificate key too weak"). */
+        X509_VERIFY_PARAM_set_auth_level(param, 1);
         if (now)
                 X509_VERIFY_PARAM_set_time(param, now);
         X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |

@@ -227,6 +227,7 @@ static int check_start(VerifyCheck *c) {
                 curl_easy_cleanup(easy);
                 return -EINVAL;
         }
+        curl_easy_no_resolver_wait(easy);
         r = curl_glue_add(v->glue, easy, on_check_done, c);
         if (r < 0) {
                 curl_easy_cleanup(easy);

@@ -41,6 +41,18 @@ int curl_glue_add(CurlGlue *g, CURL *easy, curl_glue_done_t done, void *userdata
 /* Stop easy's transfer without calling done; a handle not running is ignored. */
 void curl_glue_remove(CurlGlue *g, CURL *easy);
 
+/* Never let libcurl wait for its resolver thread when a transfer that is
+ * still resolving ends or is removed: with a name server that does not
+ * answer, that wait would stall the whole loop (libcurl >= 7.87 knows how;
+ * older ones do not, and then a stuck resolve still blocks). */
+static inline void curl_easy_no_resolver_wait(CURL *easy) {
+#if LIBCURL_VERSION_NUM >= 0x075700
+        (void) curl_easy_setopt(easy, CURLOPT_QUICK_EXIT, 1L);
+#else
+        (void) easy;
+#endif
+}
+
 /* Map a CURLcode to a negative errno (timeouts -ETIMEDOUT, refused
  * -ECONNREFUSED, resolve -EHOSTUNREACH, TLS -EPROTO, dropped -ECONNRESET). */
 int curl_code_to_errno(CURLcode c);

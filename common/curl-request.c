@@ -182,6 +182,7 @@ int curl_request_new(const char *url, CurlRequest **ret) {
                 curl_request_free(req);
                 return -EINVAL;
         }
+        curl_easy_no_resolver_wait(req->easy);
         *ret = req;
         return 0;
 }

@@ -6,7 +6,9 @@ containers/image: what CRI-O and podman run) decides for the same files, in
 a private mount namespace, never the real /etc.
 """
 
+import os
 import re
+import subprocess
 import time
 
 import pytest
@@ -234,3 +236,62 @@ def test_disabled_and_once_check_nothing(nodetrustd_bin, root, trust_volume, tmp
     p = peers.Agent(root, trust_volume.path, binary=nodetrustd_bin, workdir=tmp_path).run_once()
     assert p.returncode == 0, p.stderr
     assert "VERIFICATION=" not in p.stderr
+
+
+BLACKHOLE_DNS = r"""
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 53))
+t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+t.bind(("127.0.0.1", 53))
+t.listen(16)
+print("ready", flush=True)
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:   # read every query, answer none
+    s.settimeout(0.2)
+    try:
+        s.recv(4096)
+    except OSError:
+        pass
+"""
+
+STALL_PROBE = r"""
+set -eu
+ip link set lo up
+printf 'nameserver 127.0.0.1\noptions timeout:30 attempts:1\n' > "$WORK/resolv.conf"
+mount --bind "$WORK/resolv.conf" /etc/resolv.conf
+python3 -c "$DNS" 25 > "$WORK/dns.out" &
+while ! grep -q ready "$WORK/dns.out" 2>/dev/null; do sleep 0.05; done
+"$AGENT" --root "$ROOT" --trust-source "$TRUST" --health-listen 127.0.0.1:9447 \
+    --verify-interval 3 --verify-timeout 2 2> "$WORK/agent.err" &
+agent=$!
+max=0
+end=$(( $(date +%s) + 14 ))
+while [ "$(date +%s)" -lt "$end" ]; do
+    t=$(curl -s -o /dev/null -m 10 -w '%{time_total}' http://127.0.0.1:9447/healthz || echo 10)
+    max=$(python3 -c "print(max($max, $t))")
+    sleep 0.1
+done
+kill "$agent"; wait "$agent" || true
+echo "max_healthz_seconds=$max"
+"""
+
+
+def test_a_silent_name_server_never_stalls_the_loop(nodetrustd_bin, root, trust_volume, tmp_path, test_ca):
+    """A registry whose name the DNS never answers: each check gives up
+    after --verify-timeout as unreachable, and the loop keeps answering
+    /healthz at once meanwhile (libcurl must not wait for its resolver
+    thread). In a private network and mount namespace: loopback only, a
+    name server on 127.0.0.1 that reads every query and answers none."""
+    trust_volume.update({"blackhole.example.com": test_ca.cert.read_text()})
+    env = dict(os.environ, WORK=str(tmp_path), AGENT=str(nodetrustd_bin), ROOT=str(root),
+               TRUST=str(trust_volume.path), DNS=BLACKHOLE_DNS)
+    r = subprocess.run(["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c", STALL_PROBE],
+                       env=env, capture_output=True, text=True, timeout=90)
+    assert r.returncode == 0, r.stdout + r.stderr
+    worst = float(re.search(r"max_healthz_seconds=([0-9.]+)", r.stdout).group(1))
+    log = (tmp_path / "agent.err").read_text()
+    # Checked (and given up on) several times while we watched.
+    assert "REGISTRY=blackhole.example.com VERIFICATION=unreachable" in log, log
+    assert worst < 1.0, f"/healthz took {worst:.2f} s while a check was resolving:\n{log}"

@@ -42,7 +42,7 @@ static void add_ext(X509 *x, X509 *issuer, int nid, const char *value) {
 /* A certificate for cn signed by issuer (NULL: self-signed), valid from an
  * hour ago for days; san NULL makes a CA. One key for all: the chain is
  * told apart by names, which is what X509_verify_cert walks first. */
-static X509 *mkcert(const char *cn, X509 *issuer, const char *san, long days) {
+static X509 *mkcert_full(const char *cn, X509 *issuer, const char *san, long days, EVP_PKEY *key, const EVP_MD *md) {
         static long serial = 100;
         X509 *x = X509_new();
 
@@ -50,7 +50,7 @@ static X509 *mkcert(const char *cn, X509 *issuer, const char *san, long days) {
         ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
         X509_gmtime_adj(X509_getm_notBefore(x), -3600);
         X509_gmtime_adj(X509_getm_notAfter(x), days * 24 * 3600);
-        X509_set_pubkey(x, pki.key);
+        X509_set_pubkey(x, key);
         X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC, (const unsigned char *) cn, -1,
                                    -1, 0);
         X509_set_issuer_name(x, X509_get_subject_name(issuer ? issuer : x));
@@ -62,8 +62,12 @@ static X509 *mkcert(const char *cn, X509 *issuer, const char *san, long days) {
                 add_ext(x, issuer ? issuer : x, NID_basic_constraints, "critical,CA:TRUE");
                 add_ext(x, issuer ? issuer : x, NID_key_usage, "critical,keyCertSign,cRLSign");
         }
-        assert_true(X509_sign(x, pki.key, EVP_sha256()) > 0);
+        assert_true(X509_sign(x, pki.key, md) > 0);
         return x;
+}
+
+static X509 *mkcert(const char *cn, X509 *issuer, const char *san, long days) {
+        return mkcert_full(cn, issuer, san, days, pki.key, EVP_sha256());
 }
 
 static int setup(void **unused) {
@@ -175,6 +179,71 @@ static void test_name_is_checked(void **unused) {
         assert_int_equal(verdict(chain_of(pki.leaf_ip, NULL), bundle, "127.0.0.2", why, sizeof why),
                          VERIFY_MISMATCH);
         assert_string_equal(why, "IP address mismatch");
+}
+
+/* The host rules Go applies: names only in the SAN (a CN is never a host
+ * name, even with no DNS SAN), and a wildcard only as a whole label. */
+static void test_host_rules_are_go_s(void **unused) {
+        _cleanup_free_ char *bundle = pem_of(pki.root, NULL);
+        X509 *cn_only = mkcert("cn.example.com", pki.root, "IP:10.0.0.1", 90);
+        X509 *partial = mkcert("wild", pki.root, "DNS:reg*.example.com", 90);
+        X509 *whole = mkcert("wild", pki.root, "DNS:*.example.com", 90);
+        char why[256];
+
+        (void) unused;
+        assert_int_equal(verdict(chain_of(cn_only, NULL), bundle, "cn.example.com", why, sizeof why), VERIFY_MISMATCH);
+        assert_string_equal(why, "hostname mismatch");
+        assert_int_equal(verdict(chain_of(partial, NULL), bundle, "registry.example.com", why, sizeof why),
+                         VERIFY_MISMATCH);
+        assert_string_equal(why, "hostname mismatch");
+        assert_int_equal(verdict(chain_of(whole, NULL), bundle, "registry.example.com", why, sizeof why),
+                         VERIFY_VERIFIED);
+        X509_free(cn_only);
+        X509_free(partial);
+        X509_free(whole);
+}
+
+/* What Go refuses whatever the pool: SHA-1 signatures, RSA under 1024 bits. */
+static void test_weak_certificates_are_refused(void **unused) {
+        _cleanup_free_ char *bundle = pem_of(pki.root, NULL);
+        EVP_PKEY *small = EVP_RSA_gen(512);
+        X509 *sha1 = mkcert_full("weak.example.com", pki.root, "DNS:weak.example.com", 90, pki.key, EVP_sha1());
+        X509 *rsa512 = NULL;
+        char why[256];
+
+        (void) unused;
+        assert_non_null(small);
+        rsa512 = mkcert_full("weak.example.com", pki.root, "DNS:weak.example.com", 90, small, EVP_sha256());
+        assert_int_equal(verdict(chain_of(sha1, NULL), bundle, "weak.example.com", why, sizeof why), VERIFY_MISMATCH);
+        assert_string_equal(why, "CA signature digest algorithm too weak");
+        assert_int_equal(verdict(chain_of(rsa512, NULL), bundle, "weak.example.com", why, sizeof why), VERIFY_MISMATCH);
+        assert_string_equal(why, "EE certificate key too weak");
+        X509_free(sha1);
+        X509_free(rsa512);
+        EVP_PKEY_free(small);
+}
+
+/* An issuer as long as a certificate allows is cut to one bounded line. */
+static void test_long_issuer_is_cut(void **unused) {
+        _cleanup_free_ char *bundle = pem_of(pki.other, NULL);
+        _cleanup_(registry_verification_done) RegistryVerification v = {};
+        X509 *ca = mkcert("Long", NULL, NULL, 3650), *leaf;
+        STACK_OF(X509) *chain;
+
+        (void) unused;
+        for (int i = 0; i < 300; i++)
+                X509_NAME_add_entry_by_txt(X509_get_subject_name(ca), "OU", MBSTRING_ASC,
+                                           (const unsigned char *) "a long organisational unit", -1, -1, 0);
+        leaf = mkcert("reg.example.com", ca, "DNS:reg.example.com", 90);
+        chain = chain_of(leaf, NULL);
+        assert_int_equal(verify_chain(chain, bundle, strlen(bundle), "reg.example.com", 0, &v), 0);
+        assert_int_equal(v.state, VERIFY_MISMATCH);
+        assert_non_null(v.issuer);
+        assert_true(strlen(v.issuer) <= 512);
+        assert_null(strchr(v.issuer, '\n'));
+        sk_X509_pop_free(chain, X509_free);
+        X509_free(leaf);
+        X509_free(ca);
 }
 
 /* Go's pool: any certificate in the bundle is an anchor. */
@@ -369,6 +438,9 @@ static void test_status_forms(void **unused) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_host_rules_are_go_s),
+                cmocka_unit_test(test_weak_certificates_are_refused),
+                cmocka_unit_test(test_long_issuer_is_cut),
                 cmocka_unit_test(test_right_ca_verifies),
                 cmocka_unit_test(test_wrong_ca_is_a_mismatch),
                 cmocka_unit_test(test_name_is_checked),
