@@ -950,7 +950,12 @@ def test_manifests_parse_and_namespace(manifests):
         want = ns
         if d["kind"] in ("Role", "RoleBinding"):
             want = d["metadata"]["namespace"]
-            assert want in (ns, "openshift-config", "openshift-config-managed")
+            # "default": only the binding of event creation there, where
+            # node events go (test_manifests pins its role and subject).
+            if want == "default":
+                assert (d["kind"], d["metadata"]["name"]) == ("RoleBinding", "nodetrust:nodetrustd-node-events")
+            else:
+                assert want in (ns, "openshift-config", "openshift-config-managed")
         assert d["metadata"].get("namespace") == want, d["metadata"]
 
 
@@ -1133,6 +1138,7 @@ def test_rbac_for_api_source(manifests):
     roles = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]): d
              for d in manifests if d["kind"] in ("Role", "ClusterRole")}
     granted = {}  # (namespace or None, group, resource) -> [rule]
+    writes = set()  # (namespace or None, resource, verb)
     for b in manifests:
         if b["kind"] not in ("RoleBinding", "ClusterRoleBinding") or subject not in b["subjects"]:
             continue
@@ -1142,11 +1148,11 @@ def test_rbac_for_api_source(manifests):
         for rule in role["rules"]:
             assert "*" not in rule["verbs"] and "*" not in rule["resources"]
             # Reads, and node status's two writes (test_manifests pins
-            # those exactly): the condition on nodes/status and events.
-            writes = {("nodes/status", "patch"), ("events", "create")}
+            # those exactly): the condition on nodes/status, cluster-wide
+            # (nodes have no namespace), and events in "default" only.
             if not set(rule["verbs"]) <= {"get", "list", "watch"}:
-                assert rule["apiGroups"] == [""] and \
-                    {(r, v) for r in rule["resources"] for v in rule["verbs"]} <= writes, rule
+                assert rule["apiGroups"] == [""], rule
+                writes.update((ns, r, v) for r in rule["resources"] for v in rule["verbs"])
                 continue
             for g in rule["apiGroups"]:
                 for res in rule["resources"]:
@@ -1158,6 +1164,7 @@ def test_rbac_for_api_source(manifests):
         assert all(set(r["verbs"]) == {"get", "list", "watch"} for r in rules)
         return [r.get("resourceNames") for r in rules]
 
+    assert writes == {(None, "nodes/status", "patch"), ("default", "events", "create")}, writes
     assert names(None, "config.openshift.io", "images") == [["cluster"]]
     assert names("openshift-config", "", "secrets") == [["pull-secret"]]
     names("openshift-config", "", "configmaps")  # any name: the admin picks it
