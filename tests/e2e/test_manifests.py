@@ -701,7 +701,7 @@ def test_openshift_scc_allows_what_the_daemonset_needs_and_no_more():
     assert scc["allowHostPorts"] is bool(host_ports)
     used = {k for v in pod["volumes"] for k in v if k != "name"}
     assert scc["allowHostDirVolumePlugin"] is ("hostPath" in used)
-    # projected: the service account token the API source mounts.
+    # projected: the service account token, mounted for node status.
     assert set(scc["volumes"]) == used | {"projected"}, scc["volumes"]
     assert scc["seLinuxContext"] == {"type": "MustRunAs", "seLinuxOptions": {"type": "spc_t"}}
     assert pod["securityContext"]["seLinuxOptions"] == {"type": "spc_t"}
