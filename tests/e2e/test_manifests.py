@@ -701,7 +701,7 @@ def test_openshift_scc_allows_what_the_daemonset_needs_and_no_more():
     assert scc["allowHostPorts"] is bool(host_ports)
     used = {k for v in pod["volumes"] for k in v if k != "name"}
     assert scc["allowHostDirVolumePlugin"] is ("hostPath" in used)
-    # projected: the service account token the API source mounts.
+    # projected: the service account token, mounted for node status.
     assert set(scc["volumes"]) == used | {"projected"}, scc["volumes"]
     assert scc["seLinuxContext"] == {"type": "MustRunAs", "seLinuxOptions": {"type": "spc_t"}}
     assert pod["securityContext"]["seLinuxOptions"] == {"type": "spc_t"}
@@ -735,33 +735,50 @@ def test_openshift_scc_is_granted_to_the_service_account_only():
 
 # --- node status (RegistryTrustReady and its events) ----------------------------------
 
-NODE_STATUS_RULES = [{"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]},
-                     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]}]
+NODE_STATUS_RULES = [{"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]}]
+NODE_EVENTS_RULES = [{"apiGroups": [""], "resources": ["events"], "verbs": ["create"]}]
+# Where the agent creates every event (agent/node-condition.c, node-status.c;
+# test_node_status.py sees it POST there and nowhere else).
+EVENTS_NAMESPACE = "default"
 
 
 def test_node_status_rbac_is_exactly_patch_status_and_create_events():
-    """The DaemonSet's service account may patch nodes/status and create
-    events, through one ClusterRole bound to it alone; no other role
-    shipped grants anything on nodes or events (no get, no event patch:
-    the agent never updates an event's count)."""
+    """The DaemonSet's service account may patch nodes/status cluster-wide
+    (a ClusterRole and a ClusterRoleBinding: nodes are cluster-scoped and
+    RBAC cannot say "this node") and create events in "default" only (a
+    ClusterRole bound by one RoleBinding there, none cluster-wide); each
+    role is bound to it alone, and no other role shipped grants anything
+    on nodes or events (no get, no event patch: the agent never updates
+    an event's count)."""
     ds = shipped("DaemonSet", "nodetrustd")
     ns = ds["metadata"]["namespace"]
     sa = at(ds, *POD)["serviceAccountName"]
+    subjects = [{"kind": "ServiceAccount", "name": sa, "namespace": ns}]
     docs = [d for p in MANIFEST_FILES for _, d in load_objects(p)]
 
-    role = shipped("ClusterRole", "nodetrust:nodetrustd-node-status")
-    assert role["rules"] == NODE_STATUS_RULES
-    bindings = [d for d in docs if d["kind"] in ("ClusterRoleBinding", "RoleBinding")
+    def bindings_of(role):
+        return [d for d in docs if d["kind"] in ("ClusterRoleBinding", "RoleBinding")
                 and d["roleRef"]["name"] == role["metadata"]["name"]]
-    assert len(bindings) == 1
-    (b,) = bindings
+
+    status = shipped("ClusterRole", "nodetrust:nodetrustd-node-status")
+    assert status["rules"] == NODE_STATUS_RULES
+    (b,) = bindings_of(status)
     assert b["kind"] == "ClusterRoleBinding"
     assert b["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                            "name": role["metadata"]["name"]}
-    assert b["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": ns}]
+                            "name": status["metadata"]["name"]}
+    assert b["subjects"] == subjects
 
+    events = shipped("ClusterRole", "nodetrust:nodetrustd-node-events")
+    assert events["rules"] == NODE_EVENTS_RULES
+    (b,) = bindings_of(events)
+    assert b["kind"] == "RoleBinding" and b["metadata"]["namespace"] == EVENTS_NAMESPACE
+    assert b["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                            "name": events["metadata"]["name"]}
+    assert b["subjects"] == subjects
+
+    ours = {status["metadata"]["name"], events["metadata"]["name"]}
     for d in docs:
-        if d["kind"] not in ("Role", "ClusterRole") or d is role or d["metadata"]["name"] == role["metadata"]["name"]:
+        if d["kind"] not in ("Role", "ClusterRole") or d["metadata"]["name"] in ours:
             continue
         for rule in d.get("rules", []):
             touched = {r.split("/")[0] for r in rule.get("resources", [])}

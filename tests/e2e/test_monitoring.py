@@ -182,7 +182,8 @@ def test_metrics_proxy_patch_fits_the_daemonset():
     listen = next(a.split("=", 1)[1] for a in agent["args"] if a.startswith("--health-listen="))
     assert f"--upstream=http://{listen}/" in proxy["args"]
     assert "--allow-paths=/metrics" in proxy["args"]
-    # Only the sidecar gets a token; nodetrustd's mounts are unchanged.
+    # The sidecar's projected token is its own; nodetrustd's mounts are
+    # unchanged (it has the pod's automounted token, for node status).
     assert not any(m["name"] == "metrics-proxy-token" for m in agent["volumeMounts"])
     assert proxy["securityContext"]["runAsNonRoot"] is True
     # Service -> pod port -> ServiceMonitor line up by name and label.

@@ -11,7 +11,9 @@ commands used work with both).
 
 The bad registry is deterministic without TLS verification: a key whose
 directory an administrator already holds (a conflict), or a value that is
-not a certificate (refused).
+not a certificate (refused). Those tests turn verification off (their
+registries resolve nowhere); one test turns it on against a real TLS
+docker-registry and drives the condition by a verification mismatch.
 """
 
 import json
@@ -91,11 +93,21 @@ def kubectl(kube, tmp_path):
     return Kubectl(kube, tmp_path)
 
 
-def make_agent(kube, root, tmp_path, nodetrustd_bin, extra=()):
+# Verification off (it is on by default, the first check within 5 s): the
+# registries here have names that resolve nowhere, so a check would add
+# "; unreachable: ..." to the condition's message at a moment of its own
+# and the exact message checks would fail or pass by timing (test_kube.py
+# turns it off for the same reason). A real mismatch has its own test,
+# test_verification_mismatch_drives_the_condition, against a real registry.
+NO_VERIFY = ("--verify-interval", "0")
+
+
+def make_agent(kube, root, tmp_path, nodetrustd_bin, extra=(), verify=NO_VERIFY):
     kc = kube.write_kubeconfig(str(tmp_path / "agent.kubeconfig"))
     return peers.Agent(root, binary=nodetrustd_bin, workdir=tmp_path,
                        extra=["--kubeconfig", kc, "--kube-watch-timeout", "3", "--node-name", NODE,
-                              "--node-status-heartbeat", str(HEARTBEAT), "--log-level", "debug", *extra])
+                              "--node-status-heartbeat", str(HEARTBEAT), "--log-level", "debug",
+                              *verify, *extra])
 
 
 @pytest.fixture
@@ -184,6 +196,53 @@ def test_condition_true_false_true_seen_with_kubectl(kube, kubectl, kagent, root
     assert all(r["content_type"] == "application/strategic-merge-patch+json" for r in patches)
 
 
+def test_verification_mismatch_drives_the_condition(kube, kubectl, root, tmp_path, nodetrustd_bin,
+                                                    registry, test_ca, other_ca):
+    """Verification on, against a real TLS docker-registry on 127.0.0.1
+    (signed by test_ca): the registry's key with an unrelated CA's PEM
+    (kubectl apply) makes the condition False, reason RegistryMismatch,
+    naming the registry, once the first check has run; applying test_ca's
+    PEM makes it True, RegistriesTrusted, after a check that verified it.
+    Each change is one event: Warning, then Normal."""
+    setup_cluster(kube, test_ca, data={})
+    # A long interval: only the first check of each new bundle (within 5 s
+    # of it) happens during the test.
+    agent = make_agent(kube, root, tmp_path, nodetrustd_bin, verify=("--verify-interval", "3600"))
+    with agent.daemon() as d:
+        d.wait_notify("READY=1")
+        wait_condition(kube, "True")
+        assert kubectl.condition("message") == "No registries configured", d.log()
+
+        kubectl.apply_configmap("registry-cas", {registry.key_name: other_ca.pem().decode()})
+        wait_condition(kube, "False", "RegistryMismatch", timeout=20)
+        assert kubectl.condition() == "False", d.log()
+        assert kubectl.condition("reason") == "RegistryMismatch"
+        assert kubectl.condition("message") == f"1 registry not trusted: {registry.host} (mismatch)"
+        # The CA was written: it is the handshake that says no.
+        assert (root / "etc/docker/certs.d" / registry.host / "ca.crt").read_bytes() == other_ca.pem()
+
+        kubectl.apply_configmap("registry-cas", {registry.key_name: test_ca.pem().decode()})
+        wait_condition(kube, "True", "RegistriesTrusted", timeout=20)
+        # True because the new CA was checked and verified, not merely
+        # because its check has not run yet.
+        wait_for(lambda: any("VERIFICATION=verified" in line and f"REGISTRY={registry.host} " in line
+                             for line in d.log().splitlines()), 20, interval=0.1,
+                 what=f"{registry.host} verified")
+        assert kubectl.condition() == "True"
+        assert kubectl.condition("reason") == "RegistriesTrusted"
+        assert kubectl.condition("message") == "All 1 registry trusted", d.log()
+
+        events = wait_for(lambda: (lambda e: e if len(e) == 3 else None)(kubectl.events()), 10,
+                          interval=0.2, what="three events")
+        # The first True (no registries), the mismatch, the fix.
+        assert [(e["type"], e["reason"]) for e in events] == [
+            ("Normal", "RegistriesTrusted"), ("Warning", "RegistryMismatch"), ("Normal", "RegistriesTrusted")]
+        assert events[1]["message"] == f"1 registry not trusted: {registry.host} (mismatch)"
+        assert events[2]["message"] == "All 1 registry trusted"
+        time.sleep(1)
+        assert len(kubectl.events()) == 3, d.log()
+
+
 def test_heartbeat_advances_without_an_event(kube, kubectl, kagent, test_ca):
     """Every heartbeat re-patches lastHeartbeatTime; lastTransitionTime and
     the events stay as they are."""
@@ -264,7 +323,8 @@ def test_directory_source_with_node_status_kubeconfig(kube, kubectl, root, tmp_p
     trust_volume.update({GOOD: test_ca.pem().decode(), "bad.example.com": "garbage"})
     agent = peers.Agent(root, trust_volume.path, binary=nodetrustd_bin, workdir=tmp_path,
                         extra=["--node-name", NODE, "--node-status-kubeconfig", kc,
-                               "--node-status-heartbeat", "60"])
+                               "--node-status-heartbeat", "60",
+                               *NO_VERIFY])  # its registries resolve nowhere either
     with agent.daemon() as d:
         d.wait_notify("READY=1")
         wait_condition(kube, "False", "RegistryNotTrusted", "bad.example.com (refused)")

@@ -950,7 +950,12 @@ def test_manifests_parse_and_namespace(manifests):
         want = ns
         if d["kind"] in ("Role", "RoleBinding"):
             want = d["metadata"]["namespace"]
-            assert want in (ns, "openshift-config", "openshift-config-managed")
+            # "default": only the binding of event creation there, where
+            # node events go (test_manifests pins its role and subject).
+            if want == "default":
+                assert (d["kind"], d["metadata"]["name"]) == ("RoleBinding", "nodetrust:nodetrustd-node-events")
+            else:
+                assert want in (ns, "openshift-config", "openshift-config-managed")
         assert d["metadata"].get("namespace") == want, d["metadata"]
 
 
@@ -1041,13 +1046,28 @@ def test_daemonset_config_parses(manifests, binaries, tmp_path):
     check_config_parses(binaries["nodetrustd"], cm["data"]["nodetrustd.conf"], tmp_path)
 
 
+# A first verification check comes within 5 s of a bundle appearing.
+VERIFY_FIRST_CHECK_S = 5
+
+
 def test_daemonset_needs_no_pod_network(manifests, binaries, tmp_path, test_ca, report_line):
-    """The measurement behind hostNetwork: true. nodetrustd with the
-    DaemonSet's own arguments and config map (paths moved into scratch
-    directories, the port to a free one) syncs a registry and the pull
-    secret and answers its probes, under strace: it connects nowhere, and
-    its one listening socket is bound to the loopback address the manifest
-    names, so in the node's network namespace nothing is exposed."""
+    """The measurement behind hostNetwork: true, for the inputs only.
+    nodetrustd with the DaemonSet's own arguments and config map (paths
+    moved into scratch directories, the port to a free one) syncs a
+    registry and the pull secret and answers its probes, under strace.
+
+    What is traced is "inputs only": the two parts of the DaemonSet's
+    settings that do connect are turned off here, node status
+    (--node-status-in-cluster, to the API server; no cluster here) by
+    --node-status off and verification (on by default: cluster DNS, then a
+    TLS handshake to each registry; the registry here resolves nowhere) by
+    --verify-interval 0. With those off it connects nowhere at all, not
+    even over a Unix socket, for longer than a first verification check
+    would take to come, and its one listening socket is bound to the
+    loopback address the manifest names, so in the node's network
+    namespace nothing is exposed. Node status and verification connect as
+    test_node_status.py and test_verify.py show; neither is needed to sync
+    (deploy/30-daemonset.yaml, at hostNetwork, says why)."""
     ds = find(manifests, "DaemonSet", "nodetrustd")[0]
     (c,) = ds["spec"]["template"]["spec"]["containers"]
     args = args_dict(c["args"])
@@ -1060,40 +1080,48 @@ def test_daemonset_needs_no_pod_network(manifests, binaries, tmp_path, test_ca, 
     shutil.copy(test_ca.cert, src / "registry.example.com..5000")
     (secret / ".dockerconfigjson").write_text(
         '{"auths": {"registry.example.com:5000": {"auth": "dTpw"}}}')
+    conf_text = find(manifests, "ConfigMap", "nodetrustd-config")[0]["data"]["nodetrustd.conf"]
+    # The config map turns on nothing else that connects (the report URL
+    # is commented out) and does not set verification's interval itself.
+    settings = {line.split("=", 1)[0].strip() for line in conf_text.splitlines()
+                if "=" in line and not line.lstrip().startswith("#")}
+    assert not settings & {"report-url", "verify-interval", "node-status"}, settings
     conf = tmp_path / "nodetrustd.conf"
-    conf.write_text(find(manifests, "ConfigMap", "nodetrustd-config")[0]["data"]["nodetrustd.conf"])
+    conf.write_text(conf_text)
     moved = {"--root": root, "--trust-source": src, "--pull-secret": secret,
              "--health-listen": f"{host}:{port}"}
-    # Node status is the DaemonSet's one connection, to the API server,
-    # which a node reaches without the pod network and no sync waits for
-    # (test_node_status.py): without a cluster here it is left out, so what
-    # is traced is everything else.
-    node_status = {"--node-status-in-cluster"}
-    assert set(moved) | node_status == set(args), f"the DaemonSet passes {sorted(args)}: map each one here"
+    # The DaemonSet's connections, turned off (see the docstring).
+    connecting = {"--node-status-in-cluster"}
+    off = {"--node-status": "off", "--verify-interval": "0"}
+    assert set(moved) | connecting == set(args), f"the DaemonSet passes {sorted(args)}: map each one here"
     trace = tmp_path / "trace"
     argv = [binaries["nodetrustd"], "--config", conf, "--node-name", "hostnet-test",
-            *(f"{k}={v}" for k, v in moved.items())]
+            *(f"{k}={v}" for k, v in {**moved, **off}.items())]
     d = Daemon(["strace", "-f", "-qq", "-e", "trace=network", "-o", trace, *map(str, argv)],
                port, tmp_path)
     try:
         deadline = time.monotonic() + 10
         while d.get("/readyz")[0] != 200 and time.monotonic() < deadline:
             time.sleep(0.05)
+        ready = time.monotonic()
         assert d.get("/readyz")[0] == 200 and d.get("/healthz")[0] == 200
         assert (root / "etc/containers/certs.d/registry.example.com:5000/ca.crt").is_file()
         assert (root / "var/lib/kubelet/config.json").is_file()
+        # Past the moment a first verification check would have come.
+        time.sleep(max(0.0, ready + VERIFY_FIRST_CHECK_S + 1 - time.monotonic()))
+        assert d.get("/healthz")[0] == 200
     finally:
         status = d.stop()
     assert status == 0
     text = Path(trace).read_text()
     connects = re.findall(r"^\d+\s+connect\((.*)$", text, re.M)
     binds = re.findall(r"^\d+\s+bind\((.*)$", text, re.M)
-    inet = [x for x in connects if "AF_INET" in x]
-    assert not inet, f"nodetrustd connected over IP with the DaemonSet's settings: {inet}"
+    assert not connects, f"nodetrustd connected with the DaemonSet's inputs alone: {connects}"
     assert len(binds) == 1 and f'inet_addr("{host}")' in binds[0] and \
         f"htons({port})" in binds[0], binds
-    report_line(f"DaemonSet settings under strace: {len(connects)} connect(), "
-                f"{len(inet)} over IP; one listener, on {host}")
+    report_line(f"DaemonSet settings, inputs only (node status and verification off), under strace "
+                f"for {VERIFY_FIRST_CHECK_S + 1} s after ready: {len(connects)} connect(); "
+                f"one listener, on {host}")
 
 
 def test_aggregator_deployment(manifests, binaries):
@@ -1133,6 +1161,7 @@ def test_rbac_for_api_source(manifests):
     roles = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]): d
              for d in manifests if d["kind"] in ("Role", "ClusterRole")}
     granted = {}  # (namespace or None, group, resource) -> [rule]
+    writes = set()  # (namespace or None, resource, verb)
     for b in manifests:
         if b["kind"] not in ("RoleBinding", "ClusterRoleBinding") or subject not in b["subjects"]:
             continue
@@ -1142,11 +1171,11 @@ def test_rbac_for_api_source(manifests):
         for rule in role["rules"]:
             assert "*" not in rule["verbs"] and "*" not in rule["resources"]
             # Reads, and node status's two writes (test_manifests pins
-            # those exactly): the condition on nodes/status and events.
-            writes = {("nodes/status", "patch"), ("events", "create")}
+            # those exactly): the condition on nodes/status, cluster-wide
+            # (nodes have no namespace), and events in "default" only.
             if not set(rule["verbs"]) <= {"get", "list", "watch"}:
-                assert rule["apiGroups"] == [""] and \
-                    {(r, v) for r in rule["resources"] for v in rule["verbs"]} <= writes, rule
+                assert rule["apiGroups"] == [""], rule
+                writes.update((ns, r, v) for r in rule["resources"] for v in rule["verbs"])
                 continue
             for g in rule["apiGroups"]:
                 for res in rule["resources"]:
@@ -1158,6 +1187,7 @@ def test_rbac_for_api_source(manifests):
         assert all(set(r["verbs"]) == {"get", "list", "watch"} for r in rules)
         return [r.get("resourceNames") for r in rules]
 
+    assert writes == {(None, "nodes/status", "patch"), ("default", "events", "create")}, writes
     assert names(None, "config.openshift.io", "images") == [["cluster"]]
     assert names("openshift-config", "", "secrets") == [["pull-secret"]]
     names("openshift-config", "", "configmaps")  # any name: the admin picks it
