@@ -49,7 +49,7 @@ static const Option options[] = {
         { "node-name", "NAME", "node name reported; default $NODE_NAME, else the host name" },
         { "node-status", "MODE", "keep the RegistryTrustReady condition on this node and record events on change: "
                                  "auto (on when the agent has API credentials), on, off; default auto" },
-        { "node-status-kubeconfig", "FILE", "API credentials for node status only, with --trust-source (needs patch nodes/status, create events)" },
+        { "node-status-kubeconfig", "FILE", "API credentials for node status only, with --trust-source (needs patch nodes/status, create events in default)" },
         { "node-status-in-cluster", NULL, "like --node-status-kubeconfig, with the pod's service account" },
         { "node-status-heartbeat", "SECONDS", "re-patch the condition this often, changed or not; default 300" },
         { "config", "FILE", "config file; default " DEFAULT_CONFIG_FILE " if present" },

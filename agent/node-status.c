@@ -234,7 +234,7 @@ static void on_request_done(CurlRequest *req, int error, void *userdata) {
                 else if (status == 404 && kind != REQUEST_EVENT)
                         log_repeat(&n->logged, status, 0, "Node %s does not exist in the API (is --node-name right?)", n->node);
                 else if (status == 401 || status == 403)
-                        log_repeat(&n->logged, status, 0, "The API refused to let nodetrustd %s node %s (HTTP %ld%s%s); check its RBAC (patch nodes/status, create events)",
+                        log_repeat(&n->logged, status, 0, "The API refused to let nodetrustd %s node %s (HTTP %ld%s%s); check its RBAC (patch nodes/status, create events in namespace default)",
                                     request_what(kind), n->node, status, msg ? ": " : "", msg ? msg : "");
                 else
                         log_repeat(&n->logged, status, 0, "Failed to %s node %s: HTTP %ld%s%s", request_what(kind), n->node,
