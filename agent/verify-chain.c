@@ -42,31 +42,47 @@ static char *reason_line(const char *s) {
         return c;
 }
 
-static int bundle_store(const char *pem, size_t size, X509_STORE **ret) {
-        _cleanup_(X509_STORE_freep) X509_STORE *store = X509_STORE_new();
+/* The bundle's certificates, in order; -EBADMSG when it holds none. */
+static int bundle_certs(const char *pem, size_t size, STACK_OF(X509) **ret) {
+        STACK_OF(X509) *certs = sk_X509_new_null();
         _cleanup_(BIO_free_allp) BIO *in = NULL;
-        unsigned n = 0;
 
-        if (!store)
+        if (!certs)
                 return -ENOMEM;
         in = BIO_new_mem_buf(pem, (int) size);
-        if (!in)
+        if (!in) {
+                sk_X509_free(certs);
                 return -ENOMEM;
+        }
         for (;;) {
                 X509 *x = PEM_read_bio_X509(in, NULL, NULL, NULL);
-                int k;
 
                 if (!x)
                         break;
-                k = X509_STORE_add_cert(store, x);
-                X509_free(x);
-                if (k != 1)
+                if (sk_X509_push(certs, x) <= 0) {
+                        X509_free(x);
+                        sk_X509_pop_free(certs, X509_free);
                         return -ENOMEM;
-                n++;
+                }
         }
         ERR_clear_error();
-        if (n == 0)
+        if (sk_X509_num(certs) == 0) {
+                sk_X509_free(certs);
                 return -EBADMSG;
+        }
+        *ret = certs;
+        return 0;
+}
+
+/* A store holding certs[from, to). */
+static int store_of(STACK_OF(X509) *certs, int from, int to, X509_STORE **ret) {
+        _cleanup_(X509_STORE_freep) X509_STORE *store = X509_STORE_new();
+
+        if (!store)
+                return -ENOMEM;
+        for (int i = from; i < to; i++)
+                if (X509_STORE_add_cert(store, sk_X509_value(certs, i)) != 1)
+                        return -ENOMEM;
         *ret = TAKE_PTR(store);
         return 0;
 }
@@ -76,38 +92,14 @@ static bool is_ipv4(const char *host) {
         return inet_pton(AF_INET, host, &a) == 1;
 }
 
-int verify_chain(STACK_OF(X509) *chain, const char *bundle_pem, size_t bundle_size, const char *host, time_t now,
-                 RegistryVerification *ret) {
-        _cleanup_(X509_STORE_freep) X509_STORE *store = NULL;
-        _cleanup_(X509_STORE_CTX_freep) X509_STORE_CTX *ctx = NULL;
+/* Verify chain (leaf first) for host against store as a Go client would;
+ * 1 valid, 0 not (*ret_error says why), -ENOMEM. */
+static int verify_against(STACK_OF(X509) *chain, X509 *leaf, X509_STORE *store, const char *host, time_t now,
+                          int *ret_error) {
+        _cleanup_(X509_STORE_CTX_freep) X509_STORE_CTX *ctx = X509_STORE_CTX_new();
         X509_VERIFY_PARAM *param;
-        X509 *leaf;
-        int r, ok;
+        int ok;
 
-        assert(bundle_pem);
-        assert(host);
-        assert(ret);
-
-        registry_verification_done(ret);
-        r = bundle_store(bundle_pem, bundle_size, &store);
-        if (r < 0)
-                return r;
-
-        ret->state = VERIFY_MISMATCH;
-        if (!chain || sk_X509_num(chain) == 0)
-                return (ret->reason = strdup("the server presented no certificate")) ? 0 : -ENOMEM;
-
-        leaf = sk_X509_value(chain, 0);
-        {
-                /* An issuer name can be as long as a certificate: one line, cut. */
-                _cleanup_free_ char *issuer = x509_name_oneline(X509_get_issuer_name(leaf));
-                if (!issuer || !(ret->issuer = reason_line(issuer)))
-                        return -ENOMEM;
-        }
-        if (x509_time_to_unix(X509_get0_notAfter(leaf), &ret->server_not_after) < 0)
-                ret->server_not_after = 0;
-
-        ctx = X509_STORE_CTX_new();
         if (!ctx || X509_STORE_CTX_init(ctx, store, leaf, chain) != 1)
                 return -ENOMEM;
         /* What a TLS client checks of a server: the serverAuth purpose. */
@@ -133,12 +125,75 @@ int verify_chain(STACK_OF(X509) *chain, const char *bundle_pem, size_t bundle_si
 
         ok = X509_verify_cert(ctx);
         ERR_clear_error();
-        if (ok == 1) {
-                ret->state = VERIFY_VERIFIED;
-                return 0;
+        if (ok == 1)
+                return 1;
+        *ret_error = X509_STORE_CTX_get_error(ctx);
+        return 0;
+}
+
+int verify_chain(STACK_OF(X509) *chain, const char *bundle_pem, size_t bundle_size, const char *host, time_t now,
+                 RegistryVerification *ret) {
+        _cleanup_(X509_STORE_freep) X509_STORE *store = NULL;
+        STACK_OF(X509) *certs = NULL;
+        X509 *leaf;
+        int r, error = X509_V_OK;
+
+        assert(bundle_pem);
+        assert(host);
+        assert(ret);
+
+        registry_verification_done(ret);
+        r = bundle_certs(bundle_pem, bundle_size, &certs);
+        if (r < 0)
+                return r;
+        r = store_of(certs, 0, sk_X509_num(certs), &store);
+        if (r < 0)
+                goto finish;
+
+        ret->state = VERIFY_MISMATCH;
+        if (!chain || sk_X509_num(chain) == 0) {
+                r = (ret->reason = strdup("the server presented no certificate")) ? 0 : -ENOMEM;
+                goto finish;
         }
-        ret->reason = reason_line(X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
-        return ret->reason ? 0 : -ENOMEM;
+
+        leaf = sk_X509_value(chain, 0);
+        {
+                /* An issuer name can be as long as a certificate: one line, cut. */
+                _cleanup_free_ char *issuer = x509_name_oneline(X509_get_issuer_name(leaf));
+                if (!issuer || !(ret->issuer = reason_line(issuer))) {
+                        r = -ENOMEM;
+                        goto finish;
+                }
+        }
+        if (x509_time_to_unix(X509_get0_notAfter(leaf), &ret->server_not_after) < 0)
+                ret->server_not_after = 0;
+
+        r = verify_against(chain, leaf, store, host, now, &error);
+        /* OpenSSL takes the first anchor whose name matches the issuer; Go
+         * tries every certificate of the pool. Two CAs of one name (a
+         * rotation without key identifiers) would then fail in one order
+         * and pass in the other: try each certificate alone before saying
+         * mismatch, keeping the first answer's reason. */
+        for (int i = 0; r == 0 && sk_X509_num(certs) > 1 && i < sk_X509_num(certs); i++) {
+                _cleanup_(X509_STORE_freep) X509_STORE *one = NULL;
+                int ignored;
+
+                r = store_of(certs, i, i + 1, &one);
+                if (r >= 0)
+                        r = verify_against(chain, leaf, one, host, now, &ignored);
+        }
+        if (r < 0)
+                goto finish;
+        if (r == 1) {
+                ret->state = VERIFY_VERIFIED;
+                r = 0;
+                goto finish;
+        }
+        ret->reason = reason_line(X509_verify_cert_error_string(error));
+        r = ret->reason ? 0 : -ENOMEM;
+finish:
+        sk_X509_pop_free(certs, X509_free);
+        return r;
 }
 
 char *verify_unreachable_reason(CURLcode code, long os_errno, const char *errbuf, uint64_t timeout_usec) {

@@ -42,7 +42,15 @@ static void add_ext(X509 *x, X509 *issuer, int nid, const char *value) {
 /* A certificate for cn signed by issuer (NULL: self-signed), valid from an
  * hour ago for days; san NULL makes a CA. One key for all: the chain is
  * told apart by names, which is what X509_verify_cert walks first. */
+static X509 *mkcert_signed(const char *cn, X509 *issuer, const char *san, long days, EVP_PKEY *key,
+                           EVP_PKEY *signer, const EVP_MD *md);
+
 static X509 *mkcert_full(const char *cn, X509 *issuer, const char *san, long days, EVP_PKEY *key, const EVP_MD *md) {
+        return mkcert_signed(cn, issuer, san, days, key, pki.key, md);
+}
+
+static X509 *mkcert_signed(const char *cn, X509 *issuer, const char *san, long days, EVP_PKEY *key,
+                           EVP_PKEY *signer, const EVP_MD *md) {
         static long serial = 100;
         X509 *x = X509_new();
 
@@ -62,7 +70,7 @@ static X509 *mkcert_full(const char *cn, X509 *issuer, const char *san, long day
                 add_ext(x, issuer ? issuer : x, NID_basic_constraints, "critical,CA:TRUE");
                 add_ext(x, issuer ? issuer : x, NID_key_usage, "critical,keyCertSign,cRLSign");
         }
-        assert_true(X509_sign(x, pki.key, md) > 0);
+        assert_true(X509_sign(x, signer, md) > 0);
         return x;
 }
 
@@ -221,6 +229,34 @@ static void test_weak_certificates_are_refused(void **unused) {
         X509_free(sha1);
         X509_free(rsa512);
         EVP_PKEY_free(small);
+}
+
+/* A CA rotated under the same name, no key identifiers: the bundle holds
+ * old and new. Go tries both whatever the order; so must the verdict. */
+static void test_same_name_rotation_either_order(void **unused) {
+        EVP_PKEY *old_key = EVP_EC_gen("P-256"), *new_key = EVP_EC_gen("P-256");
+        X509 *old_ca = mkcert_signed("Corp Root", NULL, NULL, 3650, old_key, old_key, EVP_sha256());
+        X509 *new_ca = mkcert_signed("Corp Root", NULL, NULL, 3650, new_key, new_key, EVP_sha256());
+        X509 *leaf = mkcert_signed("reg.corp.example", new_ca, "DNS:reg.corp.example", 90, pki.key, new_key,
+                                   EVP_sha256());
+        _cleanup_free_ char *old_first = pem_of(old_ca, new_ca, NULL), *new_first = pem_of(new_ca, old_ca, NULL);
+        _cleanup_free_ char *old_only = pem_of(old_ca, NULL);
+        char why[256];
+
+        (void) unused;
+        assert_int_equal(verdict(chain_of(leaf, NULL), new_first, "reg.corp.example", why, sizeof why),
+                         VERIFY_VERIFIED);
+        assert_int_equal(verdict(chain_of(leaf, NULL), old_first, "reg.corp.example", why, sizeof why),
+                         VERIFY_VERIFIED);
+        /* The old one alone is a mismatch, with OpenSSL's first answer. */
+        assert_int_equal(verdict(chain_of(leaf, NULL), old_only, "reg.corp.example", why, sizeof why),
+                         VERIFY_MISMATCH);
+        assert_string_equal(why, "certificate signature failure");
+        X509_free(leaf);
+        X509_free(old_ca);
+        X509_free(new_ca);
+        EVP_PKEY_free(old_key);
+        EVP_PKEY_free(new_key);
 }
 
 /* An issuer as long as a certificate allows is cut to one bounded line. */
@@ -441,6 +477,7 @@ int main(void) {
                 cmocka_unit_test(test_host_rules_are_go_s),
                 cmocka_unit_test(test_weak_certificates_are_refused),
                 cmocka_unit_test(test_long_issuer_is_cut),
+                cmocka_unit_test(test_same_name_rotation_either_order),
                 cmocka_unit_test(test_right_ca_verifies),
                 cmocka_unit_test(test_wrong_ca_is_a_mismatch),
                 cmocka_unit_test(test_name_is_checked),
