@@ -7,6 +7,7 @@
 
 #include "cleanup.h"
 #include "node-condition.h"
+#include "utf8.h"
 
 /* Long enough for any registry name (253 + ":65535"), short enough that
  * five of them and a sync error keep the message readable. */
@@ -95,6 +96,9 @@ static void buf_add_clean(Buf *b, const char *text, size_t max) {
         for (char *p = c; *p; p++)
                 if ((unsigned char) *p < 0x20 || *p == 0x7f)
                         *p = ' ';
+        /* A key that is not UTF-8 (a plain directory can hold any bytes)
+         * would make the patch unbuildable: JSON strings are UTF-8. */
+        utf8_printable(c);
         buf_printf(b, "%s%s", c, cut ? "..." : "");
         free(c);
 }

@@ -107,6 +107,22 @@ static void test_refused_key_is_named_by_key(void **unused) {
         assert_string_equal(c.message, "1 registry not trusted: bad key (refused)");
 }
 
+/* Any bytes in a key: the message stays UTF-8 and the patch builds. */
+static void test_key_not_utf8_still_patches(void **unused) {
+        _cleanup_(node_condition_done) NodeCondition c = {};
+        json_auto_t *patch = NULL;
+        Fixture f;
+
+        (void) unused;
+        fixture_init(&f, 0);
+        f.regs[0] = (RegistryResult){ .key = (char *) "bad\xff\xfekey", .state = REGISTRY_REFUSED };
+        f.s.n_registries = 1;
+        compute(&f, &c);
+        assert_string_equal(c.message, "1 registry not trusted: bad??key (refused)");
+        patch = node_condition_patch_json(&c, 1800000000, 1800000000);
+        assert_non_null(patch);
+}
+
 static void test_mismatch_alone_and_with_others(void **unused) {
         _cleanup_(node_condition_done) NodeCondition c = {};
         Fixture f;
@@ -282,6 +298,7 @@ int main(void) {
                 cmocka_unit_test(test_all_applied_is_true),
                 cmocka_unit_test(test_each_bad_state_is_false),
                 cmocka_unit_test(test_refused_key_is_named_by_key),
+                cmocka_unit_test(test_key_not_utf8_still_patches),
                 cmocka_unit_test(test_mismatch_alone_and_with_others),
                 cmocka_unit_test(test_unreachable_stays_true_but_is_named),
                 cmocka_unit_test(test_failed_sync_wins),
