@@ -5,13 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "cleanup.h"
 #include "curl-request.h"
 #include "log.h"
 #include "node-condition.h"
 #include "node-status.h"
+#include "random.h"
 #include "ratelimit.h"
 #include "source-kube-api.h"
 #include "source-kube-config.h"
@@ -69,14 +69,6 @@ struct NodeStatus {
 
         NodeStatusStats stats;
 };
-
-static uint64_t random_u64(void) {
-        uint64_t v;
-
-        if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t) sizeof v)
-                v = ((uint64_t) random() << 32) ^ (uint64_t) random();
-        return v;
-}
 
 static uint64_t now_usec(NodeStatus *n) {
         uint64_t t = 0;
@@ -193,7 +185,9 @@ static void on_patch_ok(NodeStatus *n, CurlRequest *req, bool read) {
         n->inflight = (NodeCondition){};
         n->on_node_transition = n->inflight_transition;
         n->dirty = !node_condition_equal(&n->want, &n->on_node);
-        n->heartbeat_at = now_usec(n) + n->heartbeat_usec;
+        /* +-10%: nodes started together (a DaemonSet rollout) do not
+         * patch the API server in step forever after. */
+        n->heartbeat_at = now_usec(n) + jitter_usec_random(n->heartbeat_usec);
 }
 
 static void on_request_done(CurlRequest *req, int error, void *userdata) {

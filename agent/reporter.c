@@ -65,14 +65,6 @@ uint64_t report_backoff_usec(unsigned n) {
         return d < REPORT_BACKOFF_MAX_USEC ? d : REPORT_BACKOFF_MAX_USEC;
 }
 
-uint64_t report_jitter_usec(uint64_t usec) {
-        uint64_t span = usec / 5; /* 20%: from -10% to +10% */
-
-        if (span == 0)
-                return usec;
-        return usec - usec / 10 + random_u64() % (span + 1);
-}
-
 static void report_context(Reporter *r, ReportContext *ctx) {
         *ctx = (ReportContext){
                 .node = r->status.node,
@@ -106,11 +98,11 @@ static void reporter_arm(Reporter *r, uint64_t delay_usec, bool only_earlier) {
 }
 
 static void reporter_arm_interval(Reporter *r) {
-        reporter_arm(r, report_jitter_usec(r->interval_sec * USEC_PER_SEC), false);
+        reporter_arm(r, jitter_usec_random(r->interval_sec * USEC_PER_SEC), false);
 }
 
 static void reporter_arm_backoff(Reporter *r) {
-        reporter_arm(r, report_jitter_usec(report_backoff_usec(r->stats.backoff)), false);
+        reporter_arm(r, jitter_usec_random(report_backoff_usec(r->stats.backoff)), false);
 }
 
 /* Report soon, unless the aggregator is in backoff: the attempt already

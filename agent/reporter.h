@@ -35,8 +35,6 @@ typedef struct ReporterOptions {
 /* The delay before retry number n (n >= 1): 1 s doubling, capped. */
 uint64_t report_backoff_usec(unsigned n);
 
-/* usec spread uniformly over +-10%. */
-uint64_t report_jitter_usec(uint64_t usec);
 
 /* Start reporting on event; the options are copied. */
 int reporter_new(sd_event *event, const ReporterOptions *o, Reporter **ret);

@@ -253,14 +253,6 @@ int verify_split_registry(const char *registry, char **ret_host, unsigned *ret_p
         return 0;
 }
 
-uint64_t verify_jitter_usec(uint64_t interval_usec, uint64_t r) {
-        uint64_t span = interval_usec / 5; /* 20%: from -10% to +10% */
-
-        if (span == 0)
-                return interval_usec;
-        return interval_usec - interval_usec / 10 + r % (span + 1);
-}
-
 uint64_t verify_first_delay_usec(uint64_t interval_usec, uint64_t r) {
         uint64_t spread = interval_usec / 10;
 

@@ -182,7 +182,7 @@ static void on_check_done(CURL *easy, CURLcode result, void *userdata) {
         sk_X509_pop_free(c->chain, X509_free);
         c->chain = NULL;
 
-        c->due_usec = now_usec(v) + (r < 0 ? RETRY_USEC : verify_jitter_usec(v->o.interval_usec, random_u64()));
+        c->due_usec = now_usec(v) + (r < 0 ? RETRY_USEC : jitter_usec_random(v->o.interval_usec));
         verifier_arm(v);
         if (r < 0)
                 return;

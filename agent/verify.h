@@ -82,8 +82,6 @@ char *verify_unreachable_reason(CURLcode code, long os_errno, const char *errbuf
  * registries. -EINVAL for a bad port. */
 int verify_split_registry(const char *registry, char **ret_host, unsigned *ret_port);
 
-/* The delay before the next check: interval ±10%, from the random r. */
-uint64_t verify_jitter_usec(uint64_t interval_usec, uint64_t r);
 /* The delay before the first check of a new bundle: 0 up to a tenth of
  * the interval, at most VERIFY_FIRST_SPREAD_USEC, from the random r. */
 uint64_t verify_first_delay_usec(uint64_t interval_usec, uint64_t r);

@@ -19,6 +19,7 @@
 
 #include "cleanup.h"
 #include "httpd.h"
+#include "random.h"
 #include "report.h"
 #include "reporter.h"
 
@@ -204,10 +205,10 @@ static void test_backoff_and_jitter(void **unused) {
         assert_int_equal(report_backoff_usec(1000), REPORT_BACKOFF_MAX_USEC);
 
         for (int i = 0; i < 1000; i++) {
-                uint64_t j = report_jitter_usec(30000000);
+                uint64_t j = jitter_usec_random(30000000);
                 assert_true(j >= 27000000 && j <= 33000000);
         }
-        assert_int_equal(report_jitter_usec(0), 0);
+        assert_int_equal(jitter_usec_random(0), 0);
 }
 
 /* ------------------------------------------------------------------------

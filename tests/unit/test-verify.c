@@ -18,6 +18,7 @@
 #include <openssl/x509v3.h>
 
 #include "cleanup.h"
+#include "random.h"
 #include "status.h"
 #include "verify-internal.h"
 
@@ -380,23 +381,23 @@ static void test_jitter_bounds(void **unused) {
 
         (void) unused;
         for (size_t k = 0; k < ELEMENTSOF(rs); k++) {
-                uint64_t d = verify_jitter_usec(i, rs[k]);
+                uint64_t d = jitter_usec(i, rs[k]);
                 assert_true(d >= i - i / 10 && d <= i + i / 10);
                 /* The first check: soon, within a tenth of the interval and 5 s. */
                 assert_true(verify_first_delay_usec(i, rs[k]) <= VERIFY_FIRST_SPREAD_USEC);
                 assert_true(verify_first_delay_usec(10 * USEC_PER_SEC, rs[k]) <= USEC_PER_SEC);
         }
-        assert_int_equal(verify_jitter_usec(i, 0), i - i / 10);
-        assert_int_equal(verify_jitter_usec(i, i / 5), i + i / 10);
+        assert_int_equal(jitter_usec(i, 0), i - i / 10);
+        assert_int_equal(jitter_usec(i, i / 5), i + i / 10);
         /* A thousand nodes spread over the whole 20% window, not a spike. */
         {
                 unsigned buckets[10] = {};
                 for (uint64_t k = 0; k < 1000; k++)
-                        buckets[(verify_jitter_usec(i, k * 7919 * 1000003ULL) - (i - i / 10)) * 10 / (i / 5 + 1)]++;
+                        buckets[(jitter_usec(i, k * 7919 * 1000003ULL) - (i - i / 10)) * 10 / (i / 5 + 1)]++;
                 for (size_t b = 0; b < ELEMENTSOF(buckets); b++)
                         assert_true(buckets[b] > 50 && buckets[b] < 150);
         }
-        assert_int_equal(verify_jitter_usec(3, 7), 3);
+        assert_int_equal(jitter_usec(3, 7), 3);
         assert_int_equal(verify_first_delay_usec(0, 7), 0);
 }
 
