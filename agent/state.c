@@ -8,6 +8,7 @@
 #include "cleanup.h"
 #include "state.h"
 #include "strv.h"
+#include "utf8.h"
 
 static const char *const registry_state_names[_REGISTRY_STATE_MAX] = {
         [REGISTRY_APPLIED] = "applied",
@@ -79,6 +80,13 @@ const char *registry_target_state_to_string(RegistryTargetStateType t) {
 
 const char *registry_state_to_string(RegistryStateType t) {
         return t >= 0 && t < _REGISTRY_STATE_MAX ? registry_state_names[t] : "unknown";
+}
+
+/* A copy of s with every byte that is not printable UTF-8 replaced. */
+static char *printable_dup(const char *s) {
+        char *c = strdup(s);
+
+        return c ? utf8_printable(c) : NULL;
 }
 
 static void results_free(RegistryResult *r, size_t n) {
@@ -293,9 +301,12 @@ int state_set_registries(State *s, const TrustSet *t, const Plan *p) {
         }
         for (size_t i = 0; i < t->n_refused; i++) {
                 RegistryResult *rr = &res[t->n_entries + i];
-                rr->key = strdup(t->refused[i].key);
+                /* A refused key may hold any bytes (a plain directory's
+                 * file name): the State shows it as printable UTF-8, so
+                 * /status, the report and the node condition stay whole. */
+                rr->key = printable_dup(t->refused[i].key);
                 rr->registry = t->refused[i].registry ? strdup(t->refused[i].registry) : NULL;
-                rr->reason = strdup(t->refused[i].reason);
+                rr->reason = printable_dup(t->refused[i].reason);
                 rr->state = REGISTRY_REFUSED;
                 if (!rr->key || !rr->reason || (t->refused[i].registry && !rr->registry))
                         goto oom;

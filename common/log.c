@@ -12,6 +12,7 @@
 
 #include "cleanup.h"
 #include "log.h"
+#include "utf8.h"
 
 static const char *log_ident = "nodetrust";
 static int log_max_level = LOG_INFO;
@@ -52,6 +53,30 @@ int log_get_max_level(void) {
         return log_max_level;
 }
 
+/* One event is one line whatever its text holds (a key from the config
+ * map, a file name): control bytes are written as \xHH and bytes that
+ * are not UTF-8 as \xHH too, so nothing can forge a second line. The
+ * journal needs none of this: its fields are length-delimited. */
+static void put_line_safe(FILE *f, const char *s) {
+        size_t avail = strlen(s);
+
+        while (avail > 0) {
+                size_t n = utf8_sequence_length(s, avail);
+                unsigned char c = (unsigned char) *s;
+
+                if (n == 0 || (n == 1 && (c < 0x20 || c == 0x7f || c == '\\'))) {
+                        if (c == '\\')
+                                fputs("\\\\", f);
+                        else
+                                fprintf(f, "\\x%02x", c);
+                        n = 1;
+                } else
+                        fwrite(s, 1, n, f);
+                s += n;
+                avail -= n;
+        }
+}
+
 static void log_emit(int level, const char *msg, char **fields, size_t n_fields) {
         if (log_to_journal < 0)
                 log_to_journal = stderr_is_journal();
@@ -86,10 +111,12 @@ static void log_emit(int level, const char *msg, char **fields, size_t n_fields)
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
 
         flockfile(stderr);
-        fprintf(stderr, "%s.%03ldZ %s %s: %s", when, ts.tv_nsec / 1000000,
-                level_names[level & 7], log_ident, msg);
-        for (size_t i = 0; i < n_fields; i++)
-                fprintf(stderr, " %s", fields[i]);
+        fprintf(stderr, "%s.%03ldZ %s %s: ", when, ts.tv_nsec / 1000000, level_names[level & 7], log_ident);
+        put_line_safe(stderr, msg);
+        for (size_t i = 0; i < n_fields; i++) {
+                fputc(' ', stderr);
+                put_line_safe(stderr, fields[i]);
+        }
         fputc('\n', stderr);
         funlockfile(stderr);
 }

@@ -271,3 +271,34 @@ def test_health_listen_none_and_busy_port(nodetrustd_bin, root, trust_volume, tm
                            env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"})
         assert p.returncode == 3, p.stderr
         assert f"127.0.0.1:{busy}" in p.stderr and "Address already in use" in p.stderr
+
+
+def test_any_bytes_in_a_key_keep_status_and_logs_whole(nodetrustd_bin, root, tmp_path, test_ca):
+    """A plain directory may hold a file whose name is not UTF-8 or holds a
+    newline. It is refused, and everything else stays whole: /status
+    answers valid JSON naming it printably, the good key is applied, and
+    the log line about it is one line (no forged second line)."""
+    src = tmp_path / "plain"
+    src.mkdir()
+    (src / "good.example.com").write_bytes(test_ca.pem())
+    evil = b"bad\xff\nINFO nodetrust: Sync complete FORGED=1"
+    with open(os.path.join(os.fsencode(src), evil), "wb") as f:
+        f.write(test_ca.pem())
+    a = health_agent(nodetrustd_bin, root, src, tmp_path)
+    with a.daemon() as d:
+        d.wait_notify("READY=1")
+        status, _, body = wait_http(a.port, "/status", 200)
+        doc = json.loads(body)
+        regs = {r["key"]: r for r in doc["registries"]}
+        assert regs["good.example.com"]["state"] == "applied"
+        refused = [r for r in doc["registries"] if r["state"] == "refused"]
+        assert len(refused) == 1
+        assert refused[0]["key"] == "bad??INFO nodetrust: Sync complete FORGED=1"
+        assert wait_http(a.port, "/readyz", 200)[0] == 200
+        log = d.log()
+    # The refusal is said on one line, the bytes escaped; no line starts
+    # with the forged text.
+    lines = [ln for ln in log.splitlines() if "Refused key" in ln]
+    assert len(lines) == 1, log
+    assert "bad\\xff\\x0aINFO" in lines[0]
+    assert not any(ln.startswith("INFO nodetrust: Sync complete FORGED") for ln in log.splitlines())

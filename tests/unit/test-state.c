@@ -99,6 +99,19 @@ static void test_registries_revision(void **unused) {
         assert_string_equal(s.registries[0].reason, "key is empty");
 }
 
+/* Any bytes in a refused key: the State holds printable UTF-8, so every
+ * document built from it (/status, the report) can be built. */
+static void test_refused_key_is_printable(void **unused) {
+        _cleanup_(state_done) State s = {};
+        TrustRefusal refused = { .key = (char *) "bad\xff\nkey", .reason = (char *) "not a registry: bad\xff\nkey" };
+        TrustSet t = { .refused = &refused, .n_refused = 1 };
+
+        (void) unused;
+        assert_int_equal(state_set_registries(&s, &t, NULL), 0);
+        assert_string_equal(s.registries[0].key, "bad??key");
+        assert_string_equal(s.registries[0].reason, "not a registry: bad??key");
+}
+
 static void test_ready(void **unused) {
         State s = {};
         const char *reason;
@@ -122,6 +135,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_revision_moves_on_change_only),
                 cmocka_unit_test(test_registries_revision),
+                cmocka_unit_test(test_refused_key_is_printable),
                 cmocka_unit_test(test_ready),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
