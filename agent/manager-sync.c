@@ -202,6 +202,25 @@ static int manager_sync_pull_secret(Manager *m, const Snapshot *snap) {
         return failed > 0 ? -EIO : 0;
 }
 
+/* A failed write (a directory replaced under us, ENOSPC, EACCES) is tried
+ * again with a full sync after 1 s, doubling to a minute, instead of
+ * waiting for the next resync; success resets it. --once and --dry-run
+ * report the failure instead. */
+#define RETRY_MIN_USEC (1 * USEC_PER_SEC)
+#define RETRY_MAX_USEC (60 * USEC_PER_SEC)
+
+static void manager_retry_after_failure(Manager *m, bool failed) {
+        if (!failed) {
+                m->retry_usec = 0;
+                return;
+        }
+        m->retry_usec = m->retry_usec ? m->retry_usec * 2 : RETRY_MIN_USEC;
+        if (m->retry_usec > RETRY_MAX_USEC)
+                m->retry_usec = RETRY_MAX_USEC;
+        log_debug("Syncing again in %llu s", (unsigned long long) (m->retry_usec / USEC_PER_SEC));
+        manager_schedule_sync(m, m->retry_usec);
+}
+
 /* Drift repair after an output event: the source has not changed, so apply
  * the trust set we have. A failure here marks the agent degraded until the
  * next full sync; success leaves the last full sync's verdict alone. */
@@ -220,6 +239,9 @@ void manager_repair(Manager *m) {
                 state_set_failed(s, err ? err : "drift repair failed");
                 log_error("%s", s->last_error);
         }
+        /* A repair that worked says nothing of the last full sync. */
+        if (r < 0)
+                manager_retry_after_failure(m, true);
         sync_notify(&m->state, false);
         manager_verify(m);
         manager_publish(m, true);
@@ -288,6 +310,7 @@ int manager_sync(Manager *m) {
                 m->exit_code = exit_code_for(s);
                 return sd_event_exit(m->event, 0);
         }
+        manager_retry_after_failure(m, !s->last_sync_ok);
         sync_notify(&m->state, first);
         manager_verify(m);
         manager_publish(m, true);

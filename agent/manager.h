@@ -52,7 +52,8 @@ typedef struct Manager {
         Verifier *verifier; /* daemon mode with --verify-interval > 0 */
         NodeStatus *node_status; /* the RegistryTrustReady condition; NULL when off */
 
-        int exit_code; /* for --once/--dry-run */
+        uint64_t retry_usec; /* the backoff after a failed sync or repair, 0 none */
+        int exit_code;       /* for --once/--dry-run */
 } Manager;
 
 int manager_new(Config *config, Manager **ret);

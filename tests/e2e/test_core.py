@@ -13,6 +13,8 @@ would. The machine's own /etc is never written.
 import base64
 import json
 import os
+import re
+import subprocess
 import statistics
 import stat
 import time
@@ -627,3 +629,48 @@ def test_exit_statuses(agent, root, trust_volume, tmp_path, test_ca):
     # A source that cannot be read never prunes what the last good one wrote.
     for t in TARGETS:
         assert_written(root, t, "ok.example.com", test_ca)
+
+
+HEAL_PROBE = r"""
+set -eu
+d="$ROOT/etc/docker/certs.d"
+mkdir -p "$d"
+mount -t tmpfs -o size=8k,nr_inodes=4 tmpfs "$d"
+dd if=/dev/zero of="$d/fill" bs=1k count=8 2>/dev/null || true
+"$AGENT" --root "$ROOT" --trust-source "$TRUST" --health-listen none --verify-interval 0 \
+    --resync-interval 300 2> "$WORK/agent.err" &
+agent=$!
+i=0
+until grep -q "could not be written" "$WORK/agent.err"; do
+    i=$((i+1)); [ $i -lt 200 ] || { kill $agent; exit 3; }; sleep 0.05
+done
+# Room again, without a single inotify event in the watched directory.
+t0=$(date +%s.%N)
+mount -o remount,size=1m,nr_inodes=1000 "$d"
+i=0
+until [ -f "$d/heal.example.com/ca.crt" ]; do
+    i=$((i+1)); [ $i -lt 200 ] || { kill $agent; exit 4; }; sleep 0.05
+done
+t1=$(date +%s.%N)
+kill $agent; wait $agent || true
+echo "healed_seconds=$(python3 -c "print(round($t1 - $t0, 2))")"
+"""
+
+
+def test_failed_write_heals_without_waiting_for_the_resync(nodetrustd_bin, root, trust_volume, tmp_path,
+                                                            test_ca):
+    """A target directory that is full (a tiny tmpfs in a private mount
+    namespace: ENOSPC) fails the write; once there is room again (a
+    remount, which gives no inotify event) the agent writes within
+    seconds, by retrying with backoff (1 s doubling), not at the next
+    resync (300 s here)."""
+    trust_volume.update({"heal.example.com": test_ca.pem()})
+    env = dict(os.environ, WORK=str(tmp_path), AGENT=str(nodetrustd_bin), ROOT=str(root),
+               TRUST=str(trust_volume.path))
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", HEAL_PROBE],
+                       env=env, capture_output=True, text=True, timeout=60)
+    log = (tmp_path / "agent.err").read_text() if (tmp_path / "agent.err").exists() else ""
+    assert r.returncode == 0, f"exit {r.returncode}: {r.stdout}{r.stderr}\n{log}"
+    healed = float(re.search(r"healed_seconds=([0-9.]+)", r.stdout).group(1))
+    assert healed < 10, log
+    print(f"full target directory healed {healed:.1f} s after it had room again")
