@@ -93,12 +93,9 @@ static void buf_add_clean(Buf *b, const char *text, size_t max) {
                 b->oom = true;
                 return;
         }
-        for (char *p = c; *p; p++)
-                if ((unsigned char) *p < 0x20 || *p == 0x7f)
-                        *p = ' ';
         /* A key that is not UTF-8 (a plain directory can hold any bytes)
          * would make the patch unbuildable: JSON strings are UTF-8. */
-        utf8_printable(c);
+        utf8_one_line(c);
         buf_printf(b, "%s%s", c, cut ? "..." : "");
         free(c);
 }

@@ -15,6 +15,7 @@
 #include "ratelimit.h"
 #include "source-kube-api.h"
 #include "source-kube-config.h"
+#include "utf8.h"
 
 #define CONNECT_TIMEOUT_MS 10000
 #define TOTAL_TIMEOUT_MS 30000
@@ -132,9 +133,7 @@ static char *answer_message(CurlRequest *req) {
                 return NULL;
         if (strlen(msg) > 200)
                 msg[200] = 0;
-        for (char *p = msg; *p; p++)
-                if ((unsigned char) *p < 0x20 || *p == 0x7f)
-                        *p = ' ';
+        utf8_one_line(msg);
         return TAKE_PTR(msg);
 }
 

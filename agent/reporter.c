@@ -15,6 +15,7 @@
 #include "random.h"
 #include "report.h"
 #include "reporter.h"
+#include "utf8.h"
 
 #define REPORT_PATH "/api/v1/reports"
 /* After a change, report within a random delay up to this (or a tenth of the
@@ -185,10 +186,7 @@ static char *answer_reason(CurlRequest *req) {
         if (!e)
                 return NULL;
         out = strndup(e, 200);
-        for (char *p = out; p && *p; p++)
-                if ((unsigned char) *p < 0x20 || *p == 0x7f)
-                        *p = ' ';
-        return out;
+        return utf8_one_line(out);
 }
 
 static void on_report_done(CurlRequest *req, int error, void *userdata) {

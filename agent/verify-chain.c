@@ -18,6 +18,7 @@
 #include "cleanup.h"
 #include "verify.h"
 #include "x509.h"
+#include "utf8.h"
 
 /* What the report keeps of a reason (docs/report-format.md). */
 #define REASON_MAX 512
@@ -34,9 +35,7 @@ static char *reason_line(const char *s) {
 
         if (!c)
                 return NULL;
-        for (char *p = c; *p; p++)
-                if ((unsigned char) *p < 0x20 || *p == 0x7f)
-                        *p = ' ';
+        utf8_one_line(c);
         while (n > 0 && c[n - 1] == ' ')
                 c[--n] = 0;
         return c;

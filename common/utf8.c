@@ -49,3 +49,10 @@ char *utf8_printable(char *s) {
         }
         return s;
 }
+
+char *utf8_one_line(char *s) {
+        for (char *p = s; p && *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                        *p = ' ';
+        return utf8_printable(s);
+}

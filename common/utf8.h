@@ -14,3 +14,7 @@ size_t utf8_sequence_length(const char *s, size_t avail);
  * replaced in place by '?'. Returns s. Text from the node (file names,
  * parser messages) goes through this before it becomes a reason. */
 char *utf8_printable(char *s);
+
+/* Make s one printable line for a reason or a message: control characters
+ * (newlines, tabs) become spaces, then as utf8_printable(). Returns s. */
+char *utf8_one_line(char *s);
