@@ -138,7 +138,16 @@ static int manager_apply_trust(Manager *m, const TrustSet *t, bool content_chang
                 sync_log_runtime(&m->state.runtime, &rs);
                 m->state.files_written_total += plan_count(p, ACTION_CREATE) + plan_count(p, ACTION_UPDATE);
                 m->state.files_removed_total += plan_count(p, ACTION_REMOVE);
-                if (plan_changes(p))
+                /* A directory written into may be a new one where the
+                 * watch has the old; a watch that ended (its directory
+                 * deleted or moved) is watched again by path, even when
+                 * nothing needed writing. */
+                for (size_t i = 0; i < p->n_actions && !m->config->once; i++)
+                        if (!p->actions[i].error &&
+                            (p->actions[i].type == ACTION_CREATE || p->actions[i].type == ACTION_UPDATE))
+                                output_watches_refresh(&m->output_watches, p->actions[i].target->dir,
+                                                       p->actions[i].registry);
+                if (plan_changes(p) || output_watches_need_update(&m->output_watches))
                         manager_watch_outputs(m);
                 if (!m->config->once)
                         manager_exit_if_read_only(m, p);

@@ -123,15 +123,12 @@ static void manager_arm_sync_timer(Manager *m, uint64_t delay_usec) {
         (void) sd_event_source_set_enabled(m->sync_timer, SD_EVENT_ONESHOT);
 }
 
-static int on_output_event(sd_event_source *s, const struct inotify_event *ev, void *userdata) {
-        (void) s;
-        (void) ev;
+static void on_output_event(void *userdata) {
         /* Someone (possibly us) touched an output directory: re-planning
          * against the trust set we already have finds out whether anything
          * drifted, and writes only if it did. Our own writes land here too,
          * which is why this must not re-read and re-parse the source. */
         manager_arm_sync_timer(userdata, SYNC_DELAY_USEC);
-        return 0;
 }
 
 void manager_watch_outputs(Manager *m) {
@@ -146,7 +143,8 @@ void manager_watch_outputs(Manager *m) {
 
         if (m->config->once || m->config->dry_run)
                 return;
-        output_watches_update(&m->output_watches, &set, m->manifest);
+        if (output_watches_update(&m->output_watches, &set, m->manifest) == -ENOMEM)
+                log_warning("Out of memory updating the output watches; trying again at the next sync");
 }
 
 int manager_new(Config *config, Manager **ret) {

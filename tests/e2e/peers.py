@@ -908,11 +908,13 @@ class Agent:
         return self.run("--dry-run", *args, **kw)
 
     @contextlib.contextmanager
-    def daemon(self, *args, notify=True, env=None, expect_exit=0):
+    def daemon(self, *args, notify=True, env=None, expect_exit=0, prefix=()):
         """Run the daemon; on leaving, SIGTERM it and check it exits expect_exit.
 
         With notify, NOTIFY_SOCKET names an abstract datagram socket the
         harness reads, so tests can wait for READY=1 like systemd would.
+        prefix is a command that execs the agent (for example prlimit): the
+        process is still the agent's.
         """
         self._runs += 1
         stderr_path = self.workdir / f"nodetrustd-{os.getpid()}-{self._runs}.stderr"
@@ -928,7 +930,7 @@ class Agent:
             e["NOTIFY_SOCKET"] = "@" + name
         e.update(env or {})
         with open(stderr_path, "wb") as err, open(stdout_path, "wb") as out:
-            proc = subprocess.Popen(self.argv(*args), stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen(list(prefix) + self.argv(*args), stdin=subprocess.DEVNULL,
                                     stdout=out, stderr=err, env=e)
         d = Daemon(proc, stderr_path, stdout_path, sock)
         try:

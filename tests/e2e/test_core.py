@@ -674,3 +674,30 @@ def test_failed_write_heals_without_waiting_for_the_resync(nodetrustd_bin, root,
     healed = float(re.search(r"healed_seconds=([0-9.]+)", r.stdout).group(1))
     assert healed < 10, log
     print(f"full target directory healed {healed:.1f} s after it had room again")
+
+
+def test_descriptors_stay_few_whatever_the_number_of_registries(agent, root, trust_volume, test_ca):
+    """Every watched directory used to hold a descriptor (3N+3): with 300
+    registries and a limit of 64 descriptors, the agent watched the first
+    few and silently missed edits in the others. One inotify descriptor
+    now holds every watch: the last registry's file is repaired at once
+    (no resync: --resync-interval 3600), and the agent holds a handful of
+    descriptors."""
+    pem = test_ca.pem()
+    n = 300
+    trust_volume.update({f"r{i:03d}.example.com..5000": pem for i in range(n)})
+    with agent.daemon("--resync-interval", "3600",
+                      prefix=["prlimit", "--nofile=64:64", "--"]) as d:
+        d.wait_notify("READY=1", timeout=60)
+        fds = len(os.listdir(f"/proc/{d.proc.pid}/fd"))
+        assert fds < 32, f"{fds} descriptors open"
+        last = ca_path(root, "containerd", f"r{n - 1:03d}.example.com:5000")
+        good = last.read_bytes()
+        last.write_bytes(b"tampered\n")
+        wait_for(lambda: last.read_bytes() == good, timeout=10, what="the last registry's edit repaired")
+        first = ca_path(root, "docker", "r000.example.com:5000")
+        first.unlink()
+        wait_for(lambda: first.exists() and first.read_bytes() == good, timeout=10,
+                 what="the first registry's deletion repaired")
+        assert len(os.listdir(f"/proc/{d.proc.pid}/fd")) == fds
+        assert d.alive()
