@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 
 #include "apply.h"
 #include "cleanup.h"
@@ -80,20 +82,39 @@ static int exit_code_for(const State *s) {
         return EXIT_APPLIED;
 }
 
+uint64_t target_mount_id(int rootfd, const char *dir) {
+        struct statx sx;
+
+        if (statx(rootfd, dir, AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &sx) < 0 || !(sx.stx_mask & STATX_MNT_ID))
+                return 0;
+        return sx.stx_mnt_id;
+}
+
 /* A target directory that refuses writes with EROFS, under systemd, is
  * nearly always a stale sandbox: ReadWritePaths= bind-mounted the directory
  * when the service started, someone replaced it since (rm -rf, then mkdir),
- * and the new one shows only through the read-only rest of the file system.
- * Nothing in this process can mend a mount namespace, and retrying would
- * fail forever, so say why and exit non-zero: Restart=on-failure starts us
- * again in a fresh namespace that binds the new directory. --once and
+ * the kernel dropped that mount with the old directory, and the new one
+ * shows only through the read-only rest of the file system. Nothing in this
+ * process can mend a mount namespace, and retrying would fail forever, so
+ * say why and exit non-zero: Restart=on-failure starts us again in a fresh
+ * namespace that binds the new directory. That is the case exactly when the
+ * directory is on another mount than at start. On the same mount, the file
+ * system itself is read-only (remounted, a full disk's errors=remount-ro):
+ * a restart cannot help, so keep running and retry with backoff, degraded
+ * and saying why, until it is writable again. When the mount at start is
+ * unknown, exit under systemd (INVOCATION_ID) as before. --once and
  * --dry-run are left alone; their exit status already says failure. */
 static void manager_exit_if_read_only(Manager *m, const Plan *p) {
         for (size_t i = 0; i < p->n_actions; i++) {
                 const PlanAction *a = &p->actions[i];
                 _cleanup_free_ char *dir = NULL;
+                size_t k = a->target - targets;
+                uint64_t now;
 
                 if (a->error != -EROFS)
+                        continue;
+                now = target_mount_id(m->root_fd, a->target->dir);
+                if (m->target_mount_id[k] != 0 ? now == m->target_mount_id[k] : !getenv("INVOCATION_ID"))
                         continue;
                 dir = path_join(m->config->root, a->target->dir);
                 log_full(LOG_ERR, "Target directory is read-only (replaced since the service started?); exiting so that a restart sees it afresh",
@@ -104,8 +125,9 @@ static void manager_exit_if_read_only(Manager *m, const Plan *p) {
         }
 }
 
-/* trust set -> plan -> apply -> state. -EIO when some write failed. */
-static int manager_apply_trust(Manager *m, const TrustSet *t, bool content_changed) {
+/* trust set -> plan -> apply -> state. -EIO when some write failed, and
+ * *ret_error says which, for every target. */
+static int manager_apply_trust(Manager *m, const TrustSet *t, bool content_changed, char **ret_error) {
         _cleanup_(runtime_status_done) RuntimeStatus rs = {};
         _cleanup_(plan_freep) Plan *p = NULL;
         int r, failed = 0;
@@ -159,18 +181,20 @@ static int manager_apply_trust(Manager *m, const TrustSet *t, bool content_chang
                 return r;
         if (!m->config->dry_run)
                 sync_log_shadowed(&m->state);
+        if (failed > 0 && sync_failure_reason(p, ret_error) < 0)
+                *ret_error = NULL; /* the caller says it without the names */
         return failed > 0 ? -EIO : 0;
 }
 
 /* The trust half of a sync: snapshot -> trust set, then apply it. */
-static int manager_sync_trust(Manager *m, const Snapshot *snap, bool content_changed) {
+static int manager_sync_trust(Manager *m, const Snapshot *snap, bool content_changed, char **ret_error) {
         _cleanup_(trust_set_freep) TrustSet *t = NULL;
         int r;
 
         r = trust_set_from_snapshot(snap, m->config->ignore_keys, time(NULL), m->trust, &t);
         if (r < 0)
                 return r;
-        r = manager_apply_trust(m, t, content_changed);
+        r = manager_apply_trust(m, t, content_changed, ret_error);
         trust_set_free(m->trust);
         m->trust = TAKE_PTR(t);
         return r;
@@ -234,16 +258,17 @@ static void manager_retry_after_failure(Manager *m, bool failed) {
  * the trust set we have. A failure here marks the agent degraded until the
  * next full sync; success leaves the last full sync's verdict alone. */
 void manager_repair(Manager *m) {
+        _cleanup_free_ char *why = NULL;
         State *s = &m->state;
         int r;
 
         if (!manager_has_trust(m))
                 return;
-        r = manager_apply_trust(m, m->trust, false);
+        r = manager_apply_trust(m, m->trust, false, &why);
         if (r < 0) {
                 _cleanup_free_ char *err = NULL;
                 if (asprintf(&err, "Drift repair failed: %s",
-                             r == -EIO ? "a registry could not be written" : strerror(-r)) < 0)
+                             why ? why : r == -EIO ? "a registry could not be written" : strerror(-r)) < 0)
                         err = NULL;
                 state_set_failed(s, err ? err : "drift repair failed");
                 log_error("%s", s->last_error);
@@ -258,7 +283,7 @@ void manager_repair(Manager *m) {
 
 int manager_sync(Manager *m) {
         _cleanup_(snapshot_freep) Snapshot *snap = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_free_ char *err = NULL, *why = NULL;
         State *s = &m->state;
         bool first = !s->first_sync_done, changed = false;
         char hash[65];
@@ -279,15 +304,14 @@ int manager_sync(Manager *m) {
                 snapshot_trust_hash(snap, hash);
                 changed = state_set_source(s, hash, snap->origin);
                 if (manager_has_trust(m))
-                        r = manager_sync_trust(m, snap, changed);
+                        r = manager_sync_trust(m, snap, changed, &why);
                 if (r == -EIO) {
-                        /* A failed removal fails no registry of the trust
-                         * set: count files, and name registries when any. */
-                        if ((s->n_failed > 0
-                                     ? asprintf(&err, "%u registr%s could not be written", s->n_failed,
-                                                s->n_failed == 1 ? "y" : "ies")
-                                     : asprintf(&err, "%u file%s could not be written or removed", s->n_files_failed,
-                                                s->n_files_failed == 1 ? "" : "s")) < 0)
+                        /* Every target that failed, with its files and
+                         * errors; a failed removal fails no registry. */
+                        if (why)
+                                err = TAKE_PTR(why);
+                        else if (asprintf(&err, "%u file%s could not be written or removed", s->n_files_failed,
+                                          s->n_files_failed == 1 ? "" : "s") < 0)
                                 err = NULL;
                 } else if (r < 0) {
                         if (asprintf(&err, "Failed to sync: %s", strerror(-r)) < 0)

@@ -15,6 +15,7 @@
 #include "source.h"
 #include "state.h"
 #include "status.h"
+#include "target.h"
 #include "trust.h"
 
 typedef struct Health Health;
@@ -53,10 +54,14 @@ typedef struct Manager {
         NodeStatus *node_status; /* the RegistryTrustReady condition; NULL when off */
 
         uint64_t retry_usec; /* the backoff after a failed sync or repair, 0 none */
+        uint64_t target_mount_id[N_TARGETS]; /* at start; 0 unknown (see manager_exit_if_read_only) */
         int exit_code;       /* for --once/--dry-run */
 } Manager;
 
 int manager_new(Config *config, Manager **ret);
+
+/* The mount root/dir is on (statx STATX_MNT_ID), 0 when unknown. */
+uint64_t target_mount_id(int rootfd, const char *dir);
 Manager *manager_free(Manager *m);
 static inline void manager_freep(Manager **m) {
         if (*m)

@@ -348,10 +348,16 @@ int state_set_error(State *s, const char *error) {
 
         assert(s);
 
-        if (streq_ptr(s->last_error, error))
-                return 0;
         if (error && !(e = strdup(error)))
                 return -ENOMEM;
+        /* Whatever a reason quotes (a key, a server's answer), it leaves
+         * as one printable line of UTF-8. */
+        if (e)
+                (void) utf8_one_line(e);
+        if (streq_ptr(s->last_error, e)) {
+                free(e);
+                return 0;
+        }
         free(s->last_error);
         s->last_error = e;
         s->revision++;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <assert.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
@@ -130,4 +131,74 @@ void runtime_print(FILE *f, const RuntimeStatus *rs) {
                         fprintf(f, ": %s", ts->reason);
                 fputc('\n', f);
         }
+}
+
+/* The files of target k that failed, "a.example.com, b.example.com/hosts.toml
+ * and 3 more (No space left on device)"; false when none did. */
+static bool failure_target(FILE *f, const Plan *p, size_t k) {
+        enum { MAX_NAMES = 3, MAX_ERRORS = 2 };
+        int errors[MAX_ERRORS] = {};
+        size_t n = 0, n_errors = 0;
+
+        for (size_t i = 0; i < p->n_actions; i++) {
+                const PlanAction *a = &p->actions[i];
+                size_t e;
+
+                if (a->error >= 0 || a->target != &targets[k])
+                        continue;
+                if (n == 0)
+                        fprintf(f, "%s%s: ", ftell(f) > 0 ? "; " : "", targets[k].name);
+                if (n < MAX_NAMES)
+                        fprintf(f, "%s%s%s%s", n > 0 ? ", " : "", a->registry, streq(a->file, CA_FILE) ? "" : "/",
+                                streq(a->file, CA_FILE) ? "" : a->file);
+                n++;
+                for (e = 0; e < n_errors && errors[e] != a->error; e++)
+                        ;
+                if (e == n_errors && n_errors < MAX_ERRORS)
+                        errors[n_errors++] = a->error;
+        }
+        if (n == 0)
+                return false;
+        if (n > MAX_NAMES)
+                fprintf(f, " and %zu more", n - MAX_NAMES);
+        fputs(" (", f);
+        for (size_t e = 0; e < n_errors; e++)
+                fprintf(f, "%s%s", e > 0 ? ", " : "", strerror(-errors[e]));
+        fputc(')', f);
+        return true;
+}
+
+int sync_failure_reason(const Plan *p, char **ret) {
+        _cleanup_free_ char *detail = NULL;
+        char *reason = NULL;
+        size_t size = 0, writes = 0, removals = 0;
+        FILE *f;
+
+        assert(p);
+        assert(ret);
+
+        *ret = NULL;
+        for (size_t i = 0; i < p->n_actions; i++)
+                if (p->actions[i].error < 0) {
+                        removals += p->actions[i].type == ACTION_REMOVE;
+                        writes += p->actions[i].type != ACTION_REMOVE;
+                }
+        if (writes + removals == 0)
+                return 0;
+        f = open_memstream(&detail, &size);
+        if (!f)
+                return -ENOMEM;
+        for (size_t k = 0; k < N_TARGETS; k++)
+                (void) failure_target(f, p, k);
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        if (writes > 0 && removals > 0) {
+                if (asprintf(&reason, "could not write %zu file%s and remove %zu: %s", writes, writes == 1 ? "" : "s",
+                             removals, detail) < 0)
+                        return -ENOMEM;
+        } else if (asprintf(&reason, "could not %s %zu file%s: %s", writes > 0 ? "write" : "remove",
+                            writes + removals, writes + removals == 1 ? "" : "s", detail) < 0)
+                return -ENOMEM;
+        *ret = reason;
+        return 0;
 }

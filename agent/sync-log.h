@@ -26,6 +26,12 @@ void sync_log_runtime(const RuntimeStatus *old, const RuntimeStatus *now);
 /* Registries that changed and are shadowed in some target. */
 void sync_log_shadowed(const State *s);
 
+/* Why an applied plan failed, naming every target and its files (the
+ * first few) and errors: "could not write 2 files: docker: a.example.com
+ * (No space left on device); containerd: a.example.com/hosts.toml
+ * (Read-only file system)". NULL when nothing failed. */
+int sync_failure_reason(const Plan *p, char **ret);
+
 /* STATUS= (and READY=1 when first) for the service manager. */
 void sync_notify(const State *s, bool first);
 

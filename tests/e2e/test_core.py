@@ -641,7 +641,7 @@ dd if=/dev/zero of="$d/fill" bs=1k count=8 2>/dev/null || true
     --resync-interval 300 2> "$WORK/agent.err" &
 agent=$!
 i=0
-until grep -q "could not be written" "$WORK/agent.err"; do
+until grep -q "could not write 1 file: docker: heal.example.com (No space left on device)" "$WORK/agent.err"; do
     i=$((i+1)); [ $i -lt 200 ] || { kill $agent; exit 3; }; sleep 0.05
 done
 # Room again, without a single inotify event in the watched directory.
@@ -699,5 +699,6 @@ def test_descriptors_stay_few_whatever_the_number_of_registries(agent, root, tru
         first.unlink()
         wait_for(lambda: first.exists() and first.read_bytes() == good, timeout=10,
                  what="the first registry's deletion repaired")
-        assert len(os.listdir(f"/proc/{d.proc.pid}/fd")) == fds
+        fds = len(os.listdir(f"/proc/{d.proc.pid}/fd"))
+        assert fds < 32, f"{fds} descriptors open after the repairs"
         assert d.alive()

@@ -595,29 +595,56 @@ def test_stop_is_clean(container):
 
 # --- the agent's half of the heal, without systemd ----------------------------------------
 
-def test_agent_exits_when_a_target_dir_is_read_only(nodetrustd_bin, tmp_path, test_ca):
-    """A write refused with EROFS (what a stale ReadWritePaths= bind mount
-    gives) makes the daemon say why and exit 3, so Restart=on-failure gets it
-    a fresh sandbox; the other targets are still written first. --once exits
-    3 as it always did. The read-only directory is a read-only tmpfs in a
-    private mount namespace."""
+def test_agent_exits_when_its_sandbox_mount_of_a_target_dir_is_gone(nodetrustd_bin, tmp_path, test_ca):
+    """What a stale ReadWritePaths= bind mount is, without systemd: /etc
+    read-only, the target directory a writable mount on it, in a private
+    mount namespace. When that mount goes (the kernel drops it with a
+    deleted directory), writes there fail with EROFS on another mount than
+    at start: the daemon says why and exits 3, so Restart=on-failure gets
+    it a fresh sandbox; the other targets are still written first. A target
+    that is read-only on the same mount as at start is a fault to wait out
+    instead (tests/e2e/test_faults.py); --once exits 3 on it as it always
+    did, without the exit message."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a read-only tmpfs needs root")
+        pytest.skip("mounting needs root")
     root, src = tmp_path / "root", tmp_path / "trust"
     src.mkdir()
     (src / "registry.example.com..5000").write_bytes(test_ca.pem())
-    docker = root / "etc/docker/certs.d"
+    etc, docker = root / "etc", root / "etc/docker/certs.d"
     docker.mkdir(parents=True)
+    (root / "etc/containers/certs.d").mkdir(parents=True)
+    (root / "etc/containerd/certs.d").mkdir(parents=True)
     agent = peers.Agent(root, src, binary=nodetrustd_bin, workdir=tmp_path)
-    for mode in ((), ("--once",)):
-        argv = " ".join(f"'{a}'" for a in agent.argv("--config", "/dev/null", *mode))
-        r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
-                            f"mount -t tmpfs -o ro tmpfs '{docker}' && exec {argv}"],
-                           capture_output=True, text=True, timeout=30,
-                           env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"})
-        assert r.returncode == 3, (mode, r.returncode, r.stderr)
-        assert peers.ca_path(root, "containers", "registry.example.com:5000").is_file()
-        said = "Target directory is read-only" in r.stderr
-        assert said == (not mode), r.stderr
-        if not mode:
-            assert "TARGET=docker" in r.stderr and f"DIRECTORY={docker}" in r.stderr, r.stderr
+    env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+    err = tmp_path / "agent.err"
+    argv = " ".join(f"'{a}'" for a in agent.argv("--config", "/dev/null", "--verify-interval", "0"))
+    setup = (f"mount --bind '{etc}' '{etc}' && mount -t tmpfs tmpfs '{docker}' && "
+             f"mount --bind '{root}/etc/containers/certs.d' '{root}/etc/containers/certs.d' && "
+             f"mount --bind '{root}/etc/containerd/certs.d' '{root}/etc/containerd/certs.d' && "
+             f"mount -o remount,ro,bind '{etc}' && exec {argv}")
+    with open(err, "wb") as e:
+        proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", setup],
+                                stdout=subprocess.DEVNULL, stderr=e, env=env)
+    try:
+        view = Path(f"/proc/{proc.pid}/root{docker}/registry.example.com:5000/ca.crt")
+        wait_for(lambda: proc.poll() is not None or view.is_file(), timeout=10, what="the first sync")
+        assert proc.poll() is None, err.read_text()
+        subprocess.run(["nsenter", "-t", str(proc.pid), "-m", "umount", "-l", str(docker)], check=True)
+        rc = proc.wait(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log = err.read_text()
+    assert rc == 3, log
+    assert "Target directory is read-only" in log and "TARGET=docker" in log and f"DIRECTORY={docker}" in log, log
+    assert peers.ca_path(root, "containers", "registry.example.com:5000").is_file()
+
+    # --once on a directory read-only from the start: exit 3, no exit message.
+    argv = " ".join(f"'{a}'" for a in agent.argv("--config", "/dev/null", "--once"))
+    r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                        f"mount -t tmpfs -o ro tmpfs '{docker}' && exec {argv}"],
+                       capture_output=True, text=True, timeout=30, env=env)
+    assert r.returncode == 3, (r.returncode, r.stderr)
+    assert "Target directory is read-only" not in r.stderr, r.stderr
+    assert "docker: registry.example.com:5000 (Read-only file system)" in r.stderr, r.stderr

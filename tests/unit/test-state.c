@@ -112,6 +112,23 @@ static void test_refused_key_is_printable(void **unused) {
         assert_string_equal(s.registries[0].reason, "not a registry: bad??key");
 }
 
+/* A reason quotes what it was given (a key, a server's answer): the
+ * State keeps it one printable line, whatever the bytes. */
+static void test_error_is_one_printable_line(void **unused) {
+        _cleanup_(state_done) State s = {};
+        uint64_t rev;
+
+        (void) unused;
+        state_sync_done(&s, false, "Failed to read the source: bad\xff\nkey\r");
+        assert_string_equal(s.last_error, "Failed to read the source: bad? key ");
+        rev = s.revision;
+        /* The same bytes again are the same error: no news. */
+        state_sync_done(&s, false, "Failed to read the source: bad\xff\nkey\r");
+        assert_int_equal(s.revision, rev);
+        state_set_failed(&s, "Drift repair failed: \x1b[31mred");
+        assert_string_equal(s.last_error, "Drift repair failed:  [31mred");
+}
+
 static void test_ready(void **unused) {
         State s = {};
         const char *reason;
@@ -136,6 +153,7 @@ int main(void) {
                 cmocka_unit_test(test_revision_moves_on_change_only),
                 cmocka_unit_test(test_registries_revision),
                 cmocka_unit_test(test_refused_key_is_printable),
+                cmocka_unit_test(test_error_is_one_printable_line),
                 cmocka_unit_test(test_ready),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
