@@ -329,3 +329,42 @@ def test_invalid_key_with_special_value(run, root, src, test_ca):
     os.mkfifo(src / "bad~key")
     assert_refused_once(run, root, src, "bad~key",
                         "invalid character in key (allowed: letters, digits, '-', '.', '_')", test_ca)
+
+
+def test_report_ca_fifo_does_not_block(nodetrustd_bin, root, src, tmp_path, test_ca):
+    """--report-ca naming a FIFO: libcurl opened it on the loop, and the
+    agent stopped answering /healthz and SIGTERM. The agent reads it
+    itself now; the report fails with the reason and the agent answers."""
+    (src / GOOD).write_bytes(test_ca.pem())
+    os.mkfifo(tmp_path / "ca.fifo")
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(8)  # accepts by backlog; never answers
+    port = peers.free_port()
+    agent = peers.Agent(root, src, binary=nodetrustd_bin, targets="docker",
+                        health=f"127.0.0.1:{port}", workdir=tmp_path,
+                        extra=["--report-url", f"https://127.0.0.1:{lsock.getsockname()[1]}",
+                               "--report-ca", tmp_path / "ca.fifo", "--report-interval", "1"])
+    try:
+        with agent.daemon() as d:
+            d.wait_notify("READY=1")
+            deadline = time.monotonic() + 5
+            while "Failed to read the report CA file" not in d.log() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+                assert r.status == 200
+            assert f"Failed to read the report CA file '{tmp_path / 'ca.fifo'}': not a regular file" in d.log()
+    finally:
+        lsock.close()
+
+
+def test_aggregator_token_file_fifo_exits_with_reason(tmp_path):
+    """The aggregator's --token-file naming a FIFO: open(2) blocked for
+    ever before the type was looked at; now it exits 1 at start, naming
+    the file."""
+    binary = os.path.join(os.path.dirname(peers.nodetrustd_path()), "nodetrust-aggregator")
+    os.mkfifo(tmp_path / "tokens")
+    p = subprocess.run([binary, "--token-file", tmp_path / "tokens", "--listen", "127.0.0.1:0"],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert p.returncode == 1, p.stderr
+    assert f"Failed to read token file '{tmp_path / 'tokens'}': Bad file descriptor" in p.stderr
