@@ -243,18 +243,32 @@ static int target_write(int rootfd, const PullSecretTarget *t, uid_t uid, gid_t 
         return write_file_atomic_at(dfd, name, t->content, t->size, FILE_MODE, uid, gid);
 }
 
-/* previous plus every registry of now not in it (strv). */
+/* previous plus every registry of now not in it (strv), sorted: both are
+ * copied into one list, sorted, and neighbours that are equal dropped,
+ * O(n log n) where a strv_contains() per registry was O(n * m). */
 static int strv_union(char *const *previous, char *const *now, char ***ret) {
+        size_t np = strv_length(previous), nn = strv_length(now), n = 0, o = 0;
         _cleanup_strv_free_ char **l = NULL;
 
+        l = calloc(np + nn + 1, sizeof *l);
+        if (!l)
+                return -ENOMEM;
         for (char *const *p = previous; p && *p; p++)
-                if (strv_extend(&l, *p) < 0)
+                if (!(l[n++] = strdup(*p)))
                         return -ENOMEM;
         for (char *const *p = now; p && *p; p++)
-                if (!strv_contains(l, *p) && strv_extend(&l, *p) < 0)
+                if (!(l[n++] = strdup(*p)))
                         return -ENOMEM;
-        if (l)
-                pull_secret_registries_sort(l);
+        pull_secret_registries_sort(l);
+        for (size_t i = 0; i < n; i++) {
+                if (o > 0 && streq(l[i], l[o - 1])) {
+                        free(l[i]);
+                        l[i] = NULL;
+                        continue;
+                }
+                l[o++] = l[i];
+        }
+        l[o] = NULL;
         *ret = TAKE_PTR(l);
         return 0;
 }

@@ -27,6 +27,7 @@
 /* The aggregator answers with a small JSON object. */
 #define ANSWER_MAX (64U * 1024U)
 #define TOKEN_MAX (16U * 1024U)
+#define REPORT_CA_MAX (1024U * 1024U)
 
 struct Reporter {
         sd_event *event;
@@ -252,9 +253,9 @@ static void on_report_done(CurlRequest *req, int error, void *userdata) {
         }
 }
 
-static int reporter_start_request(Reporter *r, const char *body) {
+static int reporter_start_request(Reporter *r, const char *body, const char *ca, size_t ca_size) {
         _cleanup_(curl_request_freep) CurlRequest *req = NULL;
-        CurlTls tls = { .ca_file = r->ca_file };
+        CurlTls tls = { .ca_blob = ca, .ca_blob_size = ca_size };
         int k;
 
         k = curl_request_new(r->url, &req);
@@ -289,7 +290,8 @@ static int reporter_start_request(Reporter *r, const char *body) {
 }
 
 static void reporter_send(Reporter *r) {
-        _cleanup_free_ char *body = NULL;
+        _cleanup_free_ char *body = NULL, *ca = NULL;
+        size_t ca_size = 0;
         ReportContext ctx;
         int k;
 
@@ -328,8 +330,26 @@ static void reporter_send(Reporter *r) {
                 return;
         }
 
+        /* The CA file is read here, as a regular file with a bounded,
+         * non-blocking read, and handed to libcurl as a blob: libcurl
+         * fopen()ed it on the loop, and a FIFO there blocked the agent. */
+        if (r->ca_file) {
+                k = read_file_at(AT_FDCWD, r->ca_file, true, REPORT_CA_MAX, &ca, &ca_size);
+                if (k < 0) {
+                        r->stats.reports_total++;
+                        r->stats.report_failures_total++;
+                        r->stats.last_attempt = time(NULL);
+                        r->stats.last_error = k;
+                        r->stats.backoff++;
+                        log_repeat(&r->logged, -1, k, "Failed to read the report CA file '%s': %s", r->ca_file,
+                                   k == -EBADFD ? "not a regular file" : strerror(-k));
+                        reporter_arm_backoff(r);
+                        return;
+                }
+        }
+
         r->stats.last_attempt = time(NULL);
-        k = reporter_start_request(r, body);
+        k = reporter_start_request(r, body, ca, ca_size);
         explicit_bzero(body, strlen(body));
         if (k < 0) {
                 r->stats.reports_total++;

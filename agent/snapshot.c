@@ -19,6 +19,7 @@ Snapshot *snapshot_free(Snapshot *s) {
         for (size_t i = 0; i < s->n_entries; i++) {
                 free(s->entries[i].key);
                 free(s->entries[i].value);
+                free(s->entries[i].error);
         }
         free(s->entries);
         if (s->pull_secret) {
@@ -31,34 +32,59 @@ Snapshot *snapshot_free(Snapshot *s) {
         return NULL;
 }
 
-int snapshot_add_entry(Snapshot *s, const char *key, const void *value, size_t size) {
+/* Room for one more entry; the array grows by doubling, so n entries cost
+ * O(n) copies, not O(n^2) as one realloc per entry could. */
+static int entries_reserve(Snapshot *s) {
         SnapshotEntry *n;
-        unsigned char *v;
-        char *k;
+        size_t want;
 
+        if (s->n_entries < s->n_allocated)
+                return 0;
+        /* From n_entries, not n_allocated: a test may have built the array
+         * by hand. */
+        want = (s->n_entries < 8 ? 8 : s->n_entries) * 2;
+        n = reallocarray(s->entries, want, sizeof *n);
+        if (!n)
+                return -ENOMEM;
+        s->entries = n;
+        s->n_allocated = want;
+        return 0;
+}
+
+static int entry_add(Snapshot *s, const char *key, const void *value, size_t size, const char *error) {
+        _cleanup_free_ char *k = NULL, *e = NULL;
+        unsigned char *v;
+
+        k = strdup(key);
+        e = error ? strdup(error) : NULL;
+        if (!k || (error && !e) || entries_reserve(s) < 0)
+                return -ENOMEM;
+        v = malloc(size + 1);
+        if (!v)
+                return -ENOMEM;
+        if (size > 0)
+                memcpy(v, value, size);
+        v[size] = 0;
+        s->entries[s->n_entries++] =
+                (SnapshotEntry){ .key = TAKE_PTR(k), .value = v, .size = size, .error = TAKE_PTR(e) };
+        s->have_trust = true;
+        return 0;
+}
+
+int snapshot_add_entry(Snapshot *s, const char *key, const void *value, size_t size) {
         assert(s);
         assert(key);
         assert(value || size == 0);
 
-        k = strdup(key);
-        v = malloc(size + 1);
-        if (!k || !v) {
-                free(k);
-                free(v);
-                return -ENOMEM;
-        }
-        memcpy(v, value, size);
-        v[size] = 0;
-        n = realloc(s->entries, (s->n_entries + 1) * sizeof *n);
-        if (!n) {
-                free(k);
-                free(v);
-                return -ENOMEM;
-        }
-        s->entries = n;
-        s->entries[s->n_entries++] = (SnapshotEntry){ .key = k, .value = v, .size = size };
-        s->have_trust = true;
-        return 0;
+        return entry_add(s, key, value, size, NULL);
+}
+
+int snapshot_add_refused(Snapshot *s, const char *key, const char *reason) {
+        assert(s);
+        assert(key);
+        assert(reason);
+
+        return entry_add(s, key, NULL, 0, reason);
 }
 
 int snapshot_set_pull_secret(Snapshot *s, const void *data, size_t size) {
@@ -93,6 +119,32 @@ void snapshot_sort(Snapshot *s) {
                 qsort(s->entries, s->n_entries, sizeof *s->entries, entry_cmp);
 }
 
+int snapshot_limit_entries(Snapshot *s) {
+        char reason[128];
+
+        assert(s);
+
+        if (s->n_entries <= SNAPSHOT_ENTRIES_MAX)
+                return 0;
+        snapshot_sort(s);
+        snprintf(reason, sizeof reason, "beyond the agent's limit of %u keys per map (the map has %zu)",
+                 (unsigned) SNAPSHOT_ENTRIES_MAX, s->n_entries);
+        for (size_t i = SNAPSHOT_ENTRIES_MAX; i < s->n_entries; i++) {
+                SnapshotEntry *e = &s->entries[i];
+                char *why = strdup(reason);
+
+                if (!why)
+                        return -ENOMEM;
+                free(e->error);
+                e->error = why;
+                /* The value is not kept: a refused key holds no memory. */
+                explicit_bzero(e->value, e->size);
+                e->value[0] = 0;
+                e->size = 0;
+        }
+        return 0;
+}
+
 void snapshot_trust_hash(const Snapshot *s, char ret[65]) {
         Sha256 *h;
 
@@ -104,11 +156,22 @@ void snapshot_trust_hash(const Snapshot *s, char ret[65]) {
          * differ and every node computes the same hash for the same map
          * whatever its word size or byte order. */
         for (size_t i = 0; i < s->n_entries; i++) {
+                const SnapshotEntry *e = &s->entries[i];
                 char len[64];
-                int n = snprintf(len, sizeof len, "%zu:%zu:", strlen(s->entries[i].key), s->entries[i].size);
+                int n;
+
+                /* "!" marks a refused entry, hashed with its reason: a map
+                 * whose FIFO became a file is a different map. */
+                if (e->error)
+                        n = snprintf(len, sizeof len, "%zu:!%zu:", strlen(e->key), strlen(e->error));
+                else
+                        n = snprintf(len, sizeof len, "%zu:%zu:", strlen(e->key), e->size);
                 sha256_feed(h, len, (size_t) n);
-                sha256_feed(h, s->entries[i].key, strlen(s->entries[i].key));
-                sha256_feed(h, s->entries[i].value, s->entries[i].size);
+                sha256_feed(h, e->key, strlen(e->key));
+                if (e->error)
+                        sha256_feed(h, e->error, strlen(e->error));
+                else
+                        sha256_feed(h, e->value, e->size);
         }
         sha256_end(h, ret);
 }

@@ -11,10 +11,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The agent reads at most this many keys of a trust map; the keys beyond
+ * it (by name) are refused, each with the limit as its reason. */
+#define SNAPSHOT_ENTRIES_MAX 4096
+
 typedef struct SnapshotEntry {
         char *key;
-        unsigned char *value;
+        unsigned char *value; /* NUL-terminated; "" when error is set */
         size_t size;
+        /* Set when the source could not take the value at all (a FIFO, a
+         * value over the size limit): the key is refused with this reason,
+         * and every other key still applies. */
+        char *error;
 } SnapshotEntry;
 
 typedef struct Snapshot {
@@ -23,6 +31,7 @@ typedef struct Snapshot {
         bool have_trust;
         SnapshotEntry *entries;
         size_t n_entries;
+        size_t n_allocated; /* room in entries; snapshot_add_*() keep it */
 
         bool have_pull_secret;
         unsigned char *pull_secret;
@@ -48,11 +57,19 @@ static inline void snapshot_freep(Snapshot **s) {
 /* Add a copy of (key, value) to the trust entries; -ENOMEM on failure. */
 int snapshot_add_entry(Snapshot *s, const char *key, const void *value, size_t size);
 
+/* Add key as a value the source could not read, refused for reason. */
+int snapshot_add_refused(Snapshot *s, const char *key, const char *reason);
+
+/* Refuse every entry beyond the first SNAPSHOT_ENTRIES_MAX by key, giving
+ * the limit as the reason; sorts the entries. */
+int snapshot_limit_entries(Snapshot *s);
+
 /* Replace the pull secret with a copy of data. */
 int snapshot_set_pull_secret(Snapshot *s, const void *data, size_t size);
 
 /* Sort entries by key so that hashing and planning are deterministic. */
 void snapshot_sort(Snapshot *s);
 
-/* sha256 (hex, 64 chars + NUL) over the sorted trust entries only. */
+/* sha256 (hex, 64 chars + NUL) over the sorted trust entries only (a
+ * refused entry counts with its reason). */
 void snapshot_trust_hash(const Snapshot *s, char ret[65]);

@@ -18,7 +18,6 @@
 
 /* Kubernetes caps a config map or secret at 1 MiB in total. */
 #define VALUE_MAX (1024u * 1024)
-#define ENTRIES_MAX 4096
 #define PULL_SECRET_KEY ".dockerconfigjson"
 
 #define DIR_EVENTS                                                                              \
@@ -242,8 +241,88 @@ static bool volume_swapped(const char *path, int fd) {
         return a.st_dev != b.st_dev || a.st_ino != b.st_ino;
 }
 
+/* What a key's file is when it is not a regular file, as its refusal. */
+static const char *file_type_reason(mode_t m) {
+        if (S_ISFIFO(m))
+                return "is a FIFO, not a regular file";
+        if (S_ISSOCK(m))
+                return "is a socket, not a regular file";
+        if (S_ISCHR(m))
+                return "is a character device, not a regular file";
+        if (S_ISBLK(m))
+                return "is a block device, not a regular file";
+        if (S_ISDIR(m))
+                return "is a directory, not a regular file";
+        return "is not a regular file";
+}
+
+/* Why a value could not be read, as a static string (a refused key's
+ * reason, or the pull secret's error). NULL: the file is gone, as if it
+ * had never been listed (deleted since readdir(), a kubelet swap). */
+static const char *read_error_reason(int dfd, const char *name, int r) {
+        struct stat st;
+
+        switch (r) {
+        case -ENOENT:
+                /* A symlink whose target is missing stays listed: say so. */
+                if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) >= 0 && S_ISLNK(st.st_mode))
+                        return "is a symbolic link to a file that does not exist";
+                return NULL;
+        case -EFBIG:
+                return "larger than 1 MiB, the limit for a value";
+        case -ELOOP:
+                return "is a symbolic link loop";
+        case -EACCES:
+        case -EPERM:
+                return "cannot be read: permission denied";
+        case -EISDIR:
+        case -EBADFD:
+                /* read_file_at() looked at the type: look again to name it. */
+                if (fstatat(dfd, name, &st, 0) >= 0)
+                        return file_type_reason(st.st_mode);
+                return "is not a regular file";
+        default:
+                return "cannot be read";
+        }
+}
+
+/* Read one value of the trust map into snap. A value the agent cannot take
+ * (a FIFO, a socket, a device, one over the size limit) is a refused key
+ * with its reason, never the end of the read: every other key still
+ * applies. read_file_at() looks at the type before it opens anything and
+ * opens O_NONBLOCK, so no value can block the loop. Symlinks are followed
+ * (the kubelet's keys are symlinks into "..data"); what they point to is
+ * judged as the value. */
+static int read_value(Snapshot *snap, int dfd, const char *name) {
+        _cleanup_free_ char *data = NULL;
+        const char *why;
+        size_t size;
+        int r;
+
+        r = read_file_at(dfd, name, true, VALUE_MAX, &data, &size);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                why = read_error_reason(dfd, name, r);
+                return why ? snapshot_add_refused(snap, name, why) : 0;
+        }
+        return snapshot_add_entry(snap, name, data, size);
+}
+
+static int name_cmp(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+static void names_free(char **names, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(names[i]);
+        free(names);
+}
+
 static int read_trust(const char *path, Snapshot *snap) {
         _cleanup_close_ int fd = -1;
+        char **names = NULL;
+        size_t n = 0, allocated = 0;
         struct dirent *de;
         DIR *dir;
         int r = 0;
@@ -258,30 +337,42 @@ static int read_trust(const char *path, Snapshot *snap) {
 
         /* An existing directory, even empty, is a trust map with no keys. */
         snap->have_trust = true;
-        while ((de = readdir(dir))) {
-                _cleanup_free_ char *data = NULL;
-                size_t size;
 
+        /* The names first: over the key limit, which keys are read must
+         * not depend on readdir() order, and a value beyond it is never
+         * read at all. */
+        while ((de = readdir(dir))) {
                 /* Dot files are the kubelet's own (..data, ..2026_...) or
                  * editors' and installers' temporaries; no registry host
                  * name starts with a dot. */
                 if (de->d_name[0] == '.')
                         continue;
-                if (snap->n_entries >= ENTRIES_MAX) {
-                        r = -E2BIG;
+                if (n == allocated) {
+                        size_t want = allocated ? allocated * 2 : 64;
+                        char **m = reallocarray(names, want, sizeof *m);
+                        if (!m) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        names = m;
+                        allocated = want;
+                }
+                names[n] = strdup(de->d_name);
+                if (!names[n]) {
+                        r = -ENOMEM;
                         break;
                 }
-                r = read_file_at(dirfd(dir), de->d_name, true, VALUE_MAX, &data, &size);
-                if (r == -EISDIR || r == -EBADFD || r == -ENOENT) {
-                        r = 0;
-                        continue;
-                }
-                if (r < 0)
-                        break;
-                r = snapshot_add_entry(snap, de->d_name, data, size);
-                if (r < 0)
-                        break;
+                n++;
         }
+        if (r >= 0 && n > 1)
+                qsort(names, n, sizeof *names, name_cmp);
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = i < SNAPSHOT_ENTRIES_MAX ? read_value(snap, dirfd(dir), names[i])
+                                             : snapshot_add_refused(snap, names[i], "beyond the key limit");
+        names_free(names, n);
+        /* The reason beyond the limit names it and the map's size. */
+        if (r >= 0)
+                r = snapshot_limit_entries(snap);
         if (r >= 0 && volume_swapped(path, dirfd(dir)))
                 r = -ESTALE;
         closedir(dir);
@@ -309,6 +400,15 @@ static int read_pull_secret(const char *path, Snapshot *snap) {
                 }
         } else
                 r = read_file_at(AT_FDCWD, path, true, VALUE_MAX, &data, &size);
+        if (r < 0 && r != -ENOMEM && r != -ENOENT) {
+                /* A secret the agent cannot take (a FIFO, a device, one
+                 * over the size limit) is an invalid secret, and must not
+                 * stop the trust config map from applying. */
+                const char *why = read_error_reason(fd >= 0 ? fd : AT_FDCWD, fd >= 0 ? PULL_SECRET_KEY : path, r);
+                snap->have_pull_secret = true;
+                snap->pull_secret_error = why ? why : "cannot be read";
+                return 0;
+        }
         if (r < 0)
                 return r;
         r = snapshot_set_pull_secret(snap, data, size);
@@ -329,13 +429,8 @@ static int dir_read_once(DirSource *d, Snapshot **ret) {
         }
         if (d->pull_path) {
                 r = read_pull_secret(d->pull_path, snap);
-                /* A missing secret is "no pull secret", not an error. An
-                 * oversized one is an invalid secret, and must not stop the
-                 * trust config map from applying. */
-                if (r == -EFBIG) {
-                        snap->have_pull_secret = true;
-                        snap->pull_secret_error = "larger than 1 MiB";
-                } else if (r < 0 && r != -ENOENT)
+                /* A missing secret is "no pull secret", not an error. */
+                if (r < 0 && r != -ENOENT)
                         return r;
         }
         if (asprintf(&snap->origin, "%s", d->trust_path ? d->trust_path : d->pull_path) < 0)

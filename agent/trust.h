@@ -36,8 +36,12 @@ typedef struct TrustRefusal {
 typedef struct TrustSet {
         TrustEntry *entries; /* sorted by registry */
         size_t n_entries;
-        TrustRefusal *refused;
+        TrustRefusal *refused; /* sorted by key */
         size_t n_refused;
+        /* The refusals with a registry, sorted by it, for
+         * trust_set_find_refused(); NULL in a set built by hand. */
+        TrustRefusal **refused_by_registry;
+        size_t n_refused_by_registry;
         char **ignored; /* keys skipped by the ignore list (strv) */
 } TrustSet;
 

@@ -33,7 +33,9 @@ static int token_file_load(TokenFile *t) {
         struct stat st;
         ssize_t k;
 
-        fd = open(t->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* O_NONBLOCK: a FIFO there blocked the loop in open(2) before the
+         * type was looked at; a regular file reads the same with it. */
+        fd = open(t->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return -errno;
         if (fstat(fd, &st) < 0)

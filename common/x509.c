@@ -7,6 +7,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base64.h"
@@ -18,7 +20,7 @@ DEFINE_POINTER_CLEANUP(X509, X509_free)
 DEFINE_POINTER_CLEANUP(BIO, BIO_free_all)
 
 /* Parsing stops here; a config map value is at most 1 MiB anyway. */
-#define MAX_CERTS 512
+#define MAX_CERTS CERT_BUNDLE_MAX_CERTS
 
 static bool contains(const void *data, size_t size, const char *needle) {
         return memmem(data, size, needle, strlen(needle)) != NULL;
@@ -102,36 +104,134 @@ static int bundle_add(CertBundle *b, BIO *out, X509 *x) {
         return 0;
 }
 
-static int parse_pem(CertBundle *b, BIO *out, const void *data, size_t size) {
+/* Reasons naming a certificate by its place are made here; like the static
+ * ones they stay valid until the next cert_bundle_parse() (the agent is
+ * single-threaded, and the caller copies the reason at once). */
+static char reason_buf[256];
+
+static const char *reason_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static const char *reason_printf(const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(reason_buf, sizeof reason_buf, fmt, ap);
+        va_end(ap);
+        return reason_buf;
+}
+
+/* OpenSSL's reason for the last error, for an operator to act on. */
+static const char *openssl_reason(void) {
+        const char *why = ERR_reason_error_string(ERR_peek_last_error());
+
+        return why ? why : "not a valid X.509 certificate";
+}
+
+static bool is_cert_block(const char *name) {
+        return streq(name, PEM_STRING_X509) || streq(name, PEM_STRING_X509_OLD);
+}
+
+static size_t count(const void *data, size_t size, const char *needle) {
+        const char *p = data, *end = p + size;
+        size_t n = 0, l = strlen(needle);
+
+        while (p < end && (p = memmem(p, (size_t) (end - p), needle, l))) {
+                n++;
+                p += l;
+        }
+        return n;
+}
+
+/* A bundle is all or nothing: every PEM certificate block must parse, or
+ * the value is refused naming the one that did not. (PEM_read_bio_X509()
+ * in a loop stopped quietly at the first bad block, and the certificates
+ * before it were written as if they were the whole bundle.) Blocks of
+ * other types (a CRL, parameters) and text between blocks are skipped. */
+static int parse_pem(CertBundle *b, BIO *out, const void *data, size_t size, const char **reason) {
         _cleanup_(BIO_free_allp) BIO *in = BIO_new_mem_buf(data, (int) size);
+        size_t total = count(data, size, "-----BEGIN " PEM_STRING_X509 "-----") +
+                       count(data, size, "-----BEGIN " PEM_STRING_X509_OLD "-----");
+        size_t i = 0;
         int r;
 
         if (!in)
                 return -ENOMEM;
-        for (;;) {
-                _cleanup_(X509_freep) X509 *x = PEM_read_bio_X509(in, NULL, NULL, NULL);
-                if (!x)
-                        break;
-                r = bundle_add(b, out, x);
-                if (r < 0)
-                        return r;
+        if (total > MAX_CERTS) {
+                *reason = reason_printf("more than %u certificates (the bundle has %zu)", MAX_CERTS, total);
+                return -E2BIG;
         }
         ERR_clear_error();
-        return 0;
-}
+        for (;;) {
+                char *name = NULL, *header = NULL;
+                unsigned char *der = NULL;
+                long len = 0;
 
-static int parse_der(CertBundle *b, BIO *out, const void *data, size_t size) {
-        const unsigned char *p = data, *end = p + size;
-        int r;
+                if (PEM_read_bio(in, &name, &header, &der, &len) != 1) {
+                        unsigned long e = ERR_peek_last_error();
+                        bool end = ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE;
 
-        /* Concatenated DER certificates; every byte must belong to one. */
-        while (p < end) {
-                _cleanup_(X509_freep) X509 *x = d2i_X509(NULL, &p, end - p);
+                        ERR_clear_error();
+                        if (end)
+                                return 0;
+                        /* A block whose base64 or END line is broken: its
+                         * type is unknown, but every certificate read so far
+                         * was counted. */
+                        if (i < total)
+                                *reason = reason_printf("certificate %zu of %zu could not be parsed: malformed PEM (bad base64 or no END line)",
+                                                        i + 1, total);
+                        else
+                                *reason = reason_printf("a PEM block after certificate %zu of %zu could not be read (bad base64 or no END line)",
+                                                        i, total);
+                        return -EBADMSG;
+                }
+
+                _cleanup_free_ char *name_free = name, *header_free = header;
+                _cleanup_free_ unsigned char *der_free = der;
+                if (!is_cert_block(name))
+                        continue;
+                i++;
+
+                const unsigned char *p = der;
+                _cleanup_(X509_freep) X509 *x = d2i_X509(NULL, &p, len);
                 if (!x) {
+                        *reason = reason_printf("certificate %zu of %zu could not be parsed: %s", i, total,
+                                                openssl_reason());
                         ERR_clear_error();
                         return -EBADMSG;
                 }
                 r = bundle_add(b, out, x);
+                if (r == -EBADMSG)
+                        *reason = reason_printf("certificate %zu of %zu could not be parsed: malformed validity dates",
+                                                i, total);
+                else if (r == -E2BIG)
+                        *reason = reason_printf("more than %u certificates", MAX_CERTS);
+                if (r < 0)
+                        return r;
+        }
+}
+
+static int parse_der(CertBundle *b, BIO *out, const void *data, size_t size, const char **reason) {
+        const unsigned char *p = data, *end = p + size;
+        size_t i = 0;
+        int r;
+
+        /* Concatenated DER certificates; every byte must belong to one. */
+        while (p < end) {
+                i++;
+                _cleanup_(X509_freep) X509 *x = d2i_X509(NULL, &p, end - p);
+                if (!x) {
+                        /* A first "certificate" that is none may be anything
+                         * that happens to start with 0x30. */
+                        *reason = i == 1 ? "not PEM, base64 or a DER certificate"
+                                         : reason_printf("DER certificate %zu could not be parsed: %s", i,
+                                                         openssl_reason());
+                        ERR_clear_error();
+                        return -EBADMSG;
+                }
+                r = bundle_add(b, out, x);
+                if (r == -EBADMSG)
+                        *reason = reason_printf("DER certificate %zu could not be parsed: malformed validity dates", i);
+                else if (r == -E2BIG)
+                        *reason = reason_printf("more than %u certificates", MAX_CERTS);
                 if (r < 0)
                         return r;
         }
@@ -144,26 +244,10 @@ static int parse_any(CertBundle *b, BIO *out, const void *data, size_t size, boo
                 *reason = "the value holds a private key; only CA certificates belong here";
                 return -EPERM;
         }
-        if (contains(data, size, "-----BEGIN ")) {
-                size_t before = b->n_certs;
-                int r = parse_pem(b, out, data, size);
-                if (r < 0) {
-                        *reason = "a PEM certificate could not be parsed";
-                        return r;
-                }
-                if (b->n_certs == before && contains(data, size, "-----BEGIN CERTIFICATE-----")) {
-                        *reason = "a PEM certificate could not be parsed";
-                        return -EBADMSG;
-                }
-                return 0;
-        }
-        if (size > 0 && ((const unsigned char *) data)[0] == 0x30) {
-                if (parse_der(b, out, data, size) < 0) {
-                        *reason = "not PEM, base64 or a DER certificate";
-                        return -EBADMSG;
-                }
-                return 0;
-        }
+        if (contains(data, size, "-----BEGIN "))
+                return parse_pem(b, out, data, size, reason);
+        if (size > 0 && ((const unsigned char *) data)[0] == 0x30)
+                return parse_der(b, out, data, size, reason);
         if (allow_base64) {
                 _cleanup_free_ unsigned char *dec = NULL;
                 size_t dec_size = 0;
@@ -191,8 +275,12 @@ int cert_bundle_parse(const void *data, size_t size, CertBundle **ret, const cha
 
         /* An empty or whitespace-only value is "no certificate", not garbage. */
         bool blank = true;
-        for (size_t i = 0; i < size && blank; i++)
-                blank = strchr(" \t\r\n", ((const char *) data)[i]) != NULL;
+        for (size_t i = 0; i < size && blank; i++) {
+                char c = ((const char *) data)[i];
+                /* Not strchr(): it finds the NUL terminator, and a value of
+                 * NUL bytes was taken for an empty one. */
+                blank = c == ' ' || c == '\t' || c == '\r' || c == '\n';
+        }
         if (blank) {
                 *ret_reason = "the value is empty";
                 return -ENOENT;

@@ -27,11 +27,17 @@ typedef struct CertBundle {
         size_t n_certs;
 } CertBundle;
 
-/* Parse data into a bundle. On refusal returns a negative errno and sets
- * *ret_reason to a static, human-readable reason:
+/* A bundle holds at most this many certificates (before duplicates are removed). */
+#define CERT_BUNDLE_MAX_CERTS 512u
+
+/* Parse data into a bundle, all or nothing. On refusal returns a negative
+ * errno and sets *ret_reason to a human-readable reason, valid until the
+ * next call (copy it):
  *   -EPERM   the value holds a private key
  *   -ENOENT  no certificate found (empty value)
- *   -EBADMSG garbage / a certificate OpenSSL cannot parse */
+ *   -E2BIG   more than CERT_BUNDLE_MAX_CERTS certificates
+ *   -EBADMSG garbage, or a certificate OpenSSL cannot parse ("certificate 2
+ *            of 3 could not be parsed: ..."): none of the others is kept */
 int cert_bundle_parse(const void *data, size_t size, CertBundle **ret, const char **ret_reason);
 
 CertBundle *cert_bundle_free(CertBundle *b);

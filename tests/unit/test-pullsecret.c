@@ -663,6 +663,53 @@ static void test_apply_merge_lifecycle(void **state) {
         assert_string_equal(b, c);
 }
 
+/* A secret of registries lo..hi-1, "r%05u.example". */
+static char *big_secret(unsigned lo, unsigned hi) {
+        size_t alloc = (hi - lo) * 64 + 64, n = 0;
+        char *t = malloc(alloc);
+
+        n += (size_t) snprintf(t + n, alloc - n, "{\"auths\":{");
+        for (unsigned i = lo; i < hi; i++)
+                n += (size_t) snprintf(t + n, alloc - n, "%s\"r%05u.example\":{\"auth\":\"%s\"}", i > lo ? "," : "", i,
+                                       AUTH_ALICE);
+        snprintf(t + n, alloc - n, "}}");
+        return t;
+}
+
+/* 20,000 registries: the name lists are built and merged by sorting now
+ * (they were O(n^2)); what they hold is exactly what it was. */
+static void test_large_secret_merge(void **state) {
+        Fixture *f = *state;
+        _cleanup_free_ char *s1 = big_secret(0, 20000), *s2 = big_secret(10000, 30000), *file = NULL;
+        json_t *j, *auths;
+
+        write_rel(f, "var/lib/kubelet", "config.json", "{\"auths\":{\"node.example\":{\"auth\":\"" AUTH_BOB "\"}}}");
+        {
+                _cleanup_(pull_secret_plan_freep) PullSecretPlan *p = plan_with(f, s1, PULL_SECRET_MERGE, NULL);
+                assert_int_equal(p->status, PULL_SECRET_VALID);
+                assert_int_equal(strv_length(p->registries), 20000);
+                for (unsigned i = 0; i < 20000; i++) {
+                        char want[32];
+                        snprintf(want, sizeof want, "r%05u.example", i);
+                        assert_string_equal(p->registries[i], want);
+                }
+                assert_int_equal(apply(f, p), 0);
+        }
+        assert_int_equal(sync_with(f, s2, PULL_SECRET_MERGE), PULL_SECRET_UPDATE);
+        assert_int_equal(read_file_at(f->rootfd, "var/lib/kubelet/config.json", false, 8 << 20, &file, NULL), 0);
+        j = json_loads(file, 0, NULL);
+        auths = json_object_get(j, "auths");
+        /* The node-local one, and the second secret's, no more. */
+        assert_int_equal(json_object_size(auths), 20001);
+        assert_non_null(json_object_get(auths, "node.example"));
+        assert_null(json_object_get(auths, "r09999.example"));
+        assert_non_null(json_object_get(auths, "r10000.example"));
+        assert_non_null(json_object_get(auths, "r29999.example"));
+        json_decref(j);
+        /* Unchanged when synced again. */
+        assert_int_equal(sync_with(f, s2, PULL_SECRET_MERGE), PULL_SECRET_UNCHANGED);
+}
+
 static void test_apply_merge_refuses_foreign_file(void **state) {
         Fixture *f = *state;
         _cleanup_free_ char *after = NULL;
@@ -1036,6 +1083,7 @@ int main(void) {
                 cmocka_unit_test(test_merge_ignores_other_secret_keys),
                 cmocka_unit_test_setup_teardown(test_apply_create_then_unchanged, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_merge_lifecycle, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_large_secret_merge, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_merge_refuses_foreign_file, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_refuses_symlinks, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_several_targets, setup, teardown),

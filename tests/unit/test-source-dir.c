@@ -134,6 +134,113 @@ static void test_plain_directory(void **state) {
         assert_int_equal(snap->n_entries, 1);
 }
 
+static const SnapshotEntry *entry(const Snapshot *snap, const char *key) {
+        for (size_t i = 0; i < snap->n_entries; i++)
+                if (strcmp(snap->entries[i].key, key) == 0)
+                        return &snap->entries[i];
+        fail_msg("no entry '%s'", key);
+        return NULL;
+}
+
+/* Anything but a regular file is one refused key with its reason; the
+ * others still read. A FIFO was skipped without a word, a value over the
+ * size limit failed the whole read (nothing applied). */
+static void test_special_files_are_refused_keys(void **state) {
+        _cleanup_(source_freep) Source *s = NULL;
+        _cleanup_(snapshot_freep) Snapshot *snap = NULL;
+        char dir[128], path[192];
+        int fd;
+
+        (void) state;
+        snprintf(dir, sizeof dir, "%s/plain", vol);
+        assert_int_equal(mkdir(dir, 0755), 0);
+        snprintf(path, sizeof path, "%s/good.example.com", dir);
+        write_file(path, "value");
+        snprintf(path, sizeof path, "%s/fifo.example.com", dir);
+        assert_int_equal(mkfifo(path, 0644), 0);
+        snprintf(path, sizeof path, "%s/null.example.com", dir);
+        assert_int_equal(symlink("/dev/null", path), 0);
+        snprintf(path, sizeof path, "%s/dangling.example.com", dir);
+        assert_int_equal(symlink("nowhere", path), 0);
+        snprintf(path, sizeof path, "%s/sub.example.com", dir);
+        assert_int_equal(mkdir(path, 0755), 0);
+        snprintf(path, sizeof path, "%s/big.example.com", dir);
+        fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(ftruncate(fd, 1024 * 1024 + 1), 0);
+        close(fd);
+        snprintf(path, sizeof path, "%s/link.example.com", dir);
+        assert_int_equal(symlink("good.example.com", path), 0);
+
+        assert_int_equal(source_dir_new(dir, NULL, &s), 0);
+        assert_int_equal(source_read(s, &snap), 0);
+        assert_int_equal(snap->n_entries, 7);
+        assert_null(entry(snap, "good.example.com")->error);
+        assert_string_equal((const char *) entry(snap, "good.example.com")->value, "value");
+        /* A symlink to a regular file is read, as the kubelet's keys are. */
+        assert_null(entry(snap, "link.example.com")->error);
+        assert_string_equal((const char *) entry(snap, "link.example.com")->value, "value");
+        assert_string_equal(entry(snap, "fifo.example.com")->error, "is a FIFO, not a regular file");
+        assert_string_equal(entry(snap, "null.example.com")->error, "is a character device, not a regular file");
+        assert_string_equal(entry(snap, "dangling.example.com")->error,
+                            "is a symbolic link to a file that does not exist");
+        assert_string_equal(entry(snap, "sub.example.com")->error, "is a directory, not a regular file");
+        assert_string_equal(entry(snap, "big.example.com")->error, "larger than 1 MiB, the limit for a value");
+        assert_int_equal(entry(snap, "big.example.com")->size, 0);
+}
+
+/* A pull secret that is a FIFO is an invalid secret; the trust map still
+ * reads (it failed the whole source read). */
+static void test_pull_secret_fifo(void **state) {
+        _cleanup_(source_freep) Source *s = NULL;
+        _cleanup_(snapshot_freep) Snapshot *snap = NULL;
+        char path[192];
+
+        (void) state;
+        snprintf(path, sizeof path, "%s/secret", vol);
+        assert_int_equal(mkfifo(path, 0600), 0);
+        assert_int_equal(source_dir_new(vol, path, &s), 0);
+        assert_int_equal(source_read(s, &snap), 0);
+        assert_int_equal(snap->n_entries, 2);
+        assert_true(snap->have_pull_secret);
+        assert_string_equal(snap->pull_secret_error, "is a FIFO, not a regular file");
+}
+
+/* Over the key limit, the first SNAPSHOT_ENTRIES_MAX by name are read and
+ * every other is refused naming the limit (it failed the whole read with
+ * "Argument list too long"). */
+static void test_over_key_limit(void **state) {
+        _cleanup_(source_freep) Source *s = NULL;
+        _cleanup_(snapshot_freep) Snapshot *snap = NULL;
+        char dir[128], path[192];
+        size_t n = SNAPSHOT_ENTRIES_MAX + 3;
+
+        (void) state;
+        snprintf(dir, sizeof dir, "%s/many", vol);
+        assert_int_equal(mkdir(dir, 0755), 0);
+        for (size_t i = 0; i < n; i++) {
+                snprintf(path, sizeof path, "%s/r%05zu.example.com", dir, i);
+                int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+                assert_true(fd >= 0);
+                assert_int_equal(write(fd, "v", 1), 1);
+                close(fd);
+        }
+        assert_int_equal(source_dir_new(dir, NULL, &s), 0);
+        assert_int_equal(source_read(s, &snap), 0);
+        assert_int_equal(snap->n_entries, n);
+        for (size_t i = 0; i < n; i++) {
+                const SnapshotEntry *e = &snap->entries[i];
+                snprintf(path, sizeof path, "r%05zu.example.com", i);
+                assert_string_equal(e->key, path);
+                if (i < SNAPSHOT_ENTRIES_MAX) {
+                        assert_null(e->error);
+                        assert_int_equal(e->size, 1);
+                } else
+                        assert_string_equal(e->error,
+                                            "beyond the agent's limit of 4096 keys per map (the map has 4099)");
+        }
+}
+
 typedef struct Calls {
         unsigned changes, health;
 } Calls;
@@ -250,6 +357,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_reads_kubelet_volume, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_swap_during_read_is_not_a_partial_snapshot, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plain_directory, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_special_files_are_refused_keys, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pull_secret_fifo, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_over_key_limit, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_health_pushed_when_trust_dir_goes_and_comes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_health_pushed_when_trust_link_goes, setup, teardown),
         };

@@ -5,6 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "certgen.h"
@@ -209,6 +212,136 @@ static void test_reuse_moves_unchanged_bundles(void **state) {
                             trust_set_find(t1, "a.example.com")->fingerprint);
 }
 
+/* strdup() fails at its fail_at-th call from now (0: never), to prove
+ * what a failure mid-build leaves behind. */
+static unsigned strdup_calls, strdup_fail_at;
+
+char *strdup(const char *p) {
+        size_t n = strlen(p) + 1;
+        char *c;
+
+        if (strdup_fail_at && ++strdup_calls == strdup_fail_at)
+                return NULL;
+        c = malloc(n);
+        return c ? memcpy(c, p, n) : NULL;
+}
+
+/* A value the source could not take is that key's refusal, with the
+ * source's reason and the registry named; the other keys apply. */
+static void test_source_refusals(void **state) {
+        _cleanup_free_ char *pem = certgen_pem("CA");
+        const char *kv[] = { "good.example.com", pem, NULL };
+        _cleanup_(snapshot_freep) Snapshot *s = snap_with(kv);
+        _cleanup_(trust_set_freep) TrustSet *t = NULL;
+
+        (void) state;
+        assert_int_equal(snapshot_add_refused(s, "fifo.example.com..5000", "is a FIFO, not a regular file"), 0);
+        assert_int_equal(snapshot_add_refused(s, "bad key", "is a FIFO, not a regular file"), 0);
+        snapshot_sort(s);
+        assert_int_equal(trust_set_from_snapshot(s, NULL, time(NULL), NULL, &t), 0);
+        assert_int_equal(t->n_entries, 1);
+        assert_int_equal(t->n_refused, 2);
+        assert_string_equal(trust_set_find_refused(t, "fifo.example.com:5000")->reason,
+                            "is a FIFO, not a regular file");
+        /* A key that is no registry says so first. */
+        assert_non_null(strstr(find_refusal(t, "bad key")->reason, "invalid character"));
+
+        /* A refused entry changes the map's hash, and its reason does too. */
+        const char *kv2[] = { "good.example.com", pem, NULL };
+        _cleanup_(snapshot_freep) Snapshot *a = snap_with(kv2), *b = snap_with(kv2), *c = snap_with(kv2);
+        char ha[65], hb[65], hc[65];
+        assert_int_equal(snapshot_add_refused(b, "x.example.com", "is a FIFO, not a regular file"), 0);
+        assert_int_equal(snapshot_add_refused(c, "x.example.com", "is a socket, not a regular file"), 0);
+        snapshot_trust_hash(a, ha);
+        snapshot_trust_hash(b, hb);
+        snapshot_trust_hash(c, hc);
+        assert_string_not_equal(ha, hb);
+        assert_string_not_equal(hb, hc);
+}
+
+/* A snapshot from any source over the key limit: the first 4096 by key
+ * are judged, the rest refused naming the limit. */
+static void test_key_limit(void **state) {
+        _cleanup_(snapshot_freep) Snapshot *s = snapshot_new();
+        _cleanup_(trust_set_freep) TrustSet *t = NULL;
+        char key[64];
+
+        (void) state;
+        for (unsigned i = 0; i < SNAPSHOT_ENTRIES_MAX + 4; i++) {
+                snprintf(key, sizeof key, "r%05u.example.com", i);
+                assert_int_equal(snapshot_add_entry(s, key, "x", 1), 0);
+        }
+        snapshot_sort(s);
+        assert_int_equal(trust_set_from_snapshot(s, NULL, time(NULL), NULL, &t), 0);
+        assert_int_equal(t->n_refused, SNAPSHOT_ENTRIES_MAX + 4);
+        assert_string_equal(find_refusal(t, "r04095.example.com")->reason, "not PEM, base64 or a DER certificate");
+        assert_string_equal(find_refusal(t, "r04096.example.com")->reason,
+                            "beyond the agent's limit of 4096 keys per map (the map has 4100)");
+        assert_string_equal(trust_set_find_refused(t, "r04099.example.com")->registry, "r04099.example.com");
+}
+
+/* Duplicates are found by sorting now, not by a lookup per key: at the
+ * limit still exactly each second key naming a registry is refused, and
+ * every lookup finds what it should. */
+static void test_duplicates_at_scale(void **state) {
+        _cleanup_free_ char *pem = certgen_pem("CA");
+        _cleanup_(snapshot_freep) Snapshot *s = snapshot_new();
+        _cleanup_(trust_set_freep) TrustSet *t = NULL;
+        const unsigned n = SNAPSHOT_ENTRIES_MAX / 2;
+        char key[64];
+
+        (void) state;
+        for (unsigned i = 0; i < n; i++) {
+                snprintf(key, sizeof key, "r%05u.example.com..5000", i);
+                assert_int_equal(snapshot_add_entry(s, key, pem, strlen(pem)), 0);
+                assert_int_equal(snapshot_add_entry(s, key, pem, strlen(pem)), 0);
+        }
+        snapshot_sort(s);
+        assert_int_equal(trust_set_from_snapshot(s, NULL, time(NULL), NULL, &t), 0);
+        assert_int_equal(t->n_entries, n);
+        assert_int_equal(t->n_refused, n);
+        for (unsigned i = 0; i < n; i++) {
+                snprintf(key, sizeof key, "r%05u.example.com:5000", i);
+                assert_string_equal(t->entries[i].registry, key);
+                assert_non_null(trust_set_find(t, key));
+                assert_string_equal(trust_set_find_refused(t, key)->reason, "another key names the same registry");
+        }
+        assert_null(trust_set_find(t, "r99999.example.com:5000"));
+        assert_null(trust_set_find_refused(t, "r00000.example.com"));
+}
+
+/* A failure (ENOMEM) half-way must leave the previous set whole: bundles
+ * taken from it were freed with the half-built set, and the manager,
+ * keeping the previous set, then held registries with no bundle. */
+static void test_reuse_survives_failure(void **state) {
+        _cleanup_free_ char *a = certgen_pem("A"), *b = certgen_pem("B"), *c = certgen_pem("C");
+        const char *kv[] = { "a.example.com", a, "b.example.com", b, "c.example.com", c, NULL };
+        _cleanup_(snapshot_freep) Snapshot *s = snap_with(kv);
+        _cleanup_(trust_set_freep) TrustSet *t1 = NULL, *t2 = NULL;
+        int r;
+
+        (void) state;
+        assert_int_equal(trust_set_from_snapshot(s, NULL, time(NULL), NULL, &t1), 0);
+        /* Every strdup() of the build in turn fails, until one succeeds. */
+        for (unsigned k = 1;; k++) {
+                strdup_calls = 0;
+                strdup_fail_at = k;
+                r = trust_set_from_snapshot(s, NULL, time(NULL), t1, &t2);
+                strdup_fail_at = 0;
+                if (r >= 0)
+                        break;
+                assert_int_equal(r, -ENOMEM);
+                assert_int_equal(t1->n_entries, 3);
+                for (size_t i = 0; i < t1->n_entries; i++)
+                        assert_non_null(t1->entries[i].bundle);
+        }
+        /* And when it succeeds, every bundle moved. */
+        for (size_t i = 0; i < t1->n_entries; i++) {
+                assert_null(t1->entries[i].bundle);
+                assert_non_null(t2->entries[i].bundle);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_key_decoding),
@@ -218,6 +351,10 @@ int main(void) {
                 cmocka_unit_test(test_expiry_flags),
                 cmocka_unit_test(test_snapshot_hash),
                 cmocka_unit_test(test_reuse_moves_unchanged_bundles),
+                cmocka_unit_test(test_source_refusals),
+                cmocka_unit_test(test_key_limit),
+                cmocka_unit_test(test_duplicates_at_scale),
+                cmocka_unit_test(test_reuse_survives_failure),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -168,6 +168,110 @@ static void test_malformed_validity_refused(void **state) {
         assert_int_equal(parse_fail(der, n, &reason), -EBADMSG);
 }
 
+/* The certificate after the BEGIN line made undecodable, its base64 still valid. */
+static char *corrupt(const char *pem) {
+        char *c = strdup(pem);
+        char *body = strchr(c, '\n') + 1;
+        memcpy(body, "AAAA", 4);
+        return c;
+}
+
+/* A bundle is all or nothing: a bad certificate in the middle refuses the
+ * value, naming it, where the certificates before it used to be kept and
+ * written as if they were all. */
+static void test_corrupt_middle_refuses_all(void **state) {
+        _cleanup_free_ char *a = certgen_pem("A"), *b2 = certgen_pem("B"), *c = certgen_pem("C");
+        _cleanup_free_ char *bad = corrupt(b2), *in = NULL, *last = NULL, *cut = NULL;
+        const char *reason;
+
+        (void) state;
+        assert_true(asprintf(&in, "%s%s%s", a, bad, c) > 0);
+        assert_int_equal(parse_fail(in, strlen(in), &reason), -EBADMSG);
+        assert_non_null(strstr(reason, "certificate 2 of 3 could not be parsed: "));
+        /* The last one bad. */
+        assert_true(asprintf(&last, "%s%s%s", a, c, bad) > 0);
+        assert_int_equal(parse_fail(last, strlen(last), &reason), -EBADMSG);
+        assert_non_null(strstr(reason, "certificate 3 of 3 could not be parsed: "));
+        /* The last one cut short: no END line. */
+        assert_true(asprintf(&cut, "%s%.*s", a, (int) (strlen(c) - 30), c) > 0);
+        assert_int_equal(parse_fail(cut, strlen(cut), &reason), -EBADMSG);
+        assert_string_equal(reason,
+                            "certificate 2 of 2 could not be parsed: malformed PEM (bad base64 or no END line)");
+}
+
+/* Over the limit says so, not "could not be parsed". */
+static void test_over_cert_limit(void **state) {
+        _cleanup_free_ char *a = certgen_pem("A");
+        size_t n = strlen(a), count = CERT_BUNDLE_MAX_CERTS + 1;
+        _cleanup_free_ char *in = malloc(n * count + 1);
+        _cleanup_(cert_bundle_freep) CertBundle *b = NULL;
+        const char *reason;
+
+        (void) state;
+        for (size_t i = 0; i < count; i++)
+                memcpy(in + i * n, a, n);
+        in[n * count] = 0;
+        assert_int_equal(parse_fail(in, n * count, &reason), -E2BIG);
+        assert_string_equal(reason, "more than 512 certificates (the bundle has 513)");
+        /* At the limit it parses (the copies are one certificate). */
+        b = parse_ok(in, n * (count - 1));
+        assert_int_equal(b->n_certs, 1);
+}
+
+/* NUL bytes are not blanks: a value of NULs was "the value is empty". */
+static void test_nul_bytes(void **state) {
+        _cleanup_free_ char *a = certgen_pem("A");
+        size_t n = strlen(a);
+        _cleanup_free_ char *mid = malloc(n + 1);
+        const char *reason;
+
+        (void) state;
+        assert_int_equal(parse_fail("\0\0\0", 3, &reason), -EBADMSG);
+        assert_string_equal(reason, "not PEM, base64 or a DER certificate");
+        assert_int_equal(parse_fail("\n\0\n", 3, &reason), -EBADMSG);
+        /* A NUL inside the certificate's base64. */
+        memcpy(mid, a, n + 1);
+        mid[40] = 0;
+        assert_int_equal(parse_fail(mid, n, &reason), -EBADMSG);
+        assert_non_null(strstr(reason, "certificate 1 of 1 could not be parsed"));
+}
+
+/* CRLF line ends (a bundle saved on Windows) parse to the same bundle. */
+static void test_crlf_pem(void **state) {
+        _cleanup_free_ char *a = certgen_pem("A"), *b2 = certgen_pem("B"), *lf = NULL;
+        _cleanup_free_ char *crlf = NULL;
+        _cleanup_(cert_bundle_freep) CertBundle *x = NULL, *y = NULL;
+        size_t o = 0;
+
+        (void) state;
+        assert_true(asprintf(&lf, "%s%s", a, b2) > 0);
+        crlf = malloc(strlen(lf) * 2 + 1);
+        for (const char *p = lf; *p; p++) {
+                if (*p == '\n')
+                        crlf[o++] = '\r';
+                crlf[o++] = *p;
+        }
+        crlf[o] = 0;
+        x = parse_ok(lf, strlen(lf));
+        y = parse_ok(crlf, o);
+        assert_int_equal(y->n_certs, 2);
+        assert_string_equal(x->pem, y->pem);
+}
+
+/* DER: a bad second certificate is named; a truncated first is garbage. */
+static void test_der_second_bad(void **state) {
+        size_t n;
+        _cleanup_free_ char *der = certgen("DER", -60, 3600, true, &n);
+        _cleanup_free_ char *two = malloc(n * 2);
+        const char *reason;
+
+        (void) state;
+        memcpy(two, der, n);
+        memcpy(two + n, der, n);
+        assert_int_equal(parse_fail(two, 2 * n - 10, &reason), -EBADMSG);
+        assert_non_null(strstr(reason, "DER certificate 2 could not be parsed: "));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_pem_single),
@@ -178,6 +282,11 @@ int main(void) {
                 cmocka_unit_test(test_truncated_der),
                 cmocka_unit_test(test_expired_parses),
                 cmocka_unit_test(test_malformed_validity_refused),
+                cmocka_unit_test(test_corrupt_middle_refuses_all),
+                cmocka_unit_test(test_over_cert_limit),
+                cmocka_unit_test(test_nul_bytes),
+                cmocka_unit_test(test_crlf_pem),
+                cmocka_unit_test(test_der_second_bad),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
