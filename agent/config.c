@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "cleanup.h"
 #include "config.h"
+#include "fs.h"
 #include "target.h"
 #include "strv.h"
 #include "trust.h"
@@ -263,6 +265,8 @@ static int config_set(Config *c, const char *name, const char *v, bool from_cmdl
         return -EINVAL;
 }
 
+#define CONFIG_FILE_MAX (64 * 1024)
+
 static const Option *option_find(const char *name) {
         for (size_t i = 0; i < ELEMENTSOF(options); i++)
                 if (streq(options[i].name, name))
@@ -272,22 +276,34 @@ static const Option *option_find(const char *name) {
 
 /* "key = value" per line, '#' comments, blank lines ignored. Errors name the line. */
 static int config_parse_file(Config *c, const char *path, bool must_exist) {
-        _cleanup_fclose_ FILE *f = fopen(path, "re");
-        _cleanup_free_ char *line = NULL;
-        size_t alloc = 0;
+        _cleanup_fclose_ FILE *f = NULL;
+        _cleanup_free_ char *line = NULL, *text = NULL;
+        size_t alloc = 0, size = 0;
         unsigned lineno = 0;
+        int r;
 
+        /* Read whole and bounded, a regular file only: a FIFO named by
+         * --config must not hang the start. /dev/null, the way to say
+         * "no file", is the one special file taken as empty. */
+        r = streq(path, "/dev/null") ? 0 : read_file_at(AT_FDCWD, path, true, CONFIG_FILE_MAX, &text, &size);
+        if (r == -ENOENT && !must_exist)
+                return 0;
+        if (r < 0) {
+                fprintf(stderr, "nodetrustd: cannot read config file '%s': %s\n", path,
+                        r == -EBADFD ? "not a regular file" : r == -EFBIG ? "larger than 64 KiB" : strerror(-r));
+                return -EINVAL;
+        }
+        if (size == 0)
+                return 0;
+        f = fmemopen(text, size, "r");
         if (!f) {
-                if (errno == ENOENT && !must_exist)
-                        return 0;
-                fprintf(stderr, "nodetrustd: cannot open config file '%s': %s\n", path, strerror(errno));
+                fprintf(stderr, "nodetrustd: cannot read config file '%s': %s\n", path, strerror(errno));
                 return -EINVAL;
         }
         while (getline(&line, &alloc, f) >= 0) {
                 char *k = line, *v, *e;
                 const Option *o;
                 const char *err;
-                int r;
 
                 lineno++;
                 k += strspn(k, " \t");

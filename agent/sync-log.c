@@ -10,6 +10,8 @@
 #include "log.h"
 #include "sync-log.h"
 
+#define SYNC_LOG_MAX_REFUSED 100
+
 void sync_log_plan(const Plan *p, const TrustSet *t, bool content_changed) {
         assert(p);
         assert(t);
@@ -56,9 +58,15 @@ void sync_log_plan(const Plan *p, const TrustSet *t, bool content_changed) {
                                             : "CA bundle holds a certificate that is not yet valid; written anyway",
                                  "REGISTRY=%s", e->registry, "FINGERPRINT=%s", e->fingerprint, NULL);
         }
-        for (size_t i = 0; content_changed && i < t->n_refused; i++)
+        /* A line per refused key, up to a bound: a directory of 100,000
+         * entries must not log 96,000 lines at each change. /status
+         * lists them all. */
+        for (size_t i = 0; content_changed && i < t->n_refused && i < SYNC_LOG_MAX_REFUSED; i++)
                 log_full(LOG_WARNING, "Refused key", "KEY=%s", t->refused[i].key, "REASON=%s",
                          t->refused[i].reason, NULL);
+        if (content_changed && t->n_refused > SYNC_LOG_MAX_REFUSED)
+                log_warning("%zu more keys refused, not logged one by one; /status lists them all",
+                            t->n_refused - SYNC_LOG_MAX_REFUSED);
 }
 
 void sync_notify(const State *s, bool first) {

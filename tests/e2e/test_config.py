@@ -80,3 +80,23 @@ def test_config_file_errors_name_the_line(tmp_path):
     conf.write_text("targets = podman\n")
     p = run("--config", conf)
     assert p.returncode == 2 and f"{conf}:1" in p.stderr
+
+
+def test_config_file_that_is_no_regular_file_or_too_big(tmp_path):
+    """--config naming a FIFO hung the start (fopen blocked for a writer);
+    now it is refused at once, as is a file over 64 KiB; /dev/null is "no
+    file" and works."""
+    import os
+    fifo = tmp_path / "conf.fifo"
+    os.mkfifo(fifo)
+    p = run("--config", fifo, "--once", "--root", tmp_path, "--trust-source", tmp_path, timeout=10)
+    assert p.returncode == 2, p
+    assert p.stderr.strip() == f"nodetrustd: cannot read config file '{fifo}': not a regular file"
+    big = tmp_path / "big.conf"
+    big.write_text("#" * 70000 + "\n")
+    p = run("--config", big, "--once", "--root", tmp_path, "--trust-source", tmp_path)
+    assert p.returncode == 2, p
+    assert p.stderr.strip() == f"nodetrustd: cannot read config file '{big}': larger than 64 KiB"
+    p = run("--config", "/dev/null", "--dry-run", "--root", tmp_path / "r", "--trust-source", tmp_path / "src",
+            "--health-listen", "none")
+    assert "cannot read config file" not in p.stderr, p.stderr

@@ -368,3 +368,18 @@ def test_aggregator_token_file_fifo_exits_with_reason(tmp_path):
                        capture_output=True, text=True, timeout=TIMEOUT)
     assert p.returncode == 1, p.stderr
     assert f"Failed to read token file '{tmp_path / 'tokens'}': Bad file descriptor" in p.stderr
+
+
+def test_refusal_log_lines_are_bounded(run, src, test_ca):
+    """250 keys that are no registry: 100 log lines name a key each, one
+    more says how many were left out; /status (here the --once exit and
+    the plan) still counts them all. A directory of 100,000 entries logged
+    96,000 lines at each change."""
+    pem = test_ca.pem()
+    for i in range(250):
+        (src / f"bad~key{i:03d}").write_bytes(pem)
+    p = run("--once")
+    assert p.returncode == 1, p.stderr[-2000:]
+    lines = [l for l in p.stderr.splitlines() if "Refused key" in l]
+    assert len(lines) == 100, len(lines)
+    assert "150 more keys refused, not logged one by one; /status lists them all" in p.stderr
