@@ -76,6 +76,27 @@ void pull_secret_plan_log(const PullSecretPlan *p, const char *state_dir) {
                           state_dir, PULL_SECRET_STATE_FILE);
 }
 
+/* The first registries of a secret, for a log line: one of 20,000 names
+ * was a 200 KB line. */
+#define LOG_MAX_REGISTRIES 20
+static char *registries_for_log(char *const *registries) {
+        size_t n = strv_length(registries);
+        _cleanup_free_ char *head = NULL;
+        char *out = NULL;
+
+        if (n <= LOG_MAX_REGISTRIES)
+                return strv_join(registries, ",");
+        {
+                char *first[LOG_MAX_REGISTRIES + 1];
+                memcpy(first, registries, LOG_MAX_REGISTRIES * sizeof *first);
+                first[LOG_MAX_REGISTRIES] = NULL;
+                head = strv_join(first, ",");
+        }
+        if (!head || asprintf(&out, "%s and %zu more", head, n - LOG_MAX_REGISTRIES) < 0)
+                return NULL;
+        return out;
+}
+
 static void log_target(const PullSecretPlan *p, const PullSecretTarget *t, const PullSecretTargetResult *tr,
                        bool changed) {
         _cleanup_free_ char *regs = NULL;
@@ -92,7 +113,7 @@ static void log_target(const PullSecretPlan *p, const PullSecretTarget *t, const
                 /* Keyed like the secret's hash: the file's plain sha256 (kept
                  * in the private ledger) is as good as the secret's for
                  * testing password guesses. */
-                regs = strv_join(t->registries, ",");
+                regs = registries_for_log(t->registries);
                 (void) pull_secret_hash(p->hash_key, t->content, t->size, file_hash);
                 log_full(LOG_INFO, t->type == PULL_SECRET_CREATE ? "Created pull secret file" : "Updated pull secret file",
                          "TARGET=%s", t->path, "POLICY=%s", pull_secret_policy_to_string(p->policy), "FILE_HASH=%s",

@@ -438,3 +438,17 @@ def test_secret_never_leaks(auth_registry, ps_agent, root, trust_volume, secret_
         assert sha256(config.read_bytes()) not in o, f"the plain sha256 of config.json leaked into:\n{o[:2000]}"
     for o in published:
         assert key.hex() not in o
+
+
+def test_log_line_names_the_first_registries_only(ps_agent, secret_volume):
+    """A secret of 25 registries: the log line names 20 and counts the
+    rest (one of 20,000 registries was a 200 KB line); never a password."""
+    pw = new_password("many")
+    hosts = [f"r{i:02d}.example.com" for i in range(25)]
+    secret_volume.update({".dockerconfigjson": secret_json({h: (USER, pw) for h in hosts})})
+    p = ps_agent.run_once()
+    assert p.returncode == 0, p.stderr
+    line = [l for l in p.stderr.splitlines() if "Created pull secret file" in l]
+    assert len(line) == 1, p.stderr
+    assert f"REGISTRIES={','.join(hosts[:20])} and 5 more" in line[0], line[0]
+    assert pw not in p.stderr
