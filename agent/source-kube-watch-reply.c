@@ -233,7 +233,7 @@ static void on_list_done(KubeWatch *w, int error) {
                 return;
         }
         if (r < 0) {
-                kube_watch_fail(w, "list failed: not a %sList: %s", w->kind ? w->kind : w->resource, why);
+                kube_watch_fail(w, "list failed: malformed %sList: %s", w->kind ? w->kind : w->resource, why);
                 return;
         }
 

@@ -309,7 +309,7 @@ static void test_bad_list_rv_relists(void **state) {
         fixture_start(&f, script, false);
         run_until(&f, 2, 1);
         assert_false(f.owner.healthy[0]);
-        assert_string_equal(f.owner.reason[0], "configmap openshift-config/registry-cas: list failed: not a ConfigMapList: "
+        assert_string_equal(f.owner.reason[0], "configmap openshift-config/registry-cas: list failed: malformed ConfigMapList: "
                                                "the list's metadata.resourceVersion is not a valid resourceVersion");
         assert_true(kube_watch_healthy(f.watch, &reason));
         assert_string_equal(kube_watch_resource_version(f.watch), "7");
