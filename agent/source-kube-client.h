@@ -12,8 +12,9 @@
  * failing is retried at once with the new configuration.
  *
  * The CA file is read here, once per load, and handed to curl as data:
- * curl caches the store it builds from a CA file by path, for a day, so a
- * changed CA file would not be read again.
+ * what was stamped is what is used, and a CA file that goes missing or
+ * unreadable keeps the last good CA (and says so) instead of failing every
+ * new connection.
  */
 
 #include "source-kube-watch.h"

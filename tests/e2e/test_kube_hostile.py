@@ -284,6 +284,25 @@ def test_burst_of_changes_is_coalesced(kube, kagent, root, test_ca, other_ca):
         wait_ready(kagent)
 
 
+def test_stream_of_changes_is_rate_limited(kube, kagent, root, test_ca, other_ca):
+    """A change every 20 ms for a second (a controller rewriting the map in
+    a loop) ran a full sync for nearly every one of them."""
+    setup_cluster(kube, data={"a.example.com": pem(test_ca)})
+    with kagent.daemon() as d:
+        started(kube, kagent, root, test_ca, d)
+        time.sleep(0.5)
+        n0 = syncs(kagent)
+        for i in range(50):
+            kube.set_configmap(NS, "registry-cas", {"a.example.com": pem(test_ca), f"s{i}.example.com": pem(other_ca)})
+            time.sleep(0.02)
+        wait_written(root, "s49.example.com", other_ca)
+        time.sleep(0.6)
+        n = syncs(kagent) - n0
+        # About 1.2 s at one sync per 200 ms at most, the first at once.
+        assert 2 <= n <= 9, f"{n} syncs for 50 changes 20 ms apart"
+        wait_ready(kagent)
+
+
 # --------------------------------------------------------------------------
 # The kubeconfig and the files it names are read again when they change.
 
@@ -341,3 +360,25 @@ def test_broken_kubeconfig_keeps_the_last_good(kube, kagent, root, tmp_path, tes
         kc.write_bytes(good)
         kube.drop_connections()
         wait_ready(kagent)
+
+
+def test_ca_file_removed_keeps_the_last_good_ca(kube, root, tmp_path, nodetrustd_bin, test_ca, other_ca):
+    """The CA file goes away (a half-done rotation): the agent keeps talking
+    to the API with the CA it loaded, and says why it is not ready; curl
+    reading the path at each connection failed every reconnect instead."""
+    setup_cluster(kube, data={"a.example.com": pem(test_ca)})
+    ca_file = tmp_path / "api-ca.pem"
+    ca_file.write_bytes(open(kube.tls["ca"], "rb").read())
+    agent = make_agent(kube, root, tmp_path, nodetrustd_bin)
+    ca_kubeconfig(kube, tmp_path, ca_file)
+    with agent.daemon() as d:
+        started(kube, agent, root, test_ca, d)
+        ca_file.unlink()
+        kube.drop_connections()
+        wait_refused(agent, f"kubeconfig {tmp_path / 'kubeconfig'}: cannot read the CA file '{ca_file}': "
+                            "No such file or directory; keeping the last good one")
+        kube.set_configmap(NS, "registry-cas", {"a.example.com": pem(other_ca)})
+        wait_written(root, "a.example.com", other_ca)
+        ca_file.write_bytes(open(kube.tls["ca"], "rb").read())
+        kube.drop_connections()
+        wait_ready(agent)
