@@ -24,7 +24,7 @@
  * after a quiet interval goes at once. The directory source needs none of
  * its own: the kubelet's swap of a volume arrives in one inotify read,
  * which the manager's 1 ms delay already makes one sync. */
-#define CHANGE_INTERVAL_USEC (200 * USEC_PER_MSEC)
+#define CHANGE_INTERVAL_USEC (100 * USEC_PER_MSEC)
 
 typedef struct SourceKube {
         Source source; /* first: the manager holds a Source * */
