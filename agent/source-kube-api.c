@@ -8,6 +8,7 @@
 #include "base64.h"
 #include "cleanup.h"
 #include "source-kube-api.h"
+#include "source-kube-check.h"
 
 
 bool kube_name_is_valid(const char *name) {
@@ -26,6 +27,13 @@ bool kube_name_is_valid(const char *name) {
                     (i == 0 || i == n - 1 || name[i - 1] == '.' || name[i + 1] == '.'))
                         return false;
         return true;
+}
+
+bool kube_rv_is_valid(const char *rv) {
+        size_t n = rv ? strlen(rv) : 0;
+
+        return n > 0 && n <= 128 &&
+               strspn(rv, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_.") == n;
 }
 
 static int collection_url(const char *server, const KubeObjectRef *ref, char **ret) {
@@ -61,7 +69,7 @@ int kube_url_watch(const char *server, const KubeObjectRef *ref, const char *rv,
 
         /* resourceVersion is opaque, but only ever digits in practice: refuse
          * anything that would need escaping rather than trust it. */
-        if (rv && (!*rv || strspn(rv, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_.") != strlen(rv)))
+        if (rv && !kube_rv_is_valid(rv))
                 return -EINVAL;
         r = collection_url(server, ref, &base);
         if (r < 0)
@@ -99,31 +107,52 @@ const char *kube_object_rv(json_t *object) {
         return get_str(json_object_get(object, "metadata"), "resourceVersion");
 }
 
-int kube_list_parse(const char *body, size_t size, const char *name, json_t **ret_object, char **ret_rv) {
+int kube_list_parse(const char *body, size_t size, const KubeObjectRef *ref, json_t **ret_object, char **ret_rv,
+                    char *err, size_t err_size) {
         json_auto_t *j = NULL;
+        char list_kind[80];
         const char *rv;
         json_t *items, *item, *found = NULL;
         size_t i;
+        int r;
 
         assert(body);
-        assert(name);
+        assert(ref);
         assert(ret_object);
         assert(ret_rv);
+        assert(err);
 
         j = json_loadb(body, size, JSON_REJECT_DUPLICATES, NULL);
-        if (!json_is_object(j))
+        if (!json_is_object(j)) {
+                snprintf(err, err_size, "the response is not a JSON object");
                 return -EBADMSG;
+        }
+        /* A server (or a proxy) answering with another kind of list must
+         * not have its items taken for ours. */
+        if (ref->kind) {
+                snprintf(list_kind, sizeof list_kind, "%sList", ref->kind);
+                r = kube_check_kind(j, ref->group_version, list_kind, true, err, err_size);
+                if (r < 0)
+                        return r;
+        }
         rv = get_str(json_object_get(j, "metadata"), "resourceVersion");
+        if (!kube_rv_is_valid(rv)) {
+                snprintf(err, err_size, "the list's metadata.resourceVersion is %s",
+                         rv ? "not a valid resourceVersion" : "missing or not a string");
+                return -EBADMSG;
+        }
         items = json_object_get(j, "items");
         /* "items": null is how the API spells an empty list, sometimes. */
-        if (!rv || !*rv || !(json_is_array(items) || json_is_null(items)))
+        if (!(json_is_array(items) || json_is_null(items))) {
+                snprintf(err, err_size, "the list's items is %s, not an array", kube_json_type(items));
                 return -EBADMSG;
+        }
 
         json_array_foreach(items, i, item) {
                 const char *n = get_str(json_object_get(item, "metadata"), "name");
                 /* Do not trust the field selector alone: a proxy or an old
                  * server may ignore it and return the whole namespace. */
-                if (n && streq(n, name)) {
+                if (n && streq(n, ref->name)) {
                         found = item;
                         break;
                 }
@@ -172,7 +201,7 @@ int kube_event_parse(const char *line, size_t len, KubeEvent *ret) {
         } else {
                 e.resource_version = kube_object_rv(obj);
                 e.name = get_str(json_object_get(obj, "metadata"), "name");
-                if (!e.resource_version || !*e.resource_version)
+                if (!kube_rv_is_valid(e.resource_version))
                         return -EBADMSG;
         }
         /* The strings above point into obj: the reference keeps them. */

@@ -21,10 +21,16 @@ typedef struct KubeObjectRef {
         const char *namespace;     /* NULL: cluster-scoped */
         const char *resource;      /* plural: "configmaps", "secrets", "images" */
         const char *name;
+        const char *kind;          /* "ConfigMap", "Secret", "Image"; its list is KIND "List" */
 } KubeObjectRef;
 
 /* A DNS-1123 subdomain, what Kubernetes allows as a config map or secret name. */
 bool kube_name_is_valid(const char *name);
+
+/* A resourceVersion we can send back: opaque, but never more than 128 of
+ * [0-9A-Za-z-_.] (etcd's are decimal numbers), so it needs no escaping in
+ * a URL. One the server sends that is not is a protocol error. */
+bool kube_rv_is_valid(const char *rv);
 
 /* The collection URL with ?fieldSelector=metadata.name=NAME; for a watch
  * also &watch=1, &resourceVersion=RV (when not NULL), &allowWatchBookmarks
@@ -36,9 +42,11 @@ int kube_url_watch(const char *server, const KubeObjectRef *ref, const char *rv,
 int kube_ref_describe(const KubeObjectRef *ref, char **ret);
 
 /* Parse a list response: its metadata.resourceVersion and the item named
- * name (a new reference, or NULL when there is none). -EBADMSG when the
- * body is not a list. */
-int kube_list_parse(const char *body, size_t size, const char *name, json_t **ret_object, char **ret_rv);
+ * ref->name (a new reference, or NULL when there is none). -EBADMSG, with
+ * what is wrong in err, when the body is not ref's list (kind KIND "List"
+ * and ref's apiVersion, a valid resourceVersion, items an array). */
+int kube_list_parse(const char *body, size_t size, const KubeObjectRef *ref, json_t **ret_object, char **ret_rv,
+                    char *err, size_t err_size);
 
 typedef enum KubeEventType {
         KUBE_EVENT_ADDED,
@@ -58,7 +66,8 @@ typedef struct KubeEvent {
 } KubeEvent;
 
 /* Parse one watch line {"type": ..., "object": {...}}; -EBADMSG when it is
- * not one (bad JSON, unknown type, an object without resourceVersion). */
+ * not one (bad JSON, unknown type, an object without a valid
+ * resourceVersion: see kube_rv_is_valid()). */
 int kube_event_parse(const char *line, size_t len, KubeEvent *ret);
 void kube_event_done(KubeEvent *e);
 

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "macro.h"
+#include "source-kube-check.h"
 #include "source-kube-watch.h"
 
 typedef enum Phase {
@@ -28,7 +29,7 @@ typedef enum Phase {
 struct KubeWatch {
         KubeClient *client;
         KubeWatch *prev, *next; /* in client->watches */
-        char *group_version, *namespace, *resource, *name;
+        char *group_version, *namespace, *resource, *name, *kind;
         KubeObjectRef ref;
         char *what;
 
@@ -38,8 +39,11 @@ struct KubeWatch {
         unsigned timeout_sec;
         uint64_t started_usec, established_usec;
 
-        bool synced;
+        bool synced;   /* listed at least once (whatever the object was) */
+        bool good;     /* an object (or its absence) passed the checks: object is the last good */
         json_t *object;
+        kube_object_check_t check; /* what the object must look like, besides its kind */
+        char invalid[200];         /* why the object the server sent last was refused; "" when it was not */
         char *rv;
         bool need_relist;
         unsigned lines; /* of the current watch */

@@ -36,6 +36,42 @@ static void set_object(KubeWatch *w, json_t *obj) {
                 notify_owner(w);
 }
 
+/* The server sent obj as the object (present) or said it is gone (present
+ * false; obj, when not NULL, is what was deleted). Take it only when it is
+ * what the watch follows and passes the owner's check; otherwise keep the
+ * last good object and say why, once per reason. -ENOMEM only. */
+static int accept_object(KubeWatch *w, json_t *obj, bool present) {
+        char err[sizeof w->invalid] = "";
+        int r = 0;
+
+        if (obj && w->kind)
+                r = kube_check_kind(obj, w->group_version, w->kind, false, err, sizeof err);
+        if (r >= 0 && present && w->check)
+                r = w->check(obj, err, sizeof err);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                if (!streq(err, w->invalid)) {
+                        log_full(LOG_WARNING, "Kubernetes object refused, keeping the last good one", "OBJECT=%s",
+                                 w->what, "REASON=%s", err, NULL);
+                        snprintf(w->invalid, sizeof w->invalid, "%s", err);
+                        notify_health(w);
+                }
+                return 0;
+        }
+        if (w->invalid[0]) {
+                log_full(LOG_INFO, "Kubernetes object valid again", "OBJECT=%s", w->what, NULL);
+                w->invalid[0] = 0;
+                notify_health(w);
+        }
+        /* The first good object after none: the owner can read now. */
+        if (!w->good)
+                notify_owner(w);
+        w->good = true;
+        set_object(w, present ? obj : NULL);
+        return 0;
+}
+
 /* The first list is in (or an optional object counts as absent): object()
  * means something now, and the watch may be healthy. */
 static void mark_synced(KubeWatch *w) {
@@ -74,7 +110,8 @@ int kube_watch_on_line(CurlRequest *req, char *line, size_t len, void *userdata)
 
         r = kube_event_parse(line, len, &e);
         if (r < 0) {
-                snprintf(w->detail, sizeof w->detail, "unparseable watch event");
+                snprintf(w->detail, sizeof w->detail,
+                         "unparseable watch event (not JSON, an unknown type or no valid resourceVersion)");
                 return -EBADMSG;
         }
         switch (e.type) {
@@ -92,7 +129,7 @@ int kube_watch_on_line(CurlRequest *req, char *line, size_t len, void *userdata)
                 r = set_rv(w, e.resource_version);
                 /* The field selector should only send ours; skip others. */
                 if (r >= 0 && e.name && streq(e.name, w->name))
-                        set_object(w, e.type == KUBE_EVENT_DELETED ? NULL : e.object);
+                        r = accept_object(w, e.object, e.type != KUBE_EVENT_DELETED);
                 log_debug("Kubernetes %s: %s at resourceVersion %s", w->what,
                           e.type == KUBE_EVENT_DELETED ? "deleted" : "updated", e.resource_version);
                 break;
@@ -142,58 +179,73 @@ static void optional_absent(KubeWatch *w, long status) {
         w->req = curl_request_free(w->req);
         wipe_token(&w->token_sent);
         kube_watch_mark_ok(w);
-        set_object(w, NULL);
+        (void) accept_object(w, NULL, false);
         mark_synced(w);
         w->need_relist = true;
         w->phase = PHASE_BACKOFF;
         timer_at(w, now_usec(w) + FORBIDDEN_RETRY_USEC);
 }
 
-static void on_list_done(KubeWatch *w, int error) {
-        json_auto_t *obj = NULL;
-        _cleanup_free_ char *rv = NULL;
+/* What both a list and a watch do with a request that ended badly: a
+ * transport error, 401, an optional object's 403/404, any other non-200.
+ * Returns true when it handled the end (the request is gone). */
+static bool reply_failed(KubeWatch *w, int error, bool watch) {
         long status = curl_request_status(w->req);
-        const char *body;
+        const char *what = !watch ? "list failed" : w->phase == PHASE_WATCHING ? "watch dropped" : "watch failed";
         char http[240];
-        size_t n;
-        int r;
 
         if (error < 0) {
-                kube_watch_fail(w, "list failed: %s",
+                kube_watch_fail(w, "%s: %s", what,
                                 *curl_request_error_message(w->req) ? curl_request_error_message(w->req)
                                                                     : strerror(-error));
-                return;
+                return true;
         }
         if (status == 401) {
-                handle_unauthorized(w, false);
-                return;
+                handle_unauthorized(w, watch);
+                return true;
         }
         if (w->optional && (status == 403 || status == 404)) {
                 optional_absent(w, status);
-                return;
+                return true;
         }
         if (status != 200) {
                 describe_http_error(w, http, sizeof http);
-                kube_watch_fail(w, "list failed: %s", http);
+                kube_watch_fail(w, "%s failed: %s", watch ? "watch" : "list", http);
+                return true;
+        }
+        return false;
+}
+
+static void on_list_done(KubeWatch *w, int error) {
+        json_auto_t *obj = NULL;
+        _cleanup_free_ char *rv = NULL;
+        const char *body;
+        char why[160];
+        size_t n;
+        int r;
+
+        if (reply_failed(w, error, false))
+                return;
+        body = curl_request_body(w->req, &n);
+        r = kube_list_parse(body, n, &w->ref, &obj, &rv, why, sizeof why);
+        if (r == -ENOMEM) {
+                kube_watch_fail(w, "out of memory");
                 return;
         }
-        body = curl_request_body(w->req, &n);
-        r = kube_list_parse(body, n, w->name, &obj, &rv);
         if (r < 0) {
-                kube_watch_fail(w, "list failed: the response is not a %s list", w->resource);
+                kube_watch_fail(w, "list failed: malformed %sList: %s", w->kind ? w->kind : w->resource, why);
                 return;
         }
 
         w->req = curl_request_free(w->req);
         wipe_token(&w->token_sent);
-        if (set_rv(w, rv) < 0) {
+        if (set_rv(w, rv) < 0 || accept_object(w, obj, obj != NULL) < 0) {
                 kube_watch_fail(w, "out of memory");
                 return;
         }
         w->attempt = 0;
         w->need_relist = false;
         kube_watch_mark_ok(w);
-        set_object(w, obj);
         mark_synced(w);
         log_debug("Kubernetes %s: listed at resourceVersion %s (%s)", w->what, w->rv,
                   obj ? "present" : "absent");
@@ -203,7 +255,6 @@ static void on_list_done(KubeWatch *w, int error) {
 static void on_watch_done(KubeWatch *w, int error) {
         long status = curl_request_status(w->req);
         uint64_t lasted = now_usec(w) - w->started_usec;
-        char http[240];
 
         if (error == -ESTALE || (error == 0 && status == 410)) {
                 /* Our resourceVersion left the server's history: that is the
@@ -215,34 +266,16 @@ static void on_watch_done(KubeWatch *w, int error) {
                 kube_watch_request(w, false);
                 return;
         }
-        if (error == -EBADMSG) {
-                w->need_relist = true; /* events may have been missed */
-                kube_watch_fail(w, "%s", w->detail);
+        if (error == -EBADMSG || error == -EPROTO || error == -ENOMEM) {
+                /* An event we could not read (events may have been missed)
+                 * or an error the server sent in the stream: whatever the
+                 * resourceVersion is worth now, start over from a list. */
+                w->need_relist = true;
+                kube_watch_fail(w, "%s", error == -ENOMEM ? "out of memory" : w->detail);
                 return;
         }
-        if (error == -EPROTO) {
-                kube_watch_fail(w, "%s", w->detail);
+        if (reply_failed(w, error, true))
                 return;
-        }
-        if (error < 0) {
-                kube_watch_fail(w, "watch %s: %s", w->phase == PHASE_WATCHING ? "dropped" : "failed",
-                                *curl_request_error_message(w->req) ? curl_request_error_message(w->req)
-                                                                    : strerror(-error));
-                return;
-        }
-        if (status == 401) {
-                handle_unauthorized(w, true);
-                return;
-        }
-        if (w->optional && (status == 403 || status == 404)) {
-                optional_absent(w, status);
-                return;
-        }
-        if (status != 200) {
-                describe_http_error(w, http, sizeof http);
-                kube_watch_fail(w, "watch failed: %s", http);
-                return;
-        }
         if (lasted < MIN_WATCH_USEC && w->lines == 0) {
                 kube_watch_fail(w, "watch ended at once without an event");
                 return;

@@ -15,6 +15,7 @@
 #include "cleanup.h"
 #include "log.h"
 #include "random.h"
+#include "source-kube-client.h"
 #include "source-kube-watch-internal.h"
 
 /* A list of one object is small; a config map is at most 1 MiB of data,
@@ -145,10 +146,24 @@ void kube_watch_request(KubeWatch *w, bool watch) {
         if (watch && (w->need_relist || !w->rv))
                 watch = false;
 
+        /* Each request is where a changed kubeconfig (or CA, certificate,
+         * key) is noticed; the other watches that are waiting out a
+         * failure try the new one now. */
+        if (kube_client_refresh(w->client))
+                for (KubeWatch *o = w->client->watches; o; o = o->next)
+                        if (o != w && o->phase == PHASE_BACKOFF && o->failing)
+                                timer_at(o, now_usec(o));
+
         w->timeout_sec = kube_watch_timeout_jitter(w->client->watch_timeout_sec, random_u64());
         r = watch ? kube_url_watch(w->client->config->server, &w->ref, w->rv, w->timeout_sec, &url)
                   : kube_url_list(w->client->config->server, &w->ref, &url);
         if (r < 0) {
+                /* Whatever made the URL impossible (a resourceVersion that
+                 * slipped through) must not be tried again: the next
+                 * attempt starts over from a list. */
+                free(w->rv);
+                w->rv = NULL;
+                w->need_relist = true;
                 kube_watch_fail(w, "cannot build the request URL: %s", strerror(-r));
                 return;
         }
@@ -247,9 +262,11 @@ int kube_watch_new(KubeClient *c, const KubeObjectRef *ref, kube_watch_change_t 
         w->namespace = ref->namespace ? strdup(ref->namespace) : NULL;
         w->resource = strdup(ref->resource);
         w->name = strdup(ref->name);
-        if (!w->group_version || (ref->namespace && !w->namespace) || !w->resource || !w->name)
+        w->kind = ref->kind ? strdup(ref->kind) : NULL;
+        if (!w->group_version || (ref->namespace && !w->namespace) || !w->resource || !w->name ||
+            (ref->kind && !w->kind))
                 return -ENOMEM;
-        w->ref = (KubeObjectRef){ w->group_version, w->namespace, w->resource, w->name };
+        w->ref = (KubeObjectRef){ w->group_version, w->namespace, w->resource, w->name, w->kind };
         r = kube_ref_describe(&w->ref, &w->what);
         if (r < 0)
                 return r;
@@ -292,6 +309,7 @@ KubeWatch *kube_watch_free(KubeWatch *w) {
         free(w->namespace);
         free(w->resource);
         free(w->name);
+        free(w->kind);
         free(w);
         return NULL;
 }
@@ -310,9 +328,19 @@ void kube_watch_set_optional(KubeWatch *w, bool optional) {
         w->optional = optional;
 }
 
+void kube_watch_set_check(KubeWatch *w, kube_object_check_t check) {
+        assert(w);
+        w->check = check;
+}
+
 bool kube_watch_synced(const KubeWatch *w) {
         assert(w);
         return w->synced;
+}
+
+bool kube_watch_good(const KubeWatch *w) {
+        assert(w);
+        return w->good;
 }
 
 json_t *kube_watch_object(const KubeWatch *w) {
@@ -341,6 +369,14 @@ bool kube_watch_healthy(KubeWatch *w, const char **reason) {
 
         if (w->failing) {
                 snprintf(w->reason, sizeof w->reason, "%s: %s", w->what, w->detail);
+                *reason = w->reason;
+                return false;
+        }
+        /* After the connection: a refused object is only news while the
+         * server can still be heard. */
+        if (w->invalid[0]) {
+                snprintf(w->reason, sizeof w->reason, "%s: %s; %s", w->what, w->invalid,
+                         w->good ? "keeping the last good one" : "nothing taken from it yet");
                 *reason = w->reason;
                 return false;
         }

@@ -15,11 +15,25 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <systemd/sd-event.h>
+#include <time.h>
 
 #include "curl-request.h"
 #include "source-kube-api.h"
+#include "source-kube-check.h"
 #include "source-kube-config.h"
+
+/* What stat() said of a file the client configuration came from. */
+typedef struct KubeFileStamp {
+        bool exists;
+        dev_t dev;
+        ino_t ino;
+        off_t size;
+        struct timespec mtime, ctime;
+} KubeFileStamp;
+/* The kubeconfig, its CA, client certificate and key. */
+#define KUBE_CLIENT_STAMPS 4
 
 /* What every watch of one source shares. Plain data, owned by the source. */
 typedef struct KubeWatch KubeWatch;
@@ -33,6 +47,14 @@ typedef struct KubeClient {
         uint64_t backoff_base_usec;
         uint64_t backoff_cap_usec;
         KubeWatch *watches; /* every watch of this client (source-kube-watch.c keeps the list) */
+
+        /* Where config came from, so that it is loaded again when it or a
+         * file it names changes (source-kube-client.c). Unset (a test's
+         * hand-made client): config is never reloaded. */
+        bool loaded;
+        char *kubeconfig_path; /* NULL: in-cluster */
+        KubeFileStamp stamps[KUBE_CLIENT_STAMPS];
+        char config_error[240]; /* why the changed configuration was not taken; "" when it was */
 } KubeClient;
 
 /* on_change: the object (or its absence) may have changed, or it was
@@ -54,12 +76,20 @@ static inline void kube_watch_freep(KubeWatch **w) {
  * counts as absent instead of failing; it is looked at again every 5 min. */
 void kube_watch_set_optional(KubeWatch *w, bool optional);
 
+/* What the object must look like besides its kind and apiVersion (which
+ * are always checked against the ref). An object that fails is not taken:
+ * the watch keeps the last good one and is unhealthy, saying why, until
+ * the server sends one that passes. */
+void kube_watch_set_check(KubeWatch *w, kube_object_check_t check);
+
 /* Begin with a list. */
 int kube_watch_start(KubeWatch *w);
 
-/* The first list has completed: object() is meaningful. */
+/* The first list has completed (whether or not its object passed). */
 bool kube_watch_synced(const KubeWatch *w);
-/* The object as last seen (borrowed), NULL when it does not exist. */
+/* An object (or its absence) has passed the checks: object() is meaningful. */
+bool kube_watch_good(const KubeWatch *w);
+/* The last good object (borrowed), NULL when it does not exist. */
 json_t *kube_watch_object(const KubeWatch *w);
 /* The resourceVersion the next watch resumes from. */
 const char *kube_watch_resource_version(const KubeWatch *w);

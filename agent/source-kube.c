@@ -7,6 +7,7 @@
 
 #include "cleanup.h"
 #include "log.h"
+#include "source-kube-client.h"
 #include "source-kube-config.h"
 #include "source-kube-watch.h"
 #include "source-kube.h"
@@ -17,6 +18,13 @@
 #define PULL_SECRET_KEY ".dockerconfigjson"
 #define REGISTRY_CA_NAMESPACE "openshift-config-managed"
 #define REGISTRY_CA_NAME "image-registry-ca"
+/* Changes closer together than this reach the manager as one: a stream of
+ * updates (a controller rewriting the map in a loop, 50 edits from a
+ * script) costs a sync per interval, not one per event. The first change
+ * after a quiet interval goes at once. The directory source needs none of
+ * its own: the kubelet's swap of a volume arrives in one inotify read,
+ * which the manager's 1 ms delay already makes one sync. */
+#define CHANGE_INTERVAL_USEC (100 * USEC_PER_MSEC)
 
 typedef struct SourceKube {
         Source source; /* first: the manager holds a Source * */
@@ -25,17 +33,47 @@ typedef struct SourceKube {
         KubeWatch *trust;       /* the config map it names; NULL when none */
         KubeWatch *pull;        /* openshift-config/pull-secret */
         KubeWatch *registry_ca; /* openshift-config-managed/image-registry-ca */
-        char *bad_name;         /* image.config names something no config map can be called */
+        char *bad_name;         /* the config map image.config names, when it cannot be watched */
         char reason[320];
+        sd_event_source *change_timer; /* the end of the current CHANGE_INTERVAL_USEC */
+        uint64_t last_change_usec;     /* when the manager was last told */
 } SourceKube;
 
-static const KubeObjectRef image_ref = { "config.openshift.io/v1", NULL, "images", "cluster" };
-static const KubeObjectRef pull_ref = { "v1", TRUST_NAMESPACE, "secrets", PULL_SECRET_NAME };
-static const KubeObjectRef registry_ca_ref = { "v1", REGISTRY_CA_NAMESPACE, "configmaps", REGISTRY_CA_NAME };
+static const KubeObjectRef image_ref = { "config.openshift.io/v1", NULL, "images", "cluster", "Image" };
+static const KubeObjectRef pull_ref = { "v1", TRUST_NAMESPACE, "secrets", PULL_SECRET_NAME, "Secret" };
+static const KubeObjectRef registry_ca_ref = { "v1", REGISTRY_CA_NAMESPACE, "configmaps", REGISTRY_CA_NAME,
+                                               "ConfigMap" };
 
 static bool source_kube_complete(SourceKube *s) {
         return kube_watch_synced(s->image) && kube_watch_synced(s->pull) && kube_watch_synced(s->registry_ca) &&
                (!s->trust || kube_watch_synced(s->trust));
+}
+
+static int on_change_timer(sd_event_source *src, uint64_t usec, void *userdata) {
+        SourceKube *s = userdata;
+
+        (void) src;
+        s->last_change_usec = usec;
+        source_notify(&s->source);
+        return 0;
+}
+
+/* Tell the manager, at most once per CHANGE_INTERVAL_USEC. */
+static void source_kube_changed(SourceKube *s) {
+        int enabled = SD_EVENT_OFF;
+        uint64_t now = 0;
+
+        (void) sd_event_source_get_enabled(s->change_timer, &enabled);
+        if (enabled != SD_EVENT_OFF)
+                return; /* already due at the end of this interval */
+        (void) sd_event_now(s->client.event, CLOCK_MONOTONIC, &now);
+        if (s->last_change_usec == 0 || now >= s->last_change_usec + CHANGE_INTERVAL_USEC) {
+                s->last_change_usec = now;
+                source_notify(&s->source);
+                return;
+        }
+        (void) sd_event_source_set_time(s->change_timer, s->last_change_usec + CHANGE_INTERVAL_USEC);
+        (void) sd_event_source_set_enabled(s->change_timer, SD_EVENT_ONESHOT);
 }
 
 static void on_watch_change(KubeWatch *w, void *userdata) {
@@ -45,7 +83,7 @@ static void on_watch_change(KubeWatch *w, void *userdata) {
         /* Until every object has been listed a snapshot would be partial;
          * the manager is told once it is whole. */
         if (source_kube_complete(s))
-                source_notify(&s->source);
+                source_kube_changed(s);
 }
 
 static void on_watch_health(KubeWatch *w, void *userdata) {
@@ -62,13 +100,8 @@ static bool follow_trusted_ca(SourceKube *s, KubeWatch *w, const char *name) {
         const char *cur = s->trust ? kube_watch_name(s->trust) : NULL;
         int r;
 
-        if (name && !kube_name_is_valid(name)) {
-                log_warning("image.config.openshift.io/cluster names additionalTrustedCA '%.64s', which is not a valid config map name; keeping the last good trust",
-                            name);
-                s->bad_name = strdup(name);
-                source_notify(&s->source);
-                return false;
-        }
+        /* kube_check_image() let through only valid names. */
+        assert(!name || kube_name_is_valid(name));
 
         if ((!name && !cur) || (name && cur && streq(name, cur))) {
                 on_watch_change(w, s);
@@ -79,11 +112,13 @@ static bool follow_trusted_ca(SourceKube *s, KubeWatch *w, const char *name) {
                  name ? name : "(none)", "PREVIOUS=%s", cur ? cur : "(none)", NULL);
         s->trust = kube_watch_free(s->trust);
         if (name) {
-                KubeObjectRef ref = { "v1", TRUST_NAMESPACE, "configmaps", name };
+                KubeObjectRef ref = { "v1", TRUST_NAMESPACE, "configmaps", name, "ConfigMap" };
 
                 r = kube_watch_new(&s->client, &ref, on_watch_change, on_watch_health, s, &s->trust);
-                if (r >= 0)
+                if (r >= 0) {
+                        kube_watch_set_check(s->trust, kube_check_configmap);
                         r = kube_watch_start(s->trust);
+                }
                 if (r < 0) {
                         /* Out of memory or fds; health says so and a later
                          * image.config event tries again. */
@@ -153,6 +188,12 @@ static int source_kube_read(Source *src, Snapshot **ret) {
                 return -EAGAIN;
         if (s->bad_name)
                 return -EINVAL;
+        /* An object that never passed its checks has no last good to
+         * stand for it: reading it as absent would prune what it holds.
+         * healthy() names the object and the field. */
+        if (!kube_watch_good(s->image) || !kube_watch_good(s->pull) || !kube_watch_good(s->registry_ca) ||
+            (s->trust && !kube_watch_good(s->trust)))
+                return -EBADMSG;
 
         snap = snapshot_new();
         if (!snap)
@@ -187,10 +228,9 @@ static int source_kube_read(Source *src, Snapshot **ret) {
                 unsigned char *data = NULL;
                 size_t size = 0;
 
+                /* kube_check_pull_secret() passed it: the key is there. */
                 r = kube_secret_get(pull, PULL_SECRET_KEY, &data, &size);
-                if (r == -ENOENT)
-                        log_debug("Secret %s/%s has no %s key", TRUST_NAMESPACE, PULL_SECRET_NAME, PULL_SECRET_KEY);
-                else if (r < 0) {
+                if (r < 0) {
                         log_warning_errno(r, "Secret %s/%s key %s is not base64, keeping the last good pull secret",
                                           TRUST_NAMESPACE, PULL_SECRET_NAME, PULL_SECRET_KEY);
                         return r;
@@ -223,6 +263,11 @@ static bool source_kube_healthy(Source *src, const char **reason) {
         SourceKube *s = (SourceKube *) src;
         KubeWatch *watches[] = { s->image, s->trust, s->pull, s->registry_ca };
 
+        if (s->client.config_error[0]) {
+                snprintf(s->reason, sizeof s->reason, "%s; keeping the last good one", s->client.config_error);
+                *reason = s->reason;
+                return false;
+        }
         for (size_t i = 0; i < ELEMENTSOF(watches); i++)
                 if (watches[i] && !kube_watch_healthy(watches[i], reason))
                         return false;
@@ -243,6 +288,11 @@ static int source_kube_start(Source *src, sd_event *event) {
         r = curl_glue_new(event, &s->client.glue);
         if (r < 0)
                 return r;
+        r = sd_event_add_time(event, &s->change_timer, CLOCK_MONOTONIC, 0, USEC_PER_MSEC, on_change_timer, s);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(s->change_timer, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(s->change_timer, "kube-source-change");
 
         r = kube_watch_new(&s->client, &image_ref, on_image_change, on_watch_health, s, &s->image);
         if (r < 0)
@@ -255,6 +305,9 @@ static int source_kube_start(Source *src, sd_event *event) {
                 return r;
         /* Not every cluster has it, and RBAC may not grant it. */
         kube_watch_set_optional(s->registry_ca, true);
+        kube_watch_set_check(s->image, kube_check_image);
+        kube_watch_set_check(s->pull, kube_check_pull_secret);
+        kube_watch_set_check(s->registry_ca, kube_check_configmap);
 
         log_info("Reading trust and pull secret from the Kubernetes API: %s", s->client.config->origin);
         r = kube_watch_start(s->image);
@@ -273,9 +326,10 @@ static void source_kube_free(Source *src) {
         kube_watch_free(s->trust);
         kube_watch_free(s->pull);
         kube_watch_free(s->registry_ca);
+        sd_event_source_disable_unref(s->change_timer);
         curl_glue_free(s->client.glue);
         sd_event_unref(s->client.event);
-        kubeconfig_free(s->client.config);
+        kube_client_done(&s->client);
         free(s->bad_name);
         free(s);
 }
@@ -306,15 +360,13 @@ int source_kube_new(const char *kubeconfig_path, unsigned watch_timeout_sec, Sou
         s->client.backoff_base_usec = USEC_PER_SEC / 2;
         s->client.backoff_cap_usec = 30 * USEC_PER_SEC;
 
-        if (kubeconfig_path)
-                r = kubeconfig_load(kubeconfig_path, &s->client.config, &error);
-        else
-                r = kubeconfig_in_cluster(NULL, &s->client.config, &error);
+        r = kube_client_load(&s->client, kubeconfig_path, &error);
         if (r < 0) {
                 if (kubeconfig_path)
                         log_error("Invalid kubeconfig '%s': %s", kubeconfig_path, error ? error : strerror(-r));
                 else
                         log_error("Cannot use the in-cluster configuration: %s", error ? error : strerror(-r));
+                kube_client_done(&s->client);
                 free(s);
                 return r;
         }

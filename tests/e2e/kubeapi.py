@@ -49,6 +49,13 @@ Faults for tests: drop_connections(), fail_next(n) (reads),
 fail_next_writes(n) (PATCH/POST/PUT/DELETE), set_delay(s),
 set_tokens()/expire token, silence_watches(), compact(), stop()/start().
 
+Hostile answers, as a broken or malicious server (or a proxy) would give
+them: put(..., override=) stores an object with any kind, apiVersion or
+field (DELETE removes one), set_list_override() changes every list's top
+level (another kind, a resourceVersion that is not one),
+set_bookmark_rv() makes bookmarks carry any resourceVersion, and burst()
+writes n changes as fast as the lock allows.
+
 Use from tests:
 
     api = KubeAPI(tmpdir); api.start()
@@ -71,6 +78,8 @@ import urllib.parse
 import uuid
 
 IMAGES = ("config.openshift.io/v1", None, "images")
+# put(override={field: DELETE}) removes the field.
+DELETE = object()
 NODES = ("v1", None, "nodes")
 # A collection's namespace for "every namespace" (/api/v1/events).
 ALL = "*"
@@ -506,6 +515,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                      if _coll_match(c, coll) and (name is None or n == name)]
             body = {"kind": _coll_kind(coll) + "List", "apiVersion": _coll_api_version(coll),
                     "metadata": {"resourceVersion": str(api.rv)}, "items": items}
+            _override(body, api.list_override)
         self._send_json(200, body)
 
     def _watch(self, coll, name, q):
@@ -575,9 +585,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     break
                 if bookmarks and now - last_bookmark >= bookmark_interval:
                     sent_rv = max(sent_rv, now_rv)
+                    bookmark_rv = api.bookmark_rv
                     send({"type": "BOOKMARK", "object": {
                         "kind": _coll_kind(coll), "apiVersion": _coll_api_version(coll),
-                        "metadata": {"resourceVersion": str(sent_rv)}}})
+                        "metadata": {"resourceVersion": str(sent_rv) if bookmark_rv is None else bookmark_rv}}})
                     last_bookmark = now
                 if api.stopping:
                     return
@@ -625,6 +636,8 @@ class KubeAPI:
         self.fail_writes_remaining = 0
         self.fail_code = 500
         self.silent = False
+        self.list_override = {}
+        self.bookmark_rv = None
         self.stopping = False
         self.watches = 0
         self._conns = set()
@@ -716,8 +729,10 @@ class KubeAPI:
             o = self.objects.get((coll, name))
             return json.loads(json.dumps(o)) if o is not None else None
 
-    def put(self, coll, name, obj):
-        """Create or replace an object; emits ADDED or MODIFIED. Returns its rv."""
+    def put(self, coll, name, obj, override=None):
+        """Create or replace an object; emits ADDED or MODIFIED. Returns its rv.
+        override: fields set (or, with DELETE, removed) after kind and
+        apiVersion are filled in, for objects no real server would hold."""
         with self.cond:
             self.rv += 1
             old = self.objects.get((coll, name))
@@ -732,6 +747,7 @@ class KubeAPI:
             md["resourceVersion"] = str(self.rv)
             obj["kind"] = _coll_kind(coll)
             obj["apiVersion"] = _coll_api_version(coll)
+            _override(obj, override or {})
             self.objects[(coll, name)] = obj
             self.history.append({"rv": self.rv, "coll": coll, "name": name,
                                  "type": "MODIFIED" if old else "ADDED", "object": obj})
@@ -853,6 +869,27 @@ class KubeAPI:
             self.silent = silent
             self.cond.notify_all()
 
+    def set_list_override(self, override=None):
+        """Every list answered from now on has these top-level fields set
+        (DELETE removes one); a dict value replaces the field whole. None
+        or {}: lists as the real server sends them."""
+        with self.lock:
+            self.list_override = dict(override or {})
+
+    def set_bookmark_rv(self, rv=None):
+        """Bookmarks carry this resourceVersion (any JSON value); None: the
+        real one."""
+        with self.lock:
+            self.bookmark_rv = rv
+
+    def burst(self, n, namespace, name, make_data):
+        """n config map updates as fast as the server takes them:
+        make_data(i) is the data of the i-th. Returns the seconds it took."""
+        start = time.monotonic()
+        for i in range(n):
+            self.set_configmap(namespace, name, make_data(i))
+        return time.monotonic() - start
+
     def compact(self):
         """Forget history: watches or lists from any older rv get 410."""
         with self.lock:
@@ -881,7 +918,7 @@ class KubeAPI:
     # --- client configuration -------------------------------------------
 
     def write_kubeconfig(self, path, auth="token", token=None, ca="data", fmt="yaml", token_file=None,
-                         client_cert=None, decoy=True):
+                         client_cert=None, decoy=True, ca_file=None):
         """Write a kubeconfig the way kubectl does. auth: token | token-file |
         client-cert (client_cert=(cert, key) paths; embedded as -data when
         ca == "data"). ca: data | file. fmt: yaml | json. decoy adds another
@@ -892,7 +929,7 @@ class KubeAPI:
             with open(self.tls["ca"], "rb") as f:
                 cluster["certificate-authority-data"] = base64.b64encode(f.read()).decode()
         else:
-            cluster["certificate-authority"] = self.tls["ca"]
+            cluster["certificate-authority"] = ca_file or self.tls["ca"]
         user = {}
         if auth == "token":
             user["token"] = token
@@ -942,6 +979,14 @@ class KubeAPI:
         with open(tmp, "w") as f:
             f.write(token)
         os.rename(tmp, os.path.join(sa_dir, "token"))
+
+
+def _override(obj, override):
+    for k, v in override.items():
+        if v is DELETE:
+            obj.pop(k, None)
+        else:
+            obj[k] = json.loads(json.dumps(v))
 
 
 def _yaml_scalar(v):

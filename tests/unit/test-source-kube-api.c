@@ -18,8 +18,8 @@
 
 #define SEC 1000000ULL
 
-static const KubeObjectRef cm = { "v1", "openshift-config", "configmaps", "registry-cas" };
-static const KubeObjectRef image = { "config.openshift.io/v1", NULL, "images", "cluster" };
+static const KubeObjectRef cm = { "v1", "openshift-config", "configmaps", "registry-cas", "ConfigMap" };
+static const KubeObjectRef image = { "config.openshift.io/v1", NULL, "images", "cluster", "Image" };
 
 static void test_urls(void **state) {
         _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL, *d = NULL, *e = NULL;
@@ -69,31 +69,89 @@ static void test_list(void **state) {
                 "{\"kind\":\"ConfigMapList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"77\"},"
                 "\"items\":[{\"metadata\":{\"name\":\"other\",\"resourceVersion\":\"5\"}},"
                 "{\"metadata\":{\"name\":\"registry-cas\",\"resourceVersion\":\"70\"},\"data\":{\"k\":\"v\"}}]}";
+        KubeObjectRef absent = cm, x = cm;
         json_t *obj = NULL;
         char *rv = NULL;
+        char err[160];
 
         (void) state;
+        absent.name = "absent";
+        x.name = "x";
         /* The item is picked by name even when the selector was ignored. */
-        assert_int_equal(kube_list_parse(body, strlen(body), "registry-cas", &obj, &rv), 0);
+        assert_int_equal(kube_list_parse(body, strlen(body), &cm, &obj, &rv, err, sizeof err), 0);
         assert_string_equal(rv, "77");
         assert_non_null(obj);
         assert_string_equal(kube_object_rv(obj), "70");
         json_decref(obj);
         free(rv);
 
-        assert_int_equal(kube_list_parse(body, strlen(body), "absent", &obj, &rv), 0);
+        assert_int_equal(kube_list_parse(body, strlen(body), &absent, &obj, &rv, err, sizeof err), 0);
         assert_null(obj);
         assert_string_equal(rv, "77");
         free(rv);
 
-        body = "{\"kind\":\"ConfigMapList\",\"metadata\":{\"resourceVersion\":\"9\"},\"items\":null}";
-        assert_int_equal(kube_list_parse(body, strlen(body), "x", &obj, &rv), 0);
+        body = "{\"kind\":\"ConfigMapList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"9\"},"
+               "\"items\":null}";
+        assert_int_equal(kube_list_parse(body, strlen(body), &x, &obj, &rv, err, sizeof err), 0);
         assert_null(obj);
         free(rv);
 
         body = "{\"kind\":\"Status\",\"code\":500}";
-        assert_int_equal(kube_list_parse(body, strlen(body), "x", &obj, &rv), -EBADMSG);
-        assert_int_equal(kube_list_parse("garbage", 7, "x", &obj, &rv), -EBADMSG);
+        assert_int_equal(kube_list_parse(body, strlen(body), &x, &obj, &rv, err, sizeof err), -EBADMSG);
+        assert_string_equal(err, "kind is \"Status\", not \"ConfigMapList\"");
+        assert_int_equal(kube_list_parse("garbage", 7, &x, &obj, &rv, err, sizeof err), -EBADMSG);
+        assert_string_equal(err, "the response is not a JSON object");
+}
+
+/* Lists that are not the list asked for, each refused with its reason. */
+static void test_list_hostile(void **state) {
+        static const struct {
+                const char *body;
+                const char *err;
+        } cases[] = {
+                /* Another kind's list: its items must not become ours. */
+                { "{\"kind\":\"SecretList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"1\"},\"items\":[]}",
+                  "kind is \"SecretList\", not \"ConfigMapList\"" },
+                { "{\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"1\"},\"items\":[]}",
+                  "kind is missing, not the string \"ConfigMapList\"" },
+                { "{\"kind\":\"ConfigMapList\",\"apiVersion\":\"v2\",\"metadata\":{\"resourceVersion\":\"1\"},\"items\":[]}",
+                  "apiVersion is \"v2\", not \"v1\"" },
+                { "{\"kind\":7,\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"1\"},\"items\":[]}",
+                  "kind is a number, not the string \"ConfigMapList\"" },
+                /* resourceVersions that could never be sent back. */
+                { "{\"kind\":\"ConfigMapList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"1&watch=0\"},\"items\":[]}",
+                  "the list's metadata.resourceVersion is not a valid resourceVersion" },
+                { "{\"kind\":\"ConfigMapList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"\"},\"items\":[]}",
+                  "the list's metadata.resourceVersion is not a valid resourceVersion" },
+                { "{\"kind\":\"ConfigMapList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":12},\"items\":[]}",
+                  "the list's metadata.resourceVersion is missing or not a string" },
+                { "{\"kind\":\"ConfigMapList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"1\"},\"items\":{}}",
+                  "the list's items is an object, not an array" },
+        };
+        json_t *obj = NULL;
+        char *rv = NULL;
+        char err[160];
+
+        (void) state;
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                assert_int_equal(kube_list_parse(cases[i].body, strlen(cases[i].body), &cm, &obj, &rv, err, sizeof err),
+                                 -EBADMSG);
+                assert_string_equal(err, cases[i].err);
+                assert_null(rv);
+        }
+        /* The image config's list is config.openshift.io/v1 ImageList. */
+        assert_int_equal(kube_list_parse(cases[0].body, strlen(cases[0].body), &image, &obj, &rv, err, sizeof err),
+                         -EBADMSG);
+        assert_string_equal(err, "kind is \"SecretList\", not \"ImageList\"");
+        /* A resourceVersion of 129 characters is too long to send back. */
+        char longrv[130];
+        memset(longrv, '1', 129);
+        longrv[129] = 0;
+        assert_false(kube_rv_is_valid(longrv));
+        longrv[128] = 0;
+        assert_true(kube_rv_is_valid(longrv));
+        assert_false(kube_rv_is_valid("12 3"));
+        assert_false(kube_rv_is_valid(NULL));
 }
 
 static void test_events(void **state) {
@@ -140,6 +198,16 @@ static void test_events(void **state) {
         l = "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"x\"}}}";
         assert_int_equal(kube_event_parse(l, strlen(l), &e), -EBADMSG);
         l = "{\"type\":\"ADDED\",\"type\":\"DELETED\",\"object\":{\"metadata\":{\"resourceVersion\":\"1\"}}}";
+        assert_int_equal(kube_event_parse(l, strlen(l), &e), -EBADMSG);
+        /* A bookmark (or an event) whose resourceVersion could not be sent
+         * back: refused here, so the watch relists instead of wedging on a
+         * URL it can never build. */
+        l = "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"ConfigMap\",\"apiVersion\":\"v1\","
+            "\"metadata\":{\"resourceVersion\":\"99&x=1\"}}}";
+        assert_int_equal(kube_event_parse(l, strlen(l), &e), -EBADMSG);
+        l = "{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":{\"resourceVersion\":99}}}";
+        assert_int_equal(kube_event_parse(l, strlen(l), &e), -EBADMSG);
+        l = "{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"x\",\"resourceVersion\":\"1 2\"}}}";
         assert_int_equal(kube_event_parse(l, strlen(l), &e), -EBADMSG);
 }
 
@@ -288,7 +356,8 @@ static void test_watch_timeouts(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_urls),        cmocka_unit_test(test_names),
-                cmocka_unit_test(test_list),        cmocka_unit_test(test_events),
+                cmocka_unit_test(test_list),        cmocka_unit_test(test_list_hostile),
+                cmocka_unit_test(test_events),
                 cmocka_unit_test(test_status),      cmocka_unit_test(test_image_name),
                 cmocka_unit_test(test_configmap_and_secret), cmocka_unit_test(test_base64),
                 cmocka_unit_test(test_backoff),     cmocka_unit_test(test_watch_timeouts),

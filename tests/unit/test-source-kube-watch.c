@@ -22,7 +22,7 @@
 #include "source-kube-watch.h"
 
 #define LIST_BODY                                                                               \
-        "{\"kind\":\"ConfigMapList\",\"metadata\":{\"resourceVersion\":\"7\"},\"items\":["       \
+        "{\"kind\":\"ConfigMapList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"7\"},\"items\":[" \
         "{\"metadata\":{\"name\":\"registry-cas\",\"resourceVersion\":\"7\"},\"data\":{}}]}"
 
 /* One answer per request; a NULL status ends the script: that request and
@@ -172,7 +172,7 @@ typedef struct Fixture {
         Owner owner;
 } Fixture;
 
-static const KubeObjectRef cm = { "v1", "openshift-config", "configmaps", "registry-cas" };
+static const KubeObjectRef cm = { "v1", "openshift-config", "configmaps", "registry-cas", "ConfigMap" };
 
 static void fixture_start(Fixture *f, const Reply *script, bool optional) {
         const char *reason = NULL;
@@ -275,11 +275,138 @@ static void test_health_when_optional_is_absent(void **state) {
         fixture_stop(&f);
 }
 
+/* Run until the server has answered n_requests scripted requests and seen
+ * n_watches watch requests (scripted or the final silent one). */
+static void run_until(Fixture *f, unsigned n_requests, unsigned n_watches) {
+        for (int i = 0; i < 200; i++) {
+                if (f->server.n_requests >= n_requests && f->server.n_watches >= n_watches)
+                        break;
+                assert_true(sd_event_run(f->event, 50 * USEC_PER_MSEC) >= 0);
+        }
+        assert_int_equal(f->server.n_requests, n_requests);
+        assert_int_equal(f->server.n_watches, n_watches);
+        for (int i = 0; i < 5; i++)
+                assert_true(sd_event_run(f->event, 20 * USEC_PER_MSEC) >= 0);
+}
+
+#define LIST_WITH(rv, item)                                                                             \
+        "{\"kind\":\"ConfigMapList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"" rv "\"},"  \
+        "\"items\":[" item "]}"
+
+/* A list whose resourceVersion could never be sent back is a failed list,
+ * and the next attempt lists again; before, it was taken, every watch
+ * request failed to build its URL and no request left again. */
+static void test_bad_list_rv_relists(void **state) {
+        static const Reply script[] = {
+                { "200 OK", LIST_WITH("7&watch=0", "") },
+                { "200 OK", LIST_BODY },
+                {},
+        };
+        const char *reason = NULL;
+        Fixture f;
+
+        (void) state;
+        fixture_start(&f, script, false);
+        run_until(&f, 2, 1);
+        assert_false(f.owner.healthy[0]);
+        assert_string_equal(f.owner.reason[0], "configmap openshift-config/registry-cas: list failed: malformed ConfigMapList: "
+                                               "the list's metadata.resourceVersion is not a valid resourceVersion");
+        assert_true(kube_watch_healthy(f.watch, &reason));
+        assert_string_equal(kube_watch_resource_version(f.watch), "7");
+        fixture_stop(&f);
+}
+
+/* The same for a bookmark: the watch relists instead of wedging. */
+static void test_bad_bookmark_rv_relists(void **state) {
+        static const Reply script[] = {
+                { "200 OK", LIST_BODY },
+                { "200 OK", "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"ConfigMap\",\"apiVersion\":\"v1\","
+                            "\"metadata\":{\"resourceVersion\":\"8 9\"}}}\n" },
+                { "200 OK", LIST_WITH("9", "{\"metadata\":{\"name\":\"registry-cas\",\"resourceVersion\":\"9\"},\"data\":{}}") },
+                {},
+        };
+        const char *reason = NULL;
+        Fixture f;
+
+        (void) state;
+        fixture_start(&f, script, false);
+        run_until(&f, 3, 2);
+        assert_true(kube_watch_healthy(f.watch, &reason));
+        assert_string_equal(kube_watch_resource_version(f.watch), "9");
+        assert_string_equal(kube_object_rv(kube_watch_object(f.watch)), "9");
+        fixture_stop(&f);
+}
+
+/* An object of the wrong kind, or with a field of the wrong type, is not
+ * taken: the last good one stays, health says which field, and a good one
+ * later heals it. */
+static void test_refused_objects_keep_last_good(void **state) {
+        static const Reply script[] = {
+                { "200 OK", LIST_BODY },
+                { "200 OK", "{\"type\":\"MODIFIED\",\"object\":{\"kind\":\"Secret\",\"apiVersion\":\"v1\","
+                            "\"metadata\":{\"name\":\"registry-cas\",\"resourceVersion\":\"8\"},\"data\":{}}}\n"
+                            "{\"type\":\"DELETED\",\"object\":{\"kind\":\"Secret\",\"apiVersion\":\"v1\","
+                            "\"metadata\":{\"name\":\"registry-cas\",\"resourceVersion\":\"9\"}}}\n" },
+                { "200 OK", "{\"type\":\"MODIFIED\",\"object\":{\"kind\":\"ConfigMap\",\"apiVersion\":\"v1\","
+                            "\"metadata\":{\"name\":\"registry-cas\",\"resourceVersion\":\"10\"},\"data\":{\"k\":5}}}\n" },
+                {},
+        };
+        const char *reason = NULL;
+        Fixture f;
+
+        (void) state;
+        fixture_start(&f, script, false);
+        kube_watch_set_check(f.watch, kube_check_configmap);
+        run_until(&f, 3, 3);
+        assert_false(kube_watch_healthy(f.watch, &reason));
+        assert_string_equal(reason, "configmap openshift-config/registry-cas: data.k is a number, not a string; "
+                                    "keeping the last good one");
+        assert_true(kube_watch_good(f.watch));
+        assert_string_equal(kube_object_rv(kube_watch_object(f.watch)), "7");
+        /* The stream moved on all the same. */
+        assert_string_equal(kube_watch_resource_version(f.watch), "10");
+        /* Said once for the wrong kind (the DELETED of the same kind says
+         * the same), once for the field. */
+        assert_string_equal(f.owner.reason[1], "configmap openshift-config/registry-cas: kind is \"Secret\", not "
+                                               "\"ConfigMap\"; keeping the last good one");
+        assert_string_equal(f.owner.reason[2], reason);
+        assert_int_equal(f.owner.health_calls, 3);
+        assert_int_equal(f.owner.changes, 1);
+        fixture_stop(&f);
+}
+
+/* A first list whose object fails has no last good: listed, not good. */
+static void test_first_object_refused(void **state) {
+        static const Reply script[] = {
+                { "200 OK", LIST_WITH("7", "{\"metadata\":{\"name\":\"registry-cas\",\"resourceVersion\":\"7\"},"
+                                           "\"binaryData\":{\"k\":\"!!\"}}") },
+                {},
+        };
+        const char *reason = NULL;
+        Fixture f;
+
+        (void) state;
+        fixture_start(&f, script, false);
+        kube_watch_set_check(f.watch, kube_check_configmap);
+        run_until(&f, 1, 1);
+        assert_true(kube_watch_synced(f.watch));
+        assert_false(kube_watch_good(f.watch));
+        assert_null(kube_watch_object(f.watch));
+        assert_false(kube_watch_healthy(f.watch, &reason));
+        assert_string_equal(reason, "configmap openshift-config/registry-cas: binaryData.k is not base64; "
+                                    "nothing taken from it yet");
+        fixture_stop(&f);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_health_on_first_list),
                 cmocka_unit_test(test_health_follows_failures),
                 cmocka_unit_test(test_health_when_optional_is_absent),
+                cmocka_unit_test(test_bad_list_rv_relists),
+                cmocka_unit_test(test_bad_bookmark_rv_relists),
+                cmocka_unit_test(test_refused_objects_keep_last_good),
+                cmocka_unit_test(test_first_object_refused),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
