@@ -298,12 +298,12 @@ int manager_sync(Manager *m) {
         s->last_sync = time(NULL);
 
         if (r < 0) {
-                const char *why = NULL;
+                const char *reason = NULL;
 
                 /* The source's own reason names the object and the field. */
-                if (source_healthy(m->source, &why) || !why)
-                        why = strerror(-r);
-                if (asprintf(&err, "Failed to read the source: %s", why) < 0)
+                if (source_healthy(m->source, &reason) || !reason)
+                        reason = strerror(-r);
+                if (asprintf(&err, "Failed to read the source: %s", reason) < 0)
                         err = NULL;
         } else {
                 snapshot_trust_hash(snap, hash);
