@@ -94,7 +94,7 @@ static int on_request(HttpdRequest *req, void *userdata) {
 int health_new(sd_event *event, const char *listen, const AgentStatus *st, Health **ret) {
         /* The kubelet's probes, a scrape and an operator's curl, all from the
          * node's loopback, a few at a time: 256 is plenty, and with 16 KiB
-         * per connection the whole costs at most 4 MiB (docs/operations.md). */
+         * per connection the whole costs at most 4 MiB (docs/connection-limits.md). */
         HttpdLimits limits = {
                 .connections = 256,
                 .idle_timeout_sec = 10,

@@ -130,7 +130,7 @@ int aggregator_new(const AggregatorConfig *config, Aggregator **ret) {
          * of many thousands reporting in step. 16 KiB per connection holds
          * any agent's or browser's headers and caps what idle or stalled
          * clients cost at 16 MiB; report bodies (--max-body) are buffered
-         * only once the token is checked (docs/operations.md). */
+         * only once the token is checked (docs/connection-limits.md). */
         static const HttpdLimits limits = {
                 .connections = 1024,
                 .idle_timeout_sec = 10,

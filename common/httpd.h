@@ -44,7 +44,7 @@ typedef int (*HttpdHandler)(HttpdRequest *req, void *userdata);
 #define HTTPD_DEFAULT_MAX_BODY (64U * 1024U)
 
 /*
- * What one server holds at most (docs/operations.md, "Connection limits"):
+ * What one server holds at most (docs/connection-limits.md):
  *
  * - connections: open at once. Lowered, with the reason, when RLIMIT_NOFILE
  *   leaves fewer descriptors (64 are kept for the rest of the process).

@@ -2,8 +2,8 @@
 """Both servers survive abuse from the loopback: the agent's health endpoint
 and the aggregator keep answering while thousands of idle sockets, stalled
 half-requests, huge headers, huge bodies and pipelined requests are thrown at
-them, and come back to normal by themselves (docs/operations.md, "Connection
-limits", says what the limits are and why).
+them, and come back to normal by themselves (docs/connection-limits.md says what
+the limits are and why).
 
 Everything here is on 127.0.0.1 and bounded: a few thousand sockets, each
 case a few seconds, the file well under a minute.
@@ -24,7 +24,7 @@ import peers
 from peers import wait_for
 from test_aggregator import TOKEN, Aggregator, report
 
-# The documented limits (common/httpd.h, docs/operations.md).
+# The documented limits (common/httpd.h, docs/connection-limits.md).
 AGENT_CONNECTION_LIMIT = 256
 AGGREGATOR_CONNECTION_LIMIT = 1024
 IDLE_TIMEOUT = 10
