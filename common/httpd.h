@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "httpd-listen.h" /* httpd_parse_listen() */
+
 typedef struct Httpd Httpd;
 
 typedef struct HttpdRequest {
@@ -76,10 +78,6 @@ typedef struct HttpdLimits {
                 .idle_timeout_sec = HTTPD_DEFAULT_IDLE_TIMEOUT_SEC, \
                 .memory_per_connection = HTTPD_DEFAULT_CONNECTION_MEMORY, \
         }
-
-/* Parse "ADDR:PORT" (IPv4 dotted quad or "[IPv6]", port 0-65535) into
- * a sockaddr_storage and its length; -EINVAL when it is not one. */
-int httpd_parse_listen(const char *listen, void *ret_sockaddr_storage, size_t *ret_len);
 
 /* Start a server on listen ("ADDR:PORT"; port 0 picks a free one) on event e,
  * with the default limits. Fails with the cause: -EADDRINUSE for a busy
