@@ -173,10 +173,12 @@ $(B)/tests/test-%: tests/unit/test-%.c $(LIB_AGENT) $(B)/libcommon.a | $(B)/.dep
 deps:
 	scripts/deps.sh build
 
-# Unit tests first (fast, no peers), again under ASan+UBSan, then
-# end-to-end with real peers against the normal build.
+# Unit tests first (fast, no peers), again under valgrind memcheck
+# (mk/valgrind.mk) and under ASan+UBSan, then end-to-end with real peers
+# against the normal build.
 check: deps-test
 	$(MAKE) all unit
+	$(MAKE) check-valgrind
 	$(MAKE) SANITIZE=1 unit
 	$(PYTEST) -q tests/e2e
 

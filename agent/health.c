@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,6 +92,16 @@ static int on_request(HttpdRequest *req, void *userdata) {
 }
 
 int health_new(sd_event *event, const char *listen, const AgentStatus *st, Health **ret) {
+        /* The kubelet's probes, a scrape and an operator's curl, all from the
+         * node's loopback, a few at a time: 256 is plenty, and with 16 KiB
+         * per connection the whole costs at most 4 MiB (docs/connection-limits.md). */
+        HttpdLimits limits = {
+                .connections = 256,
+                .idle_timeout_sec = 10,
+                .memory_per_connection = 16 * 1024,
+        };
+        unsigned long long rlimit;
+        char why[48] = "";
         Health *h;
         int r;
 
@@ -106,15 +117,19 @@ int health_new(sd_event *event, const char *listen, const AgentStatus *st, Healt
         h->start_time = time(NULL);
         h->status = *st;
 
-        r = httpd_new(event, listen, on_request, h, &h->httpd);
+        r = httpd_new_limited(event, listen, &limits, on_request, h, &h->httpd);
         if (r < 0) {
                 free(h);
                 return r;
         }
         /* Probes and scrapes send no body. */
         httpd_set_max_body(h->httpd, 4096);
-        log_info("Serving /healthz, /readyz, /metrics and /status on %s (port %u)", listen,
-                 (unsigned) httpd_get_port(h->httpd));
+        httpd_get_limits(h->httpd, &limits, &rlimit);
+        if (rlimit > 0)
+                (void) snprintf(why, sizeof why, " (RLIMIT_NOFILE %llu)", rlimit);
+        log_info("Serving /healthz, /readyz, /metrics and /status on %s (port %u): at most %u connections%s, "
+                 "idle ones closed after %u s",
+                 listen, (unsigned) httpd_get_port(h->httpd), limits.connections, why, limits.idle_timeout_sec);
         *ret = h;
         return 0;
 }

@@ -126,6 +126,16 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 }
 
 int aggregator_new(const AggregatorConfig *config, Aggregator **ret) {
+        /* Agents post every --interval and hang up; 1024 at once is a fleet
+         * of many thousands reporting in step. 16 KiB per connection holds
+         * any agent's or browser's headers and caps what idle or stalled
+         * clients cost at 16 MiB; report bodies (--max-body) are buffered
+         * only once the token is checked (docs/connection-limits.md). */
+        static const HttpdLimits limits = {
+                .connections = 1024,
+                .idle_timeout_sec = 10,
+                .memory_per_connection = 16 * 1024,
+        };
         _cleanup_(aggregator_freep) Aggregator *a = NULL;
         sigset_t mask;
         uint64_t now;
@@ -189,7 +199,7 @@ int aggregator_new(const AggregatorConfig *config, Aggregator **ret) {
         (void) sd_event_source_set_enabled(a->status_timer, SD_EVENT_OFF);
         (void) sd_event_source_set_description(a->status_timer, "status");
 
-        r = httpd_new(a->event, config->listen, aggregator_handle_request, a, &a->httpd);
+        r = httpd_new_limited(a->event, config->listen, &limits, aggregator_handle_request, a, &a->httpd);
         if (r < 0)
                 return log_error_errno(r, "Failed to listen on %s", config->listen);
         httpd_set_max_body(a->httpd, config->max_body);
@@ -216,13 +226,20 @@ Aggregator *aggregator_free(Aggregator *a) {
 }
 
 int aggregator_run(Aggregator *a) {
+        HttpdLimits limits;
+        unsigned long long rlimit;
+        char why[48] = "";
         int r;
 
         assert(a);
 
-        log_info("Listening on %s port %u (report interval %u s, body limit %zu bytes, at most %zu nodes)",
+        httpd_get_limits(a->httpd, &limits, &rlimit);
+        if (rlimit > 0)
+                (void) snprintf(why, sizeof why, " (RLIMIT_NOFILE %llu)", rlimit);
+        log_info("Listening on %s port %u (report interval %u s, body limit %zu bytes, at most %zu nodes, "
+                 "at most %u connections%s, idle ones closed after %u s)",
                  a->config.listen, httpd_get_port(a->httpd), a->config.interval_seconds, a->config.max_body,
-                 a->fleet->max_nodes);
+                 a->fleet->max_nodes, limits.connections, why, limits.idle_timeout_sec);
         (void) sd_notify(false, "READY=1");
         aggregator_update_status(a);
 

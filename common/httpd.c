@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <assert.h>
-#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -10,17 +10,25 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "httpd.h"
 #include "log.h"
 
-/* Enough for probes, scrapes and a fleet of agents on one process; stays
- * under the usual RLIMIT_NOFILE soft limit of 1024. */
-#define HTTPD_CONNECTION_LIMIT 900U
-/* Idle keep-alive and slow clients are dropped after this many seconds, so
- * a client that trickles bytes cannot hold a connection slot for long. */
-#define HTTPD_CONNECTION_TIMEOUT 15U
+/* Descriptors left to the rest of the process (journal, inotify, timers,
+ * the agent's outgoing HTTP) when RLIMIT_NOFILE caps the connections. */
+#define HTTPD_FD_RESERVE 64U
+
+/* One accepted connection, from MHD's "started" notification to "closed". */
+typedef struct HttpdConn HttpdConn;
+struct HttpdConn {
+        int fd;
+        bool busy;      /* a request is under way: never evicted */
+        bool evicted;   /* shut down by us; MHD closes it next */
+        HttpdConn *prev, *next; /* in Httpd.idle while neither */
+};
 
 struct Httpd {
         sd_event *event;
@@ -32,6 +40,13 @@ struct Httpd {
         void *userdata;
         size_t max_body;
         uint16_t port;
+        HttpdLimits limits;      /* as in effect (connections maybe lowered) */
+        unsigned long long rlimit_nofile; /* the soft limit that lowered them, or 0 */
+        unsigned connections;    /* open now */
+        unsigned high_water;     /* above this many, a new one evicts the longest idle */
+        HttpdConn *idle_head, *idle_tail; /* waiting for a request, longest waiting first */
+        uint64_t warned_usec;    /* last resource warning, CLOCK_MONOTONIC */
+        bool closed_some;        /* a connection closed during this MHD_run() */
 };
 
 /* Per-request state, kept in MHD's con_cls between calls of the access handler. */
@@ -42,70 +57,6 @@ typedef struct Upload {
         bool answered;  /* a reply (413) went out before the body was read */
         bool too_large;
 } Upload;
-
-int httpd_parse_listen(const char *listen, void *ret_sockaddr_storage, size_t *ret_len) {
-        struct sockaddr_storage *ss = ret_sockaddr_storage;
-        char host[INET6_ADDRSTRLEN + 1];
-        const char *colon, *port_str;
-        unsigned long port;
-        char *end;
-        size_t n;
-
-        /* listen may be NULL: that is -EINVAL, like any other bad value. */
-        assert(ret_sockaddr_storage);
-        assert(ret_len);
-
-        if (!listen || !*listen)
-                return -EINVAL;
-
-        if (listen[0] == '[') {
-                const char *close = strchr(listen, ']');
-                if (!close || close[1] != ':')
-                        return -EINVAL;
-                n = (size_t) (close - listen - 1);
-                if (n == 0 || n >= sizeof host)
-                        return -EINVAL;
-                memcpy(host, listen + 1, n);
-                host[n] = 0;
-                port_str = close + 2;
-        } else {
-                colon = strrchr(listen, ':');
-                if (!colon || strchr(listen, ':') != colon)
-                        return -EINVAL; /* a bare IPv6 address needs brackets */
-                n = (size_t) (colon - listen);
-                if (n == 0 || n >= sizeof host)
-                        return -EINVAL;
-                memcpy(host, listen, n);
-                host[n] = 0;
-                port_str = colon + 1;
-        }
-
-        /* Digits only: strtoul would take "+80", " 80" or "0x50". */
-        if (port_str[0] < '0' || port_str[0] > '9' || strlen(port_str) > 5)
-                return -EINVAL;
-        errno = 0;
-        port = strtoul(port_str, &end, 10);
-        if (errno || *end || port > 65535)
-                return -EINVAL;
-
-        memset(ss, 0, sizeof *ss);
-        if (listen[0] == '[') {
-                struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) ss;
-                if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
-                        return -EINVAL;
-                sin6->sin6_family = AF_INET6;
-                sin6->sin6_port = htons((uint16_t) port);
-                *ret_len = sizeof *sin6;
-        } else {
-                struct sockaddr_in *sin = (struct sockaddr_in *) ss;
-                if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
-                        return -EINVAL;
-                sin->sin_family = AF_INET;
-                sin->sin_port = htons((uint16_t) port);
-                *ret_len = sizeof *sin;
-        }
-        return 0;
-}
 
 const char *httpd_request_query(HttpdRequest *req, const char *key) {
         assert(req);
@@ -200,6 +151,85 @@ static int upload_append(Upload *u, const char *data, size_t size, size_t max) {
         return 0;
 }
 
+static void idle_unlink(Httpd *h, HttpdConn *k) {
+        if (k->prev)
+                k->prev->next = k->next;
+        else if (h->idle_head == k)
+                h->idle_head = k->next;
+        if (k->next)
+                k->next->prev = k->prev;
+        else if (h->idle_tail == k)
+                h->idle_tail = k->prev;
+        k->prev = k->next = NULL;
+}
+
+static void idle_append(Httpd *h, HttpdConn *k) {
+        k->prev = h->idle_tail;
+        k->next = NULL;
+        if (h->idle_tail)
+                h->idle_tail->next = k;
+        else
+                h->idle_head = k;
+        h->idle_tail = k;
+}
+
+static HttpdConn *conn_of(struct MHD_Connection *c) {
+        const union MHD_ConnectionInfo *info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        return info ? info->socket_context : NULL;
+}
+
+/* Close the connection that has waited longest for a request (idle, or
+ * still sending its headers). shutdown() rather than close(): MHD still
+ * owns the descriptor, sees end of file on it and closes it as if the
+ * client had gone, on this same turn of the loop or the next. */
+static void evict_longest_idle(Httpd *h, HttpdConn *except) {
+        HttpdConn *k = h->idle_head;
+
+        if (!k || k == except)
+                return;
+        idle_unlink(h, k);
+        k->evicted = true;
+        (void) shutdown(k->fd, SHUT_RDWR);
+        log_debug("httpd: %u connections open, closed the longest idle one", h->connections);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+        Httpd *h = cls;
+        HttpdConn *k = *socket_context;
+
+        if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+                const union MHD_ConnectionInfo *info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+                h->connections++;
+                k = calloc(1, sizeof *k);
+                if (!k || !info) {
+                        /* Untracked: it never gets evicted, the idle timeout still closes it. */
+                        free(k);
+                        return;
+                }
+                k->fd = info->connect_fd;
+                *socket_context = k;
+                idle_append(h, k);
+                /* Keep a slot free for the next client: whoever holds
+                 * connections without asking anything loses the oldest. */
+                if (h->connections > h->high_water)
+                        evict_longest_idle(h, k);
+                return;
+        }
+
+        /* MHD_CONNECTION_NOTIFY_CLOSED */
+        if (h->connections > 0)
+                h->connections--;
+        h->closed_some = true;
+        if (k) {
+                if (!k->busy && !k->evicted)
+                        idle_unlink(h, k);
+                free(k);
+                *socket_context = NULL;
+        }
+}
+
 /* Hand a complete request (or one whose body is too large) to the handler
  * and make sure it gets an answer. */
 static enum MHD_Result httpd_dispatch_request(Httpd *h, Upload *u, struct MHD_Connection *c, const char *url,
@@ -237,12 +267,17 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 
         (void) version;
 
-
         if (!u) {
                 /* First call: headers only. Refuse an announced oversized
                  * body now, before a byte of it is read. */
                 const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+                HttpdConn *k = conn_of(c);
 
+                /* A request under way is never evicted: only the idle timeout ends it. */
+                if (k && !k->busy && !k->evicted) {
+                        idle_unlink(h, k);
+                        k->busy = true;
+                }
                 u = calloc(1, sizeof *u);
                 if (!u)
                         return MHD_NO;
@@ -303,11 +338,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+        Httpd *h = cls;
+        HttpdConn *k = conn_of(c);
         Upload *u = *con_cls;
 
-        (void) cls;
-        (void) c;
         (void) toe;
+        /* Answered: a kept-alive connection waits for its next request, last in line. */
+        if (k && k->busy) {
+                k->busy = false;
+                idle_append(h, k);
+        }
         if (u) {
                 free(u->buf);
                 free(u);
@@ -315,13 +355,34 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
         }
 }
 
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
         _cleanup_free_ char *m = NULL;
+        Httpd *h = cls;
+        uint64_t now;
 
-        (void) cls;
         if (vasprintf(&m, fmt, ap) < 0)
                 return;
         m[strcspn(m, "\n")] = 0;
+        /* Running out of descriptors or memory stops accepting, which the
+         * owner cannot see from here: say so above debug (unlike the rest
+         * of common/), once a minute at most, in MHD's words ("Too many
+         * open files"). Everything else a client can cause is debug. */
+        if (strstr(m, "resource limit") || strstr(m, "Error accepting connection") ||
+            strstr(m, "Error allocating memory")) {
+                now = now_usec();
+                if (h->warned_usec == 0 || now - h->warned_usec >= 60 * USEC_PER_SEC) {
+                        h->warned_usec = now;
+                        log_warning("HTTP server on port %u: %s", (unsigned) h->port, m);
+                        return;
+                }
+        }
         log_debug("httpd: %s", m);
 }
 
@@ -332,9 +393,18 @@ static int httpd_dispatch(Httpd *h) {
         uint64_t now;
         int r;
 
+        h->closed_some = false;
         MHD_run(h->daemon);
 
-        if (MHD_get_timeout(h->daemon, &ms) != MHD_YES)
+        /* At its connection limit, or after accept() failed for want of
+         * descriptors, MHD takes the listening socket out of its epoll set
+         * and puts it back only at the start of a later MHD_run(). Nothing
+         * wakes us for that: once the connections that filled it closed,
+         * no event is left, and the server stopped accepting for good (or
+         * until the next timeout). A connection closed: run again now. */
+        if (h->closed_some)
+                ms = 0;
+        else if (MHD_get_timeout(h->daemon, &ms) != MHD_YES)
                 return sd_event_source_set_enabled(h->timer, SD_EVENT_OFF);
 
         r = sd_event_now(h->event, CLOCK_MONOTONIC, &now);
@@ -366,12 +436,12 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return on_io(s, -1, 0, userdata);
 }
 
-int httpd_new(sd_event *e, const char *listen, HttpdHandler handler, void *userdata, Httpd **ret) {
+int httpd_new_limited(sd_event *e, const char *listen, const HttpdLimits *limits, HttpdHandler handler,
+                      void *userdata, Httpd **ret) {
         _cleanup_(httpd_freep) Httpd *h = NULL;
+        _cleanup_close_ int fd = -EBADF;
         struct sockaddr_storage ss;
         const union MHD_DaemonInfo *info;
-        unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
-        uint16_t port;
         size_t len;
         int r, epfd;
 
@@ -381,12 +451,6 @@ int httpd_new(sd_event *e, const char *listen, HttpdHandler handler, void *userd
         if (r < 0)
                 return r;
 
-        if (ss.ss_family == AF_INET6) {
-                const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *) &ss;
-                /* "[::]:PORT" means every address, IPv4 included. */
-                flags |= IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr) ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
-        }
-
         h = calloc(1, sizeof *h);
         if (!h)
                 return -ENOMEM;
@@ -394,22 +458,50 @@ int httpd_new(sd_event *e, const char *listen, HttpdHandler handler, void *userd
         h->handler = handler;
         h->userdata = userdata;
         h->max_body = HTTPD_DEFAULT_MAX_BODY;
+        h->limits = limits ? *limits : (HttpdLimits) HTTPD_LIMITS_DEFAULT;
+        if (h->limits.connections == 0)
+                h->limits.connections = HTTPD_DEFAULT_CONNECTIONS;
+        if (h->limits.idle_timeout_sec == 0)
+                h->limits.idle_timeout_sec = HTTPD_DEFAULT_IDLE_TIMEOUT_SEC;
+        if (h->limits.memory_per_connection == 0)
+                h->limits.memory_per_connection = HTTPD_DEFAULT_CONNECTION_MEMORY;
+        h->limits.connections = httpd_connections_allowed(h->limits.connections, HTTPD_FD_RESERVE, &h->rlimit_nofile);
+        /* An eighth of the slots stays free for newcomers (see on_connection). */
+        h->high_water = h->limits.connections - h->limits.connections / 8;
+        if (h->high_water == h->limits.connections && h->high_water > 1)
+                h->high_water--;
 
-        /* MHD binds MHD_OPTION_SOCK_ADDR, but reports the port argument as the
-         * bound port unless it is 0: pass the same port. The logger goes
-         * first so that MHD never writes to stderr on its own. */
-        port = ntohs(ss.ss_family == AF_INET6 ? ((const struct sockaddr_in6 *) &ss)->sin6_port
-                                              : ((const struct sockaddr_in *) &ss)->sin_port);
-        h->daemon = MHD_start_daemon(flags, port, NULL, NULL, on_access, h,
+        fd = httpd_listen_socket(&ss, len);
+        if (fd < 0)
+                return fd;
+
+        /* The logger goes first so that MHD never writes to stderr on its
+         * own. The per-connection memory pool holds the request line and
+         * headers (a bigger header set gets 431) and the read and write
+         * buffers; bodies are copied out of it (upload_append). No limit
+         * per address: every client of the health endpoint is on the
+         * loopback, many agents may share one address translated on the way
+         * to the aggregator, and eviction already keeps one client from
+         * locking out the others. */
+        errno = 0;
+        h->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_access, h,
                                      MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
-                                     MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss,
+                                     MHD_OPTION_LISTEN_SOCKET, fd,
                                      MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                                     MHD_OPTION_CONNECTION_LIMIT, HTTPD_CONNECTION_LIMIT,
-                                     MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_CONNECTION_TIMEOUT,
+                                     MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+                                     MHD_OPTION_CONNECTION_LIMIT, h->limits.connections,
+                                     MHD_OPTION_CONNECTION_TIMEOUT, h->limits.idle_timeout_sec,
+                                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->limits.memory_per_connection,
                                      MHD_OPTION_END);
-        if (!h->daemon)
-                /* MHD does not say why; a busy port is by far the common case. */
-                return -EADDRINUSE;
+        if (!h->daemon) {
+                /* MHD closes the listening socket on some failures and not
+                 * on others: close it only if it is still ours. */
+                r = errno > 0 ? -errno : -EIO;
+                if (fcntl(fd, F_GETFD) < 0)
+                        fd = -EBADF;
+                return r;
+        }
+        fd = -EBADF; /* MHD's now: MHD_stop_daemon() closes it */
 
         info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_EPOLL_FD);
         if (!info)
@@ -434,6 +526,19 @@ int httpd_new(sd_event *e, const char *listen, HttpdHandler handler, void *userd
 
         *ret = TAKE_PTR(h);
         return 0;
+}
+
+int httpd_new(sd_event *e, const char *listen, HttpdHandler handler, void *userdata, Httpd **ret) {
+        return httpd_new_limited(e, listen, NULL, handler, userdata, ret);
+}
+
+void httpd_get_limits(Httpd *h, HttpdLimits *ret, unsigned long long *ret_rlimit_nofile) {
+        assert(h);
+        assert(ret);
+
+        *ret = h->limits;
+        if (ret_rlimit_nofile)
+                *ret_rlimit_nofile = h->rlimit_nofile;
 }
 
 void httpd_set_header_handler(Httpd *h, HttpdHandler handler) {

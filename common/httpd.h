@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "httpd-listen.h" /* httpd_parse_listen() */
+
 typedef struct Httpd Httpd;
 
 typedef struct HttpdRequest {
@@ -43,12 +45,52 @@ typedef int (*HttpdHandler)(HttpdRequest *req, void *userdata);
 /* Default request body limit; bigger bodies get 413 (see httpd_set_max_body). */
 #define HTTPD_DEFAULT_MAX_BODY (64U * 1024U)
 
-/* Parse "ADDR:PORT" (IPv4 dotted quad or "[IPv6]", port 0-65535) into
- * a sockaddr_storage and its length; -EINVAL when it is not one. */
-int httpd_parse_listen(const char *listen, void *ret_sockaddr_storage, size_t *ret_len);
+/*
+ * What one server holds at most (docs/connection-limits.md):
+ *
+ * - connections: open at once. Lowered, with the reason, when RLIMIT_NOFILE
+ *   leaves fewer descriptors (64 are kept for the rest of the process).
+ *   Past seven eighths of it, each new connection closes the one that has
+ *   waited longest for a request (idle, or still sending its headers), so
+ *   clients that connect and stall cannot lock out a probe: a client
+ *   asking something always gets a slot unless every slot is answering.
+ * - idle_timeout_sec: a connection that sends or receives nothing for
+ *   this long is closed, whatever its state (keep-alive, half a request,
+ *   a stalled body, a reply nobody reads).
+ * - memory_per_connection: request line, headers and I/O buffers; a
+ *   request whose headers do not fit gets 431. Bodies are limited apart
+ *   (httpd_set_max_body).
+ *
+ * Zero in any field means its default.
+ */
+typedef struct HttpdLimits {
+        unsigned connections;
+        unsigned idle_timeout_sec;
+        size_t memory_per_connection;
+} HttpdLimits;
 
-/* Start a server on listen ("ADDR:PORT"; port 0 picks a free one) on event e. */
+#define HTTPD_DEFAULT_CONNECTIONS 256U
+#define HTTPD_DEFAULT_IDLE_TIMEOUT_SEC 10U
+#define HTTPD_DEFAULT_CONNECTION_MEMORY (16U * 1024U)
+#define HTTPD_LIMITS_DEFAULT                                        \
+        {                                                           \
+                .connections = HTTPD_DEFAULT_CONNECTIONS,           \
+                .idle_timeout_sec = HTTPD_DEFAULT_IDLE_TIMEOUT_SEC, \
+                .memory_per_connection = HTTPD_DEFAULT_CONNECTION_MEMORY, \
+        }
+
+/* Start a server on listen ("ADDR:PORT"; port 0 picks a free one) on event e,
+ * with the default limits. Fails with the cause: -EADDRINUSE for a busy
+ * address, -EMFILE when out of descriptors, and so on. */
 int httpd_new(sd_event *e, const char *listen, HttpdHandler handler, void *userdata, Httpd **ret);
+
+/* httpd_new() with limits (NULL: the defaults). */
+int httpd_new_limited(sd_event *e, const char *listen, const HttpdLimits *limits, HttpdHandler handler,
+                      void *userdata, Httpd **ret);
+
+/* The limits in effect; *ret_rlimit_nofile (if given) is the RLIMIT_NOFILE
+ * soft limit that lowered the connection limit, or 0 when it did not. */
+void httpd_get_limits(Httpd *h, HttpdLimits *ret, unsigned long long *ret_rlimit_nofile);
 
 /* Stop the server, close every connection, free everything; NULL is fine. */
 Httpd *httpd_free(Httpd *h);
