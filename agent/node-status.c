@@ -11,6 +11,7 @@
 #include "log.h"
 #include "node-condition.h"
 #include "node-status.h"
+#include "source-kube-client.h"
 #include "random.h"
 #include "ratelimit.h"
 #include "source-kube-api.h"
@@ -34,7 +35,7 @@ typedef enum RequestKind {
 struct NodeStatus {
         sd_event *event;
         CurlGlue *glue;
-        KubeConfig *config;
+        KubeClient client; /* its configuration, kept current; no watches */
         char *node;
         char *status_url, *events_url;
         uint64_t heartbeat_usec;
@@ -147,8 +148,15 @@ static void on_patch_ok(NodeStatus *n, CurlRequest *req, bool read) {
         body = curl_request_body(req, &size);
         r = body ? node_parse(body, size, &n->uid, &seen, &transition) : -EBADMSG;
         if (read) {
-                if (r < 0)
-                        log_warning_errno(r, "The API's answer for node %s is not a Node, ignoring", n->node);
+                if (r < 0) {
+                        /* Not "no condition on the node": that would reset
+                         * lastTransitionTime. Ask again, with backoff. */
+                        log_warning_errno(r, "The API's answer for node %s is not a Node; asking again with backoff",
+                                          n->node);
+                        n->stats.patch_failures_total++;
+                        node_status_backoff(n);
+                        return;
+                }
                 node_condition_done(&n->on_node);
                 n->on_node = seen;
                 seen = (NodeCondition){};
@@ -239,16 +247,45 @@ static void on_request_done(CurlRequest *req, int error, void *userdata) {
         node_status_schedule(n);
 }
 
+/* The URLs on the configuration's server. */
+static int node_status_urls(NodeStatus *n) {
+        char *status_url = NULL, *events_url = NULL;
+
+        if (asprintf(&status_url, "%s/api/v1/nodes/%s/status", n->client.config->server, n->node) < 0)
+                return -ENOMEM;
+        if (asprintf(&events_url, "%s/api/v1/namespaces/default/events", n->client.config->server) < 0) {
+                free(status_url);
+                return -ENOMEM;
+        }
+        free(n->status_url);
+        free(n->events_url);
+        n->status_url = status_url;
+        n->events_url = events_url;
+        return 0;
+}
+
 static int node_status_start_request(NodeStatus *n, RequestKind kind, const char *url, const char *method,
                                      const char *content_type, const char *body) {
         _cleanup_(curl_request_freep) CurlRequest *req = NULL;
-        const KubeConfig *k = n->config;
-        CurlTls tls = {
+        const KubeConfig *k;
+        CurlTls tls;
+        int r;
+
+        /* A kubeconfig (or a CA, certificate or key it names) that changed
+         * is read again, as the API source does; one that no longer loads
+         * leaves the last good one. */
+        if (kube_client_refresh(&n->client)) {
+                r = node_status_urls(n);
+                if (r < 0)
+                        return r;
+                url = kind == REQUEST_EVENT ? n->events_url : n->status_url;
+        }
+        k = n->client.config;
+        tls = (CurlTls){
                 .ca_file = k->ca_file, .ca_blob = k->ca_data, .ca_blob_size = k->ca_data_size,
                 .cert_file = k->cert_file, .cert_blob = k->cert_data, .cert_blob_size = k->cert_data_size,
                 .key_file = k->key_file, .key_blob = k->key_data, .key_blob_size = k->key_data_size,
         };
-        int r;
 
         r = curl_request_new(url, &req);
         if (r < 0)
@@ -371,10 +408,7 @@ int node_status_new(sd_event *event, const NodeStatusOptions *o, NodeStatus **re
         if (!n->node)
                 return -ENOMEM;
 
-        if (o->kubeconfig)
-                r = kubeconfig_load(o->kubeconfig, &n->config, &error);
-        else
-                r = kubeconfig_in_cluster(NULL, &n->config, &error);
+        r = kube_client_load(&n->client, o->kubeconfig, &error);
         if (r < 0) {
                 if (o->kubeconfig)
                         log_error("Invalid kubeconfig '%s' for node status: %s", o->kubeconfig, error ? error : strerror(-r));
@@ -382,9 +416,9 @@ int node_status_new(sd_event *event, const NodeStatusOptions *o, NodeStatus **re
                         log_error("Cannot use the in-cluster configuration for node status: %s", error ? error : strerror(-r));
                 return r;
         }
-        if (asprintf(&n->status_url, "%s/api/v1/nodes/%s/status", n->config->server, n->node) < 0 ||
-            asprintf(&n->events_url, "%s/api/v1/namespaces/default/events", n->config->server) < 0)
-                return -ENOMEM;
+        r = node_status_urls(n);
+        if (r < 0)
+                return r;
 
         r = curl_glue_new(event, &n->glue);
         if (r < 0)
@@ -396,7 +430,7 @@ int node_status_new(sd_event *event, const NodeStatusOptions *o, NodeStatus **re
         (void) sd_event_source_set_enabled(n->timer, SD_EVENT_OFF);
 
         log_info("Keeping node %s's %s condition through the Kubernetes API: %s", n->node, NODE_CONDITION_TYPE,
-                 n->config->origin);
+                 n->client.config->origin);
         *ret = TAKE_PTR(n);
         return 0;
 }
@@ -409,7 +443,7 @@ NodeStatus *node_status_free(NodeStatus *n) {
         curl_glue_free(n->glue);
         sd_event_source_disable_unref(n->timer);
         wipe_token(&n->token_sent);
-        kubeconfig_free(n->config);
+        kube_client_done(&n->client);
         node_condition_done(&n->want);
         node_condition_done(&n->on_node);
         node_condition_done(&n->inflight);

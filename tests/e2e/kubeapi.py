@@ -301,6 +301,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 fail = api.fail_writes_remaining > 0
                 if fail:
                     api.fail_writes_remaining -= 1
+            bogus = None
+            if method == "PATCH" and api.bogus_patches_remaining > 0:
+                api.bogus_patches_remaining -= 1
+                bogus = api.bogus_patch_body
             fail_code = api.fail_code
         if delay:
             time.sleep(delay)
@@ -311,6 +315,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not self._authenticated():
             rec["result"] = 401
             self._send_json(401, _status(401, "Unauthorized", "Unauthorized"))
+            return None
+        if bogus is not None:
+            rec["result"] = 200
+            self._send_json(200, bogus)
             return None
         return rec, url, q, body
 
@@ -634,6 +642,8 @@ class KubeAPI:
         self.delay = 0.0
         self.fail_remaining = 0
         self.fail_writes_remaining = 0
+        self.bogus_patches_remaining = 0
+        self.bogus_patch_body = None
         self.fail_code = 500
         self.silent = False
         self.list_override = {}
@@ -850,6 +860,14 @@ class KubeAPI:
         with self.lock:
             self.fail_writes_remaining = n
             self.fail_code = code
+
+    def bogus_next_patches(self, n, body):
+        """Answer the next n PATCH requests 200 with this body (a dict), and
+        change nothing: a server that answers with something else than
+        what was patched."""
+        with self.lock:
+            self.bogus_patches_remaining = n
+            self.bogus_patch_body = body
 
     def set_delay(self, seconds):
         """Hold every new response this long before its status line."""

@@ -387,3 +387,50 @@ def test_node_status_usage_errors(tmp_path, nodetrustd_bin):
     p = run("--help")
     for flag in ("--node-status ", "--node-status-kubeconfig", "--node-status-in-cluster", "--node-status-heartbeat"):
         assert flag in p.stdout, flag
+
+
+def test_answer_that_is_no_node_keeps_the_transition_time(kube, kagent, test_ca):
+    """The read of the node answered with something that is no Node: it
+    was taken for "no condition on the node", and the next patch moved
+    lastTransitionTime to now although the status never changed. Now the
+    agent asks again (with backoff) and keeps the node's time."""
+    since = "2026-01-02T03:04:05Z"
+    kube.set_node(NODE, conditions=[{"type": COND, "status": "True", "reason": "RegistriesTrusted",
+                                     "message": "All 1 registry trusted", "lastHeartbeatTime": since,
+                                     "lastTransitionTime": since}])
+    setup_cluster(kube, test_ca)
+    kube.bogus_next_patches(2, {"kind": "Pod", "apiVersion": "v1", "metadata": {"name": NODE}})
+    with kagent.daemon() as d:
+        d.wait_notify("READY=1")
+        wait_for(lambda: kube.node_condition(NODE, COND)["lastHeartbeatTime"] != since, 20,
+                 interval=0.05, what="a heartbeat patch after the bogus answers")
+        c = kube.node_condition(NODE, COND)
+        assert c["status"] == "True" and c["lastTransitionTime"] == since, (c, d.log())
+        assert "is not a Node; asking again with backoff" in d.log()
+
+
+def test_node_status_kubeconfig_is_read_again(kube, root, tmp_path, nodetrustd_bin, trust_volume, test_ca):
+    """The node-status kubeconfig changes to name another API server (a
+    cluster moved, a CA rotated): the next patch goes there, without a
+    restart, as the API source's own client does."""
+    other = KubeAPI(str(tmp_path / "kubeapi-2"), token="token-1").start()
+    try:
+        other.set_node(NODE)
+        kc = tmp_path / "node-status.kubeconfig"
+        kube.write_kubeconfig(str(kc))
+        trust_volume.update({GOOD: test_ca.pem().decode()})
+        agent = peers.Agent(root, trust_volume.path, binary=nodetrustd_bin, workdir=tmp_path,
+                            extra=["--node-name", NODE, "--node-status-kubeconfig", str(kc),
+                                   "--node-status-heartbeat", "60", *NO_VERIFY])
+        with agent.daemon() as d:
+            d.wait_notify("READY=1")
+            wait_condition(kube, "True")
+            new = tmp_path / "node-status.kubeconfig.new"
+            other.write_kubeconfig(str(new))
+            os.rename(new, kc)
+            trust_volume.update({GOOD: test_ca.pem().decode(), "bad.example.com": "garbage"})
+            wait_condition(other, "False", "RegistryNotTrusted", "bad.example.com (refused)")
+            assert kube.node_condition(NODE, COND)["status"] == "True"
+            assert "Kubernetes client configuration changed, loaded again" in d.log()
+    finally:
+        other.stop()
