@@ -283,6 +283,10 @@ json_t *node_event_json(const char *node, const char *uid, const NodeCondition *
         return TAKE_PTR(ev);
 }
 
+static bool json_type_or_absent(const json_t *v, json_type t) {
+        return !v || json_typeof(v) == t;
+}
+
 int node_parse(const char *body, size_t size, char **ret_uid, NodeCondition *ret_condition, time_t *ret_transition) {
         json_auto_t *node = NULL;
         _cleanup_free_ char *uid = NULL;
@@ -299,13 +303,20 @@ int node_parse(const char *body, size_t size, char **ret_uid, NodeCondition *ret
 
         node = json_loadb(body, size, 0, NULL);
         if (!json_is_object(node) || !json_is_string(json_object_get(node, "kind")) ||
-            !streq(json_string_value(json_object_get(node, "kind")), "Node"))
+            !streq(json_string_value(json_object_get(node, "kind")), "Node") ||
+            !json_is_string(json_object_get(node, "apiVersion")) ||
+            !streq(json_string_value(json_object_get(node, "apiVersion")), "v1"))
+                return -EBADMSG;
+        /* A field of the wrong type is a bad answer, not an absent field. */
+        if (!json_type_or_absent(json_object_get(json_object_get(node, "metadata"), "uid"), JSON_STRING))
                 return -EBADMSG;
         u = json_string_value(json_object_get(json_object_get(node, "metadata"), "uid"));
         if (u && !(uid = strdup(u)))
                 return -ENOMEM;
 
         conds = json_object_get(json_object_get(node, "status"), "conditions");
+        if (!json_type_or_absent(conds, JSON_ARRAY))
+                return -EBADMSG;
         json_array_foreach(conds, i, e) {
                 const char *type = json_string_value(json_object_get(e, "type"));
                 const char *reason = json_string_value(json_object_get(e, "reason"));
@@ -313,6 +324,11 @@ int node_parse(const char *body, size_t size, char **ret_uid, NodeCondition *ret
 
                 if (!type || !streq(type, NODE_CONDITION_TYPE))
                         continue;
+                if (!json_is_string(json_object_get(e, "status")) ||
+                    !json_type_or_absent(json_object_get(e, "reason"), JSON_STRING) ||
+                    !json_type_or_absent(json_object_get(e, "message"), JSON_STRING) ||
+                    !json_type_or_absent(json_object_get(e, "lastTransitionTime"), JSON_STRING))
+                        return -EBADMSG;
                 c.status = node_condition_status_from_string(json_string_value(json_object_get(e, "status")));
                 if ((!(c.reason = strdup(reason ? reason : ""))) || (message && !(c.message = strdup(message)))) {
                         node_condition_done(&c);

@@ -264,7 +264,7 @@ static void test_event_json(void **unused) {
 
 static void test_node_parse(void **unused) {
         static const char node[] =
-                "{\"kind\":\"Node\",\"metadata\":{\"name\":\"n\",\"uid\":\"u-1\"},\"status\":{\"conditions\":["
+                "{\"kind\":\"Node\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"n\",\"uid\":\"u-1\"},\"status\":{\"conditions\":["
                 "{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"KubeletReady\"},"
                 "{\"type\":\"RegistryTrustReady\",\"status\":\"False\",\"reason\":\"RegistryNotTrusted\","
                 "\"message\":\"m\",\"lastTransitionTime\":\"2026-01-01T00:00:00Z\"}]}}";
@@ -281,7 +281,7 @@ static void test_node_parse(void **unused) {
         assert_int_equal(t, 1767225600);
 
         /* A node without our condition: absent, reason NULL. */
-        static const char bare[] = "{\"kind\":\"Node\",\"metadata\":{\"uid\":\"u-2\"},\"status\":{}}";
+        static const char bare[] = "{\"kind\":\"Node\",\"apiVersion\":\"v1\",\"metadata\":{\"uid\":\"u-2\"},\"status\":{}}";
         assert_int_equal(node_parse(bare, strlen(bare), &uid, &c, &t), 0);
         assert_string_equal(uid, "u-2");
         assert_int_equal(c.status, NODE_CONDITION_UNKNOWN);
@@ -290,6 +290,25 @@ static void test_node_parse(void **unused) {
 
         assert_int_equal(node_parse("{\"kind\":\"Status\"}", 17, &uid, &c, &t), -EBADMSG);
         assert_int_equal(node_parse("not json", 8, &uid, &c, &t), -EBADMSG);
+
+        /* Wrong apiVersion, or a field of the wrong type: a bad answer,
+         * never "no condition" (which would reset lastTransitionTime). */
+        static const char *const bad[] = {
+                "{\"kind\":\"Node\",\"metadata\":{\"uid\":\"u\"}}",
+                "{\"kind\":\"Node\",\"apiVersion\":\"v2\",\"metadata\":{\"uid\":\"u\"}}",
+                "{\"kind\":\"Node\",\"apiVersion\":\"v1\",\"metadata\":{\"uid\":5}}",
+                "{\"kind\":\"Node\",\"apiVersion\":\"v1\",\"status\":{\"conditions\":{}}}",
+                "{\"kind\":\"Node\",\"apiVersion\":\"v1\",\"status\":{\"conditions\":[{\"type\":"
+                "\"RegistryTrustReady\",\"status\":true}]}}",
+                "{\"kind\":\"Node\",\"apiVersion\":\"v1\",\"status\":{\"conditions\":[{\"type\":"
+                "\"RegistryTrustReady\",\"status\":\"True\",\"reason\":[]}]}}",
+                "{\"kind\":\"Node\",\"apiVersion\":\"v1\",\"status\":{\"conditions\":[{\"type\":"
+                "\"RegistryTrustReady\",\"status\":\"True\",\"lastTransitionTime\":0}]}}",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_int_equal(node_parse(bad[i], strlen(bad[i]), &uid, &c, &t), -EBADMSG);
+        /* And what was parsed before is left alone. */
+        assert_string_equal(uid, "u-2");
 }
 
 int main(void) {
