@@ -8,10 +8,15 @@
 
 #include "cleanup.h"
 #include "fs.h"
+#include "log.h"
 #include "manifest.h"
+#include "target.h"
+#include "trust.h"
+#include "utf8.h"
 
-#define MANIFEST_FILE "manifest.json"
 #define MANIFEST_MAX (16u * 1024 * 1024)
+/* A name longer than this is cut in a warning: the line stays readable. */
+#define SHOWN_MAX 200
 
 Manifest *manifest_new(void) {
         return calloc(1, sizeof(Manifest));
@@ -29,40 +34,67 @@ Manifest *manifest_free(Manifest *m) {
         return NULL;
 }
 
+static int entry_cmp(const char *target, const char *registry, const ManifestEntry *e) {
+        int c = strcmp(target, e->target);
+        return c ? c : strcmp(registry, e->registry);
+}
+
+/* Entries are kept sorted by (target, registry), so that a lookup costs
+ * O(log n): a plan asks once per registry and target, and at the limit of
+ * 4,096 keys a linear search made a sync quadratic. Returns the index of
+ * the entry, or of where it would go. */
+static size_t lower_bound(const Manifest *m, const char *target, const char *registry, bool *ret_found) {
+        size_t lo = 0, hi = m->n_entries;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (entry_cmp(target, registry, &m->entries[mid]) > 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        *ret_found = lo < m->n_entries && entry_cmp(target, registry, &m->entries[lo]) == 0;
+        return lo;
+}
+
 ManifestEntry *manifest_find(const Manifest *m, const char *target, const char *registry) {
+        bool found;
+        size_t i;
+
         assert(m);
         assert(target);
         assert(registry);
 
-        for (size_t i = 0; i < m->n_entries; i++)
-                if (streq(m->entries[i].target, target) && streq(m->entries[i].registry, registry))
-                        return &m->entries[i];
-        return NULL;
+        i = lower_bound(m, target, registry, &found);
+        return found ? &m->entries[i] : NULL;
 }
 
 int manifest_put(Manifest *m, const char *target, const char *registry, const char *sha256, bool dir_created) {
         ManifestEntry *e;
+        bool found;
+        size_t i;
 
         /* sha256 may be NULL: an entry loaded from a manifest that has none. */
         assert(m);
         assert(target);
         assert(registry);
 
-        e = manifest_find(m, target, registry);
-        if (!e) {
-                ManifestEntry *n = realloc(m->entries, (m->n_entries + 1) * sizeof *n);
+        i = lower_bound(m, target, registry, &found);
+        if (!found) {
+                _cleanup_free_ char *t = strdup(target), *reg = strdup(registry);
+                ManifestEntry *n;
+
+                if (!t || !reg)
+                        return -ENOMEM;
+                n = realloc(m->entries, (m->n_entries + 1) * sizeof *n);
                 if (!n)
                         return -ENOMEM;
                 m->entries = n;
-                e = &m->entries[m->n_entries];
-                *e = (ManifestEntry){ .target = strdup(target), .registry = strdup(registry) };
-                if (!e->target || !e->registry) {
-                        free(e->target);
-                        free(e->registry);
-                        return -ENOMEM;
-                }
+                memmove(&n[i + 1], &n[i], (m->n_entries - i) * sizeof *n);
+                n[i] = (ManifestEntry){ .target = TAKE_PTR(t), .registry = TAKE_PTR(reg) };
                 m->n_entries++;
         }
+        e = &m->entries[i];
         snprintf(e->sha256, sizeof e->sha256, "%s", sha256 ? sha256 : "");
         e->dir_created = dir_created;
         return 0;
@@ -85,12 +117,110 @@ void manifest_remove(Manifest *m, const char *target, const char *registry) {
         m->n_entries--;
 }
 
+const char *manifest_registry_problem(const char *registry, int *ret_error) {
+        _cleanup_free_ char *key = NULL, *back = NULL;
+        const char *colon, *reason = NULL;
+        int r;
+
+        assert(registry);
+        assert(ret_error);
+
+        /* The same checks as a config map key, not a second set: the name
+         * must be exactly what registry_from_key() makes of the key
+         * "host..port" it came from. That leaves one path component of
+         * letters, digits, '-', '.' and ':', never "." or "..". */
+        *ret_error = 0;
+        colon = strrchr(registry, ':');
+        if (colon)
+                r = asprintf(&key, "%.*s..%s", (int) (colon - registry), registry, colon + 1);
+        else
+                r = (key = strdup(registry)) ? 0 : -1;
+        if (r < 0) {
+                *ret_error = -ENOMEM;
+                return NULL;
+        }
+        r = registry_from_key(key, &back, &reason);
+        if (r == -ENOMEM) {
+                *ret_error = r;
+                return NULL;
+        }
+        if (r < 0)
+                return reason;
+        if (!streq(back, registry))
+                return "not the name its config map key decodes to";
+        return NULL;
+}
+
+/* "" (none recorded) or a sha256 as we write it: 64 lowercase hex digits. */
+static bool sha256_valid(const char *s) {
+        size_t n = strspn(s, "0123456789abcdef");
+        return s[n] == 0 && (n == 0 || n == 64);
+}
+
+/* Why entry e of a manifest on disk cannot be one of ours, or NULL when it
+ * can. *ret_error is -ENOMEM when that could not be decided. */
+static const char *entry_problem(const Manifest *m, const json_t *e, bool *ret_name, int *ret_error) {
+        const json_t *t = json_object_get(e, "target"), *reg = json_object_get(e, "registry"),
+                     *sha = json_object_get(e, "sha256"), *hosts = json_object_get(e, "hosts_toml_sha256"),
+                     *dir = json_object_get(e, "dir_created");
+        const char *reason;
+
+        *ret_error = 0;
+        *ret_name = false;
+        if (!json_is_object(e))
+                return "not a JSON object";
+        if (!json_is_string(t))
+                return "'target' is not a string";
+        if (!target_by_name(json_string_value(t)))
+                return "unknown target";
+        if (!json_is_string(reg))
+                return "'registry' is not a string";
+        /* jansson keeps a \u0000 out of strings it loads; say so anyway. */
+        if (strlen(json_string_value(reg)) != json_string_length(reg))
+                return "registry name holds a NUL byte";
+        reason = manifest_registry_problem(json_string_value(reg), ret_error);
+        if (reason || *ret_error < 0) {
+                *ret_name = true;
+                return reason;
+        }
+        if (sha && (!json_is_string(sha) || !sha256_valid(json_string_value(sha))))
+                return "'sha256' is not 64 hexadecimal digits";
+        if (hosts && (!json_is_string(hosts) || !sha256_valid(json_string_value(hosts))))
+                return "'hosts_toml_sha256' is not 64 hexadecimal digits";
+        if (dir && !json_is_boolean(dir))
+                return "'dir_created' is not true or false";
+        if (manifest_find(m, json_string_value(t), json_string_value(reg)))
+                return "a second entry for the same target and registry";
+        return NULL;
+}
+
+/* A copy of s (any bytes from the node) fit for one log line. */
+static char *shown(const json_t *v) {
+        const char *s = json_string_value(v);
+        char *c;
+
+        if (!s)
+                return strdup(json_is_null(v) || !v ? "(none)" : "(not a string)");
+        c = strndup(s, SHOWN_MAX);
+        return c ? utf8_one_line(c) : NULL;
+}
+
+static void warn_dropped(size_t i, const json_t *e, bool name, const char *reason) {
+        _cleanup_free_ char *t = shown(json_object_get(e, "target")), *reg = shown(json_object_get(e, "registry"));
+
+        log_warning("Dropping entry %zu of the ownership manifest (target '%s', registry '%s'): %s%s%s; "
+                    "what it names is not treated as nodetrustd's",
+                    i, t ?: "?", reg ?: "?", name ? "not a registry name a config map key decodes to (" : "",
+                    reason, name ? ")" : "");
+}
+
 int manifest_load(int rootfd, const char *state_dir, Manifest **ret) {
         _cleanup_(manifest_freep) Manifest *m = NULL;
         json_auto_t *j = NULL;
         _cleanup_free_ char *data = NULL;
         _cleanup_close_ int dfd = -1;
         json_t *entries, *e;
+        json_error_t err;
         size_t size, i;
         int r;
 
@@ -117,18 +247,38 @@ int manifest_load(int rootfd, const char *state_dir, Manifest **ret) {
         if (r < 0)
                 return r;
 
-        j = json_loadb(data, size, 0, NULL);
+        j = json_loadb(data, size, 0, &err);
+        if (!j && json_error_code(&err) == json_error_out_of_memory)
+                return -ENOMEM; /* not corrupt: it must not be taken for it */
         entries = json_object_get(j, "entries");
         if (!json_is_array(entries))
                 return -EBADMSG;
+
+        /* What the manifest names is deleted by the next prune: it is
+         * input like the config map. An entry that could not have been
+         * written by us is dropped (so never pruned), the rest kept. */
+        if (json_array_size(entries) > MANIFEST_ENTRIES_MAX)
+                log_warning("The ownership manifest holds %zu entries, more than the %u nodetrustd ever writes; "
+                            "dropping all past the first %u",
+                            json_array_size(entries), MANIFEST_ENTRIES_MAX, MANIFEST_ENTRIES_MAX);
         json_array_foreach(entries, i, e) {
-                const char *t = json_string_value(json_object_get(e, "target"));
-                const char *reg = json_string_value(json_object_get(e, "registry"));
-                const char *sha = json_string_value(json_object_get(e, "sha256"));
-                const char *hosts = json_string_value(json_object_get(e, "hosts_toml_sha256"));
-                if (!t || !reg)
-                        return -EBADMSG;
-                r = manifest_put(m, t, reg, sha, json_is_true(json_object_get(e, "dir_created")));
+                const char *reason, *t, *reg, *hosts;
+                bool name;
+
+                if (i >= MANIFEST_ENTRIES_MAX)
+                        break;
+                reason = entry_problem(m, e, &name, &r);
+                if (r < 0)
+                        return r;
+                if (reason) {
+                        warn_dropped(i, e, name, reason);
+                        continue;
+                }
+                t = json_string_value(json_object_get(e, "target"));
+                reg = json_string_value(json_object_get(e, "registry"));
+                hosts = json_string_value(json_object_get(e, "hosts_toml_sha256"));
+                r = manifest_put(m, t, reg, json_string_value(json_object_get(e, "sha256")),
+                                 json_is_true(json_object_get(e, "dir_created")));
                 if (r < 0)
                         return r;
                 if (hosts) {
@@ -155,17 +305,22 @@ int manifest_save(int rootfd, const char *state_dir, const Manifest *m) {
         entries = json_array();
         if (!j || !entries)
                 return -ENOMEM;
-        json_object_set_new(j, "version", json_integer(1));
         /* j takes a reference of its own; ours goes at the end of the scope. */
-        json_object_set(j, "entries", entries);
+        if (json_object_set_new(j, "version", json_integer(1)) < 0 || json_object_set(j, "entries", entries) < 0)
+                return -ENOMEM;
         for (size_t i = 0; i < m->n_entries; i++) {
                 const ManifestEntry *e = &m->entries[i];
                 json_auto_t *o = json_pack("{s:s, s:s, s:s, s:b}", "target", e->target, "registry", e->registry,
                                            "sha256", e->sha256, "dir_created", e->dir_created);
+                /* Out of memory fails the save: a manifest written without
+                 * an entry would disown that directory for good. */
+                if (!o)
+                        return -ENOMEM;
                 /* Only where we wrote one: older manifests stay byte-identical. */
-                if (o && e->hosts_sha256[0])
-                        json_object_set_new(o, "hosts_toml_sha256", json_string(e->hosts_sha256));
-                json_array_append_new(entries, TAKE_PTR(o));
+                if (e->hosts_sha256[0] && json_object_set_new(o, "hosts_toml_sha256", json_string(e->hosts_sha256)) < 0)
+                        return -ENOMEM;
+                if (json_array_append_new(entries, TAKE_PTR(o)) < 0)
+                        return -ENOMEM;
         }
         text = json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS);
         if (!text)
