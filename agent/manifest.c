@@ -293,7 +293,6 @@ int manifest_load(int rootfd, const char *state_dir, Manifest **ret) {
 int manifest_save(int rootfd, const char *state_dir, const Manifest *m) {
         json_auto_t *j = NULL;
         json_auto_t *entries = NULL;
-        _cleanup_free_ char *text = NULL;
         _cleanup_close_ int dfd = -1;
         int r;
 
@@ -322,13 +321,9 @@ int manifest_save(int rootfd, const char *state_dir, const Manifest *m) {
                 if (json_array_append_new(entries, TAKE_PTR(o)) < 0)
                         return -ENOMEM;
         }
-        text = json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS);
-        if (!text)
-                return -ENOMEM;
-
         /* Only the state directory itself is private, not var/lib. */
         r = open_private_dir_beneath(rootfd, state_dir, &dfd);
         if (r < 0)
                 return r;
-        return write_file_atomic_at(dfd, MANIFEST_FILE, text, strlen(text), 0600, (uid_t) -1, (gid_t) -1);
+        return write_json_atomic_at(dfd, MANIFEST_FILE, j, JSON_INDENT(1) | JSON_SORT_KEYS, 0600);
 }

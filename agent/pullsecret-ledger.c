@@ -202,18 +202,14 @@ int pull_secret_ledger_set(json_t *ledger, const char *path, char *const *regist
 /* Missing parents are 0755 like any system directory: a fresh --root must
  * not get a private /var/lib. */
 int pull_secret_ledger_save(int rootfd, const char *state_dir, const json_t *ledger) {
-        _cleanup_free_ char *text = json_dumps(ledger, PULL_SECRET_DUMP_FLAGS);
         _cleanup_close_ int dfd = -1;
         int r;
 
         assert(state_dir);
         assert(ledger);
 
-        if (!text)
-                return -ENOMEM;
         r = open_private_dir_beneath(rootfd, state_dir, &dfd);
         if (r < 0)
                 return r;
-        return write_file_atomic_at(dfd, PULL_SECRET_STATE_FILE, text, strlen(text), 0600, (uid_t) -1,
-                                    (gid_t) -1);
+        return write_json_atomic_at(dfd, PULL_SECRET_STATE_FILE, ledger, PULL_SECRET_DUMP_FLAGS, 0600);
 }

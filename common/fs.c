@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <linux/openat2.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -240,6 +241,51 @@ int write_file_atomic_full(int dirfd, const char *name, const void *data, size_t
         if (fsync(dirfd) < 0)
                 return -errno;
         return 0;
+}
+
+typedef struct DumpBuffer {
+        char *data;
+        size_t size, alloc;
+        bool failed;
+} DumpBuffer;
+
+static int dump_append(const char *p, size_t n, void *userdata) {
+        DumpBuffer *b = userdata;
+
+        if (b->size + n + 1 > b->alloc) {
+                size_t want = (b->size + n + 1) * 2;
+                char *d = realloc(b->data, want);
+                if (!d) {
+                        b->failed = true;
+                        return -1;
+                }
+                b->data = d;
+                b->alloc = want;
+        }
+        memcpy(b->data + b->size, p, n);
+        b->size += n;
+        b->data[b->size] = 0;
+        return 0;
+}
+
+int write_json_atomic_at(int dirfd, const char *name, const json_t *j, size_t flags, mode_t mode) {
+        DumpBuffer b = {};
+        int r;
+
+        assert(dirfd >= 0 || dirfd == AT_FDCWD);
+        assert(name);
+        assert(j);
+
+        /* Not json_dumps(): jansson ignores a failure to write an object's
+         * key (dump_string's result), so out of memory its text can lack
+         * a key and still be returned. Our writer remembers that it failed. */
+        r = json_dump_callback(j, dump_append, &b, flags);
+        if (r < 0 || b.failed || !b.data)
+                r = -ENOMEM;
+        else
+                r = write_file_atomic_at(dirfd, name, b.data, b.size, mode, (uid_t) -1, (gid_t) -1);
+        free(b.data);
+        return r;
 }
 
 int unlink_file_at(int dirfd, const char *name) {

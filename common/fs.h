@@ -56,6 +56,12 @@ int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t s
 int write_file_atomic_full(int dirfd, const char *name, const void *data, size_t size, mode_t mode, uid_t uid,
                            gid_t gid, bool noreplace);
 
+/* Write the JSON document j as name in dirfd, as write_file_atomic_at()
+ * does, dumped with json_dumps() flags: -ENOMEM rather than a text that
+ * lacks part of j. */
+typedef struct json_t json_t;
+int write_json_atomic_at(int dirfd, const char *name, const json_t *j, size_t flags, mode_t mode);
+
 /* Remove file name from dirfd (no error when it is already gone) and fsync dirfd. */
 int unlink_file_at(int dirfd, const char *name);
 
