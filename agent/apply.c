@@ -345,24 +345,31 @@ int apply_plan(int rootfd, const char *state_dir, Plan *p, Manifest *m) {
         return failed;
 }
 
-/* Sweep dir (below rootfd) of the temp files of names; the number removed. */
-static int sweep_dir(int rootfd, const char *dir, const char *registry, char *const *names) {
-        _cleanup_close_ int basefd = -1, dfd = -1;
+/* Sweep dir (in basefd, or basefd itself for NULL) of the temp files of
+ * names; the number removed. shown_dir names basefd in the log line. */
+static int sweep_dir(int basefd, const char *shown_dir, const char *dir, char *const *names) {
+        _cleanup_close_ int dfd = -1;
         int r;
 
-        r = open_dir_beneath(rootfd, dir, 0, &basefd, NULL);
-        if (r < 0)
-                return r;
-        if (registry) {
-                dfd = open_child_dir(basefd, registry);
+        if (dir) {
+                dfd = open_child_dir(basefd, dir);
                 if (dfd < 0)
                         return dfd;
         }
-        r = sweep_atomic_temp_files_at(registry ? dfd : basefd, names);
+        r = sweep_atomic_temp_files_at(dir ? dfd : basefd, names);
         if (r > 0)
                 log_info("Removed %d temporary file%s an interrupted write left in '%s%s%s'", r, r == 1 ? "" : "s",
-                         dir, registry ? "/" : "", registry ?: "");
+                         shown_dir, dir ? "/" : "", dir ?: "");
         return r;
+}
+
+/* The same for a directory below rootfd. */
+static int sweep_path(int rootfd, const char *path, char *const *names) {
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        r = open_dir_beneath(rootfd, path, 0, &fd, NULL);
+        return r < 0 ? r : sweep_dir(fd, path, NULL, names);
 }
 
 int apply_sweep_temp_files(int rootfd, const char *state_dir, const Manifest *m, char *const *pull_secret_paths) {
@@ -374,13 +381,22 @@ int apply_sweep_temp_files(int rootfd, const char *state_dir, const Manifest *m,
         assert(state_dir);
         assert(m);
 
-        r = sweep_dir(rootfd, state_dir, NULL, (char **) state_files);
+        r = sweep_path(rootfd, state_dir, (char **) state_files);
         if (r > 0)
                 n += r;
-        for (size_t i = 0; i < m->n_entries; i++) {
+        /* Entries are sorted by target: each certs.d directory is opened once. */
+        for (size_t i = 0; i < m->n_entries;) {
                 const Target *tg = target_by_name(m->entries[i].target);
-                if (tg && (r = sweep_dir(rootfd, tg->dir, m->entries[i].registry, (char **) owned_files)) > 0)
-                        n += r;
+                _cleanup_close_ int basefd = -1;
+                size_t j = i;
+
+                while (j < m->n_entries && streq(m->entries[j].target, m->entries[i].target))
+                        j++;
+                if (tg && open_dir_beneath(rootfd, tg->dir, 0, &basefd, NULL) >= 0)
+                        for (size_t k = i; k < j; k++)
+                                if ((r = sweep_dir(basefd, tg->dir, m->entries[k].registry, (char **) owned_files)) > 0)
+                                        n += r;
+                i = j;
         }
         /* A killed write of the credentials leaves a copy of them: only
          * that file's own temp names, in its directory. */
@@ -394,7 +410,7 @@ int apply_sweep_temp_files(int rootfd, const char *state_dir, const Manifest *m,
                 dir = strndup(*p, slash ? (size_t) (slash - *p) : 0);
                 if (!dir)
                         return -ENOMEM;
-                if ((r = sweep_dir(rootfd, *dir ? dir : ".", NULL, names)) > 0)
+                if ((r = sweep_path(rootfd, *dir ? dir : ".", names)) > 0)
                         n += r;
         }
         return n;
