@@ -384,20 +384,18 @@ int apply_sweep_temp_files(int rootfd, const char *state_dir, const Manifest *m,
         r = sweep_path(rootfd, state_dir, (char **) state_files);
         if (r > 0)
                 n += r;
-        /* Entries are sorted by target: each certs.d directory is opened once. */
-        for (size_t i = 0; i < m->n_entries;) {
+        /* Each certs.d directory is opened once, not once per entry. */
+        int basefd[N_TARGETS] = { -1, -1, -1 };
+        for (size_t t = 0; t < N_TARGETS; t++)
+                (void) open_dir_beneath(rootfd, targets[t].dir, 0, &basefd[t], NULL);
+        for (size_t i = 0; i < m->n_entries; i++) {
                 const Target *tg = target_by_name(m->entries[i].target);
-                _cleanup_close_ int basefd = -1;
-                size_t j = i;
-
-                while (j < m->n_entries && streq(m->entries[j].target, m->entries[i].target))
-                        j++;
-                if (tg && open_dir_beneath(rootfd, tg->dir, 0, &basefd, NULL) >= 0)
-                        for (size_t k = i; k < j; k++)
-                                if ((r = sweep_dir(basefd, tg->dir, m->entries[k].registry, (char **) owned_files)) > 0)
-                                        n += r;
-                i = j;
+                if (tg && basefd[tg - targets] >= 0 &&
+                    (r = sweep_dir(basefd[tg - targets], tg->dir, m->entries[i].registry, (char **) owned_files)) > 0)
+                        n += r;
         }
+        for (size_t t = 0; t < N_TARGETS; t++)
+                safe_close(basefd[t]);
         /* A killed write of the credentials leaves a copy of them: only
          * that file's own temp names, in its directory. */
         for (char *const *p = pull_secret_paths; p && *p; p++) {

@@ -22,8 +22,10 @@ typedef struct ManifestEntry {
 } ManifestEntry;
 
 typedef struct Manifest {
-        ManifestEntry *entries; /* sorted by (target, registry), each pair once */
+        ManifestEntry *entries; /* each (target, registry) once, in no order; saved sorted */
         size_t n_entries;
+        size_t *index; /* manifest.c's hash index into entries */
+        size_t n_index;
 } Manifest;
 
 /* One entry per target for each of a source's 4,096 keys at most: a
@@ -51,6 +53,7 @@ int manifest_save(int rootfd, const char *state_dir, const Manifest *m);
 ManifestEntry *manifest_find(const Manifest *m, const char *target, const char *registry);
 /* Add or update (target, registry); an existing entry keeps its hosts_sha256. */
 int manifest_put(Manifest *m, const char *target, const char *registry, const char *sha256, bool dir_created);
+/* Remove (target, registry); the last entry takes its place in entries[]. */
 void manifest_remove(Manifest *m, const char *target, const char *registry);
 
 /* Why registry cannot be a name of ours (the config map key checks of

@@ -160,6 +160,10 @@ def _lane(binary, mnt, ca_a, ca_b, trials, seed, deadline):
         for h in hosts:
             if _read(h) != hosts_want[h]:
                 res["problems"].append(f"trial {trial}: {h} is not the complete hosts.toml")
+        try:  # replaced whole or not at all, like every file
+            json.loads(_read(root / STATE_DIR / "manifest.json"))
+        except ValueError as e:
+            res["problems"].append(f"trial {trial}: the manifest is not JSON: {e}")
         kinds["before" if n_new == 0 else "after" if n_new == len(cas) else "mid"] += 1
         if trial % 10 == 0:  # a walk costs as much as the reads: a sample
             temps_seen += len(temp_files(root))

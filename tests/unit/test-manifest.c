@@ -99,31 +99,69 @@ static void test_save_never_drops_an_entry(void **state) {
         assert_true(failed > 3); /* the countdown did reach each entry */
 }
 
-/* Lookups by bisection need the entries sorted, whatever the order of
- * puts; removal keeps the order. */
-static void test_sorted(void **state) {
+/* The index finds every entry after any mix of puts and removals (a
+ * removal moves the last entry into the hole), and a prune of 3 x 4,096
+ * entries is linear: it was a memmove per removal. */
+static void test_index(void **state) {
         _cleanup_(manifest_freep) Manifest *m = manifest_new();
-        const char *regs[] = { "m.example", "a.example", "z.example:5000", "b.example", "a.example:1" };
+        const char *tg[] = { "docker", "containers", "containerd" };
+        enum { N = 4096 };
+        char reg[64];
 
         (void) state;
+        for (int i = 0; i < N; i++)
+                for (size_t t = 0; t < ELEMENTSOF(tg); t++) {
+                        snprintf(reg, sizeof reg, "r%d.example:%d", i, 1 + i % 7);
+                        assert_int_equal(manifest_put(m, tg[t], reg, "", t == 0), 0);
+                }
+        assert_int_equal(m->n_entries, 3 * N);
+        for (int i = 0; i < N; i += 3)
+                for (size_t t = 0; t < ELEMENTSOF(tg); t++) {
+                        snprintf(reg, sizeof reg, "r%d.example:%d", i, 1 + i % 7);
+                        manifest_remove(m, tg[t], reg);
+                        manifest_remove(m, tg[t], reg); /* gone already: nothing */
+                }
+        for (int i = 0; i < N; i++)
+                for (size_t t = 0; t < ELEMENTSOF(tg); t++) {
+                        ManifestEntry *e;
+                        snprintf(reg, sizeof reg, "r%d.example:%d", i, 1 + i % 7);
+                        e = manifest_find(m, tg[t], reg);
+                        if (i % 3 == 0)
+                                assert_null(e);
+                        else {
+                                assert_non_null(e);
+                                assert_string_equal(e->registry, reg);
+                                assert_string_equal(e->target, tg[t]);
+                                assert_true(e->dir_created == (t == 0));
+                        }
+                }
+        assert_null(manifest_find(m, "docker", "r1.example:1"));
+        for (size_t i = m->n_entries; i > 0; i--)
+                manifest_remove(m, m->entries[i - 1].target, m->entries[i - 1].registry);
+        assert_int_equal(m->n_entries, 0);
+        assert_null(manifest_find(m, "docker", "r1.example:2"));
+}
+
+/* Saved sorted by (target, registry), whatever the order in memory. */
+static void test_saved_sorted(void **state) {
+        Fixture *f = *state;
+        _cleanup_(manifest_freep) Manifest *m = manifest_new(), *back = NULL;
+        const char *regs[] = { "m.example", "a.example", "z.example:5000", "b.example" };
+
         for (size_t i = 0; i < ELEMENTSOF(regs); i++) {
                 assert_int_equal(manifest_put(m, "docker", regs[i], "", true), 0);
                 assert_int_equal(manifest_put(m, "containerd", regs[i], "", false), 0);
         }
-        assert_int_equal(m->n_entries, 10);
-        for (size_t i = 1; i < m->n_entries; i++) {
-                int c = strcmp(m->entries[i - 1].target, m->entries[i].target);
-                assert_true(c < 0 || (c == 0 && strcmp(m->entries[i - 1].registry, m->entries[i].registry) < 0));
+        manifest_remove(m, "docker", "a.example");
+        assert_int_equal(manifest_save(f->rootfd, STATE_DIR, m), 0);
+        assert_int_equal(manifest_load(f->rootfd, STATE_DIR, &back), 0);
+        assert_int_equal(back->n_entries, 7);
+        for (size_t i = 1; i < back->n_entries; i++) {
+                int c = strcmp(back->entries[i - 1].target, back->entries[i].target);
+                assert_true(c < 0 || (c == 0 && strcmp(back->entries[i - 1].registry, back->entries[i].registry) < 0));
         }
-        for (size_t i = 0; i < ELEMENTSOF(regs); i++) {
-                assert_non_null(manifest_find(m, "docker", regs[i]));
-                assert_true(manifest_find(m, "containerd", regs[i])->dir_created == false);
-        }
-        assert_null(manifest_find(m, "containers", "a.example"));
-        manifest_remove(m, "docker", "m.example");
-        assert_null(manifest_find(m, "docker", "m.example"));
-        assert_non_null(manifest_find(m, "docker", "z.example:5000"));
-        assert_int_equal(m->n_entries, 9);
+        assert_null(manifest_find(back, "docker", "a.example"));
+        assert_non_null(manifest_find(back, "containerd", "a.example"));
 }
 
 static void test_registry_problem(void **state) {
@@ -187,7 +225,8 @@ static void test_sweep_matches_the_writer(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_save_never_drops_an_entry, setup, teardown),
-                cmocka_unit_test(test_sorted),
+                cmocka_unit_test(test_index),
+                cmocka_unit_test_setup_teardown(test_saved_sorted, setup, teardown),
                 cmocka_unit_test(test_registry_problem),
                 cmocka_unit_test(test_temp_names),
                 cmocka_unit_test_setup_teardown(test_sweep_matches_the_writer, setup, teardown),
