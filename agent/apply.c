@@ -358,8 +358,8 @@ static int sweep_dir(int basefd, const char *shown_dir, const char *dir, char *c
         }
         r = sweep_atomic_temp_files_at(dir ? dfd : basefd, names);
         if (r > 0)
-                log_info("Removed %d temporary file%s an interrupted write left in '%s%s%s'", r, r == 1 ? "" : "s",
-                         shown_dir, dir ? "/" : "", dir ?: "");
+                log_info("Removed %d temporary file%s an interrupted write left in '%s%s%s%s'", r, r == 1 ? "" : "s",
+                         shown_dir[0] == '/' ? "" : "/", shown_dir, dir ? "/" : "", dir ?: "");
         return r;
 }
 

@@ -315,7 +315,7 @@ def test_sweep_removes_our_temp_files_only(tmp_path, nodetrustd_bin, test_ca):
     assert [f for f in ours if f.exists()] == []
     assert [f for f in theirs if f.read_bytes() != b"partial"] == []
     assert link.is_symlink() and sub.is_dir()
-    assert f"Removed 2 temporary files an interrupted write left in '{TARGET_DIRS['containerd']}/reg.example'" \
+    assert f"Removed 2 temporary files an interrupted write left in '/{TARGET_DIRS['containerd']}/reg.example'" \
         in r.stderr, r.stderr
     assert f"Removed 3 temporary files an interrupted write left in '/{STATE_DIR}'" in r.stderr, r.stderr
 
@@ -366,3 +366,24 @@ def test_manifest_hash_follows_the_disk(tmp_path, nodetrustd_bin, test_ca):
     r = agent.run_once()
     assert r.returncode == 0, r.stderr
     assert manifest_matches_disk(root) == []
+
+
+def test_sweep_beside_the_pull_secret_target(tmp_path, nodetrustd_bin, test_ca):
+    """A killed write of the credentials leaves a copy of them beside the
+    target: swept when a pull secret is kept, with that file's name only."""
+    root, source, agent = plain_agent(tmp_path, nodetrustd_bin, ["reg.example"], test_ca.pem())
+    kubelet = root / "var/lib/kubelet"
+    kubelet.mkdir(parents=True)
+    ours, theirs = kubelet / ".#config.json.0123456789abcdef", kubelet / ".#other.json.0123456789abcdef"
+    for f in (ours, theirs):
+        f.write_bytes(b'{"auths": {"x": {"auth": "partial"}}}')
+    r = agent.run_once()
+    assert r.returncode == 0, r.stderr
+    assert ours.exists(), "no pull secret is kept: nothing of ours is there"
+    secret = tmp_path / "dockerconfigjson"
+    secret.write_text('{"auths": {"reg.example": {"auth": "dTpw"}}}')
+    agent.pull_secret = secret
+    r = agent.run_once()
+    assert r.returncode == 0, r.stderr
+    assert not ours.exists() and theirs.exists()
+    assert "Removed 1 temporary file an interrupted write left in '/var/lib/kubelet'" in r.stderr, r.stderr
