@@ -13,9 +13,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "apply.h"
 #include "cleanup.h"
 #include "fs.h"
 #include "manifest.h"
+#include "plan.h"
+#include "trust.h"
 
 #define STATE_DIR "var/lib/nodetrust"
 
@@ -222,6 +225,41 @@ static void test_sweep_matches_the_writer(void **state) {
         assert_int_equal(sweep_atomic_temp_files_at(f->rootfd, names), 0);
 }
 
+/* A name that is not one path component reached the manifest without the
+ * loader's checks (in memory): the prune it plans still cannot leave the
+ * target directory. It walked "../../../victim" and removed victim/ca.crt
+ * and the directory. */
+static void test_prune_stays_beneath(void **state) {
+        Fixture *f = *state;
+        _cleanup_(manifest_freep) Manifest *m = manifest_new();
+        _cleanup_(plan_freep) Plan *p = NULL;
+        TrustSet empty = {};
+        PlanOptions o = { .target_mask = TARGET_DOCKER };
+        const char *bad[] = { "../../../victim", "a/b", ".", ".." };
+        int fd;
+
+        assert_int_equal(open_dir_beneath(f->rootfd, "etc/docker/certs.d/a/b", 0755, &fd, NULL), 0);
+        assert_int_equal(write_file_atomic_at(fd, "ca.crt", "nested", 6, 0644, (uid_t) -1, (gid_t) -1), 0);
+        close(fd);
+        assert_int_equal(open_dir_beneath(f->rootfd, "victim", 0755, &fd, NULL), 0);
+        assert_int_equal(write_file_atomic_at(fd, "ca.crt", "victim", 6, 0644, (uid_t) -1, (gid_t) -1), 0);
+        close(fd);
+        assert_int_equal(open_dir_beneath(f->rootfd, "etc/docker", 0, &fd, NULL), 0);
+        assert_int_equal(write_file_atomic_at(fd, "ca.crt", "parent", 6, 0644, (uid_t) -1, (gid_t) -1), 0);
+        close(fd);
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_int_equal(manifest_put(m, "docker", bad[i], "", true), 0);
+
+        assert_int_equal(plan_compute(f->rootfd, &empty, m, &o, &p), 0);
+        assert_int_equal(plan_count(p, ACTION_REMOVE), ELEMENTSOF(bad));
+        assert_int_equal(apply_plan(f->rootfd, STATE_DIR, p, m), 0);
+        assert_int_equal(m->n_entries, 0);
+        assert_int_equal(faccessat(f->rootfd, "victim/ca.crt", F_OK, 0), 0);
+        assert_int_equal(faccessat(f->rootfd, "etc/docker/certs.d/a/b/ca.crt", F_OK, 0), 0);
+        assert_int_equal(faccessat(f->rootfd, "etc/docker/ca.crt", F_OK, 0), 0);
+        assert_int_equal(faccessat(f->rootfd, "etc/docker/certs.d", F_OK, 0), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_save_never_drops_an_entry, setup, teardown),
@@ -230,6 +268,7 @@ int main(void) {
                 cmocka_unit_test(test_registry_problem),
                 cmocka_unit_test(test_temp_names),
                 cmocka_unit_test_setup_teardown(test_sweep_matches_the_writer, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_prune_stays_beneath, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
