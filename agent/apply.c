@@ -10,10 +10,16 @@
 #include "cleanup.h"
 #include "containerd-hosts.h"
 #include "fs.h"
+#include "hash.h"
 #include "log.h"
+#include "pullsecret-hash.h"
+#include "pullsecret-ledger.h"
 
 #define DIR_MODE 0755
 #define FILE_MODE 0644
+
+/* The files nodetrustd writes in a registry directory. */
+static const char *const owned_files[] = { CA_FILE, HOSTS_FILE, NULL };
 
 static int apply_write(int rootfd, PlanAction *a, Manifest *m) {
         _cleanup_close_ int basefd = -1, dfd = -1;
@@ -26,6 +32,12 @@ static int apply_write(int rootfd, PlanAction *a, Manifest *m) {
         if (r < 0)
                 return r;
 
+        /* Names come checked from the trust set; one that is not a single
+         * plain component never reaches mkdirat or openat all the same. */
+        if (!filename_is_plain(a->registry)) {
+                r = -EINVAL;
+                goto not_created;
+        }
         if (a->type == ACTION_CREATE && mkdirat(basefd, a->registry, DIR_MODE) < 0) {
                 r = -errno;
                 if (r != -EEXIST)
@@ -37,9 +49,9 @@ static int apply_write(int rootfd, PlanAction *a, Manifest *m) {
                 return 0;
         }
 
-        dfd = openat(basefd, a->registry, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        dfd = open_child_dir(basefd, a->registry);
         if (dfd < 0)
-                return -errno;
+                return dfd;
         /* mkdirat honours the umask; the mode we promise does not. */
         if (a->type == ACTION_CREATE && fchmod(dfd, DIR_MODE) < 0)
                 return -errno;
@@ -94,7 +106,9 @@ undo:
 
 /* Open a's certs.d directory and its registry directory in it: 0, or 1
  * when either is gone or was replaced by a symlink or a file (so nothing of
- * ours is there), or negative errno. */
+ * ours is there), or negative errno. A name that is not one plain
+ * component (from a tampered manifest) names nothing of ours either: it is
+ * never walked, so no removal leaves the target directory. */
 static int open_registry_dir(int rootfd, const PlanAction *a, int *ret_basefd, int *ret_dfd) {
         _cleanup_close_ int basefd = -1;
         int r, dfd;
@@ -104,9 +118,9 @@ static int open_registry_dir(int rootfd, const PlanAction *a, int *ret_basefd, i
                 return 1;
         if (r < 0)
                 return r;
-        dfd = openat(basefd, a->registry, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        dfd = open_child_dir(basefd, a->registry);
         if (dfd < 0)
-                return errno == ENOENT || errno == ELOOP || errno == ENOTDIR ? 1 : -errno;
+                return dfd == -ENOENT || dfd == -ELOOP || dfd == -ENOTDIR || dfd == -EINVAL ? 1 : dfd;
         *ret_basefd = TAKE_FD(basefd);
         *ret_dfd = dfd;
         return 0;
@@ -208,6 +222,9 @@ static int apply_remove(int rootfd, PlanAction *a, Manifest *m) {
         r = unlink_file_at(dfd, CA_FILE);
         if (r < 0)
                 return r;
+        /* A write of ours that was killed half-way must not keep the
+         * directory: it would be a conflict the next time it is wanted. */
+        (void) sweep_atomic_temp_files_at(dfd, (char **) owned_files);
 
         /* Remove the directory only if we made it and nobody put anything
          * else in it since; otherwise it stays, with their files. */
@@ -220,6 +237,36 @@ static int apply_remove(int rootfd, PlanAction *a, Manifest *m) {
 forget:
         manifest_remove(m, a->target->name, a->registry);
         return 0;
+}
+
+/* A file found current is recorded with the hash of what is there: if we
+ * died between its rename and the manifest's save, the entry still has
+ * the hash from before (or none, from the intent). Whether any changed. */
+static bool record_unchanged(const Plan *p, Manifest *m) {
+        bool changed = false;
+
+        for (size_t i = 0; i < p->n_actions; i++) {
+                const PlanAction *a = &p->actions[i];
+                ManifestEntry *me;
+                char sha[65];
+
+                if (a->type != ACTION_UNCHANGED || !(me = manifest_find(m, a->target->name, a->registry)))
+                        continue;
+                if (streq(a->file, HOSTS_FILE)) {
+                        if (!a->content)
+                                continue;
+                        sha256_hex(a->content, a->content_size, sha);
+                } else if (a->entry)
+                        memcpy(sha, a->entry->fingerprint, sizeof sha);
+                else
+                        continue;
+                char *have = streq(a->file, HOSTS_FILE) ? me->hosts_sha256 : me->sha256;
+                if (!streq(have, sha)) {
+                        memcpy(have, sha, sizeof sha);
+                        changed = true;
+                }
+        }
+        return changed;
 }
 
 /* Two actions on files of the same registry directory (a hosts.toml is
@@ -237,8 +284,11 @@ int apply_plan(int rootfd, const char *state_dir, Plan *p, Manifest *m) {
         assert(p);
         assert(m);
 
+        /* Write only on change, the manifest too; but it must say what is
+         * on disk, even when nothing else changes. */
         if (!plan_changes(p))
-                return 0; /* write only on change: the manifest too */
+                return record_unchanged(p, m) ? manifest_save(rootfd, state_dir, m) : 0;
+        (void) record_unchanged(p, m);
 
         r = record_intents(rootfd, state_dir, p, m);
         if (r < 0)
@@ -293,4 +343,73 @@ int apply_plan(int rootfd, const char *state_dir, Plan *p, Manifest *m) {
         if (r < 0)
                 return r;
         return failed;
+}
+
+/* Sweep dir (in basefd, or basefd itself for NULL) of the temp files of
+ * names; the number removed. shown_dir names basefd in the log line. */
+static int sweep_dir(int basefd, const char *shown_dir, const char *dir, char *const *names) {
+        _cleanup_close_ int dfd = -1;
+        int r;
+
+        if (dir) {
+                dfd = open_child_dir(basefd, dir);
+                if (dfd < 0)
+                        return dfd;
+        }
+        r = sweep_atomic_temp_files_at(dir ? dfd : basefd, names);
+        if (r > 0)
+                log_info("Removed %d temporary file%s an interrupted write left in '%s%s%s%s'", r, r == 1 ? "" : "s",
+                         shown_dir[0] == '/' ? "" : "/", shown_dir, dir ? "/" : "", dir ?: "");
+        return r;
+}
+
+/* The same for a directory below rootfd. */
+static int sweep_path(int rootfd, const char *path, char *const *names) {
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        r = open_dir_beneath(rootfd, path, 0, &fd, NULL);
+        return r < 0 ? r : sweep_dir(fd, path, NULL, names);
+}
+
+int apply_sweep_temp_files(int rootfd, const char *state_dir, const Manifest *m, char *const *pull_secret_paths) {
+        static const char *const state_files[] = { MANIFEST_FILE, PULL_SECRET_STATE_FILE, PULL_SECRET_KEY_FILE,
+                                                   NULL };
+        int n = 0, r;
+
+        assert(rootfd >= 0);
+        assert(state_dir);
+        assert(m);
+
+        r = sweep_path(rootfd, state_dir, (char **) state_files);
+        if (r > 0)
+                n += r;
+        /* Each certs.d directory is opened once, not once per entry. */
+        int basefd[N_TARGETS] = { -1, -1, -1 };
+        for (size_t t = 0; t < N_TARGETS; t++)
+                (void) open_dir_beneath(rootfd, targets[t].dir, 0, &basefd[t], NULL);
+        for (size_t i = 0; i < m->n_entries; i++) {
+                const Target *tg = target_by_name(m->entries[i].target);
+                if (tg && basefd[tg - targets] >= 0 &&
+                    (r = sweep_dir(basefd[tg - targets], tg->dir, m->entries[i].registry, (char **) owned_files)) > 0)
+                        n += r;
+        }
+        for (size_t t = 0; t < N_TARGETS; t++)
+                safe_close(basefd[t]);
+        /* A killed write of the credentials leaves a copy of them: only
+         * that file's own temp names, in its directory. */
+        for (char *const *p = pull_secret_paths; p && *p; p++) {
+                _cleanup_free_ char *dir = NULL;
+                const char *slash = strrchr(*p, '/');
+                char *names[2] = { (char *) (slash ? slash + 1 : *p), NULL };
+
+                if (!filename_is_plain(names[0]))
+                        continue;
+                dir = strndup(*p, slash ? (size_t) (slash - *p) : 0);
+                if (!dir)
+                        return -ENOMEM;
+                if ((r = sweep_path(rootfd, *dir ? dir : ".", names)) > 0)
+                        n += r;
+        }
+        return n;
 }

@@ -9,6 +9,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "apply.h"
 #include "cleanup.h"
 #include "health.h"
 #include "log.h"
@@ -176,6 +177,11 @@ int manager_new(Config *config, Manager **ret) {
         }
         if (r < 0)
                 return log_error_errno(r, "Failed to load the ownership manifest from '%s'", config->state_dir);
+        /* A run killed mid-write left temp files; only ours, only where we write. */
+        if (!config->dry_run &&
+            apply_sweep_temp_files(m->root_fd, config->state_dir, m->manifest,
+                                   config->pull_secret_options.enabled ? config->pull_secret_options.paths : NULL) == -ENOMEM)
+                return log_error_errno(-ENOMEM, "Failed to sweep temporary files");
 
         if (config->kubeconfig || config->in_cluster)
                 r = source_kube_new(config->kubeconfig, config->kube_watch_timeout_sec, &m->source);

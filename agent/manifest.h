@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#define MANIFEST_FILE "manifest.json"
+
 typedef struct ManifestEntry {
         char *target;   /* "docker", "containers", "containerd" */
         char *registry; /* "host:port" */
@@ -20,9 +22,15 @@ typedef struct ManifestEntry {
 } ManifestEntry;
 
 typedef struct Manifest {
-        ManifestEntry *entries;
+        ManifestEntry *entries; /* each (target, registry) once, in no order; saved sorted */
         size_t n_entries;
+        size_t *index; /* manifest.c's hash index into entries */
+        size_t n_index;
 } Manifest;
+
+/* One entry per target for each of a source's 4,096 keys at most: a
+ * manifest that holds more was not written by nodetrustd. */
+#define MANIFEST_ENTRIES_MAX (3u * 4096)
 
 Manifest *manifest_new(void);
 Manifest *manifest_free(Manifest *m);
@@ -32,12 +40,23 @@ static inline void manifest_freep(Manifest **m) {
 }
 
 /* Load from <state_dir>/manifest.json below rootfd. A missing file is an
- * empty manifest; a corrupt one is -EBADMSG (the caller decides). */
+ * empty manifest; one that is not JSON with an "entries" array is -EBADMSG
+ * (the caller decides). An entry nodetrustd could not have written (an
+ * unknown target, a registry name a config map key cannot decode to, a
+ * field of the wrong type, a hash that is not hex, a duplicate) is dropped
+ * with a warning naming it, and so are entries past MANIFEST_ENTRIES_MAX. */
 int manifest_load(int rootfd, const char *state_dir, Manifest **ret);
-/* Save atomically, creating state_dir (0700) if needed. */
+/* Save atomically, creating state_dir (0700) if needed; -ENOMEM rather
+ * than a manifest missing an entry. */
 int manifest_save(int rootfd, const char *state_dir, const Manifest *m);
 
 ManifestEntry *manifest_find(const Manifest *m, const char *target, const char *registry);
 /* Add or update (target, registry); an existing entry keeps its hosts_sha256. */
 int manifest_put(Manifest *m, const char *target, const char *registry, const char *sha256, bool dir_created);
+/* Remove (target, registry); the last entry takes its place in entries[]. */
 void manifest_remove(Manifest *m, const char *target, const char *registry);
+
+/* Why registry cannot be a name of ours (the config map key checks of
+ * registry_from_key()), or NULL when it can; *ret_error -ENOMEM when that
+ * could not be decided. */
+const char *manifest_registry_problem(const char *registry, int *ret_error);

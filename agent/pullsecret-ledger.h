@@ -22,7 +22,10 @@
 int pull_secret_ledger_new(json_t **ret);
 
 /* Load the ledger from <state_dir> below rootfd. A missing file is an empty
- * ledger; a corrupt one is -EBADMSG (the caller decides). */
+ * ledger; one that is not JSON with a "targets" object is -EBADMSG (the
+ * caller decides). A target that is not an absolute path or whose fields
+ * have the wrong type, and a registry the secret's checks refuse, is
+ * dropped with a warning naming it. */
 int pull_secret_ledger_load(int rootfd, const char *state_dir, json_t **ret);
 
 /* The registries recorded for path (strv; NULL when none). */

@@ -338,3 +338,9 @@ int pull_secret_registries(const json_t *secret, char ***ret) {
         *ret = TAKE_PTR(l);
         return 0;
 }
+
+const char *pull_secret_registry_check(const char *key) {
+        assert(key);
+
+        return registry_key_check(key);
+}

@@ -25,6 +25,10 @@
  * value (registry names only). -ENOMEM on allocation failure. */
 int pull_secret_parse(const void *data, size_t size, json_t **ret, char **ret_reason);
 
+/* Why key cannot be a registry of "auths" (the checks pull_secret_parse()
+ * makes), or NULL when it can: for names read back from state. */
+const char *pull_secret_registry_check(const char *key);
+
 /* The registries of a parsed secret's "auths", sorted (strv). */
 int pull_secret_registries(const json_t *secret, char ***ret);
 

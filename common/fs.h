@@ -56,11 +56,34 @@ int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t s
 int write_file_atomic_full(int dirfd, const char *name, const void *data, size_t size, mode_t mode, uid_t uid,
                            gid_t gid, bool noreplace);
 
+/* Write the JSON document j as name in dirfd, as write_file_atomic_at()
+ * does, dumped with json_dumps() flags: -ENOMEM rather than a text that
+ * lacks part of j. */
+typedef struct json_t json_t;
+int write_json_atomic_at(int dirfd, const char *name, const json_t *j, size_t flags, mode_t mode);
+
 /* Remove file name from dirfd (no error when it is already gone) and fsync dirfd. */
 int unlink_file_at(int dirfd, const char *name);
 
-/* true when the directory fd holds no entries besides . and .. */
+/* true when the directory name in dirfd (one component, as
+ * open_child_dir()) holds no entries besides . and .. */
 int dir_is_empty_at(int dirfd, const char *name);
+
+/* Whether name is one entry of a directory: not "", ".", ".." and no '/'. */
+bool filename_is_plain(const char *name);
+
+/* Open the directory name in dirfd, never following a symlink: name must
+ * be one component (filename_is_plain(), else -EINVAL). fd or -errno. */
+int open_child_dir(int dirfd, const char *name);
+
+/* Whether entry is a temp file write_file_atomic_full() makes on the way
+ * to name: ".#" name "." and 16 lowercase hex digits, exactly. */
+bool is_atomic_temp_name(const char *entry, const char *name);
+
+/* Remove the regular files in dirfd that are temp files of one of names
+ * (a strv), left by a write that never finished (the writer was killed).
+ * Nothing else is touched. The number removed, or -errno. */
+int sweep_atomic_temp_files_at(int dirfd, char *const *names);
 
 /* Join a and b with exactly one '/'; NULL on allocation failure. */
 char *path_join(const char *a, const char *b);
