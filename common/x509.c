@@ -8,6 +8,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -258,7 +259,7 @@ static int parse_any(CertBundle *b, BIO *out, const void *data, size_t size, boo
         return -EBADMSG;
 }
 
-int cert_bundle_parse(const void *data, size_t size, CertBundle **ret, const char **ret_reason) {
+static int bundle_parse(const void *data, size_t size, CertBundle **ret, const char **ret_reason) {
         _cleanup_(cert_bundle_freep) CertBundle *b = calloc(1, sizeof *b);
         _cleanup_(BIO_free_allp) BIO *out = BIO_new(BIO_s_mem());
         const char *reason = NULL;
@@ -325,4 +326,70 @@ time_t cert_bundle_not_before(const CertBundle *b) {
                 if (b->certs[i].not_before > t)
                         t = b->certs[i].not_before;
         return t;
+}
+
+/* Many registries of a map often hold the same bundle (a company's root),
+ * and OpenSSL 3 decodes each certificate's public key while parsing it
+ * (some 0.1 ms each): parse a value once, and copy the result for the same
+ * bytes again. A few small bundles are kept, the least recently used
+ * replaced; refusals are not kept (their reason is made per call). */
+#define CACHE_ENTRIES 16
+#define CACHE_MAX_VALUE (16U * 1024U)
+
+static struct {
+        char key[65]; /* sha256 of the value; "" free */
+        CertBundle *bundle;
+        uint64_t used;
+} cache[CACHE_ENTRIES];
+static uint64_t cache_clock;
+
+static int bundle_copy(const CertBundle *b, CertBundle **ret) {
+        _cleanup_(cert_bundle_freep) CertBundle *c = calloc(1, sizeof *c);
+
+        if (!c || !(c->pem = malloc(b->pem_size + 1)) || !(c->certs = calloc(b->n_certs, sizeof *c->certs)))
+                return -ENOMEM;
+        memcpy(c->pem, b->pem, b->pem_size + 1);
+        c->pem_size = b->pem_size;
+        for (size_t i = 0; i < b->n_certs; i++) {
+                c->certs[i] = b->certs[i];
+                c->certs[i].subject = strdup(b->certs[i].subject);
+                if (!c->certs[i].subject)
+                        return -ENOMEM;
+                c->n_certs = i + 1;
+        }
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+int cert_bundle_parse(const void *data, size_t size, CertBundle **ret, const char **ret_reason) {
+        CertBundle *copy = NULL;
+        size_t victim = 0;
+        char key[65];
+        int r;
+
+        assert(data || size == 0);
+        assert(ret);
+        assert(ret_reason);
+
+        if (size > CACHE_MAX_VALUE || size == 0)
+                return bundle_parse(data, size, ret, ret_reason);
+        sha256_hex(data, size, key);
+        for (size_t i = 0; i < CACHE_ENTRIES; i++) {
+                if (streq(cache[i].key, key)) {
+                        cache[i].used = ++cache_clock;
+                        return bundle_copy(cache[i].bundle, ret);
+                }
+                if (cache[i].used < cache[victim].used)
+                        victim = i;
+        }
+        r = bundle_parse(data, size, ret, ret_reason);
+        if (r < 0)
+                return r;
+        if (bundle_copy(*ret, &copy) < 0)
+                return 0; /* parsed all the same; only not kept */
+        cert_bundle_free(cache[victim].bundle);
+        cache[victim].bundle = copy;
+        memcpy(cache[victim].key, key, sizeof key);
+        cache[victim].used = ++cache_clock;
+        return 0;
 }

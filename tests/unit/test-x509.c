@@ -272,6 +272,46 @@ static void test_der_second_bad(void **state) {
         assert_non_null(strstr(reason, "DER certificate 2 could not be parsed: "));
 }
 
+/* The same bytes parse once (a copy after that): the copy is whole and
+ * the caller's own; more distinct values than are kept all still parse;
+ * a refusal is never kept. */
+static void test_same_value_again(void **state) {
+        _cleanup_free_ char *a = certgen_pem("Again"), *bad = corrupt(a);
+        CertBundle *first, *second;
+        const char *reason;
+
+        (void) state;
+        first = parse_ok(a, strlen(a));
+        second = parse_ok(a, strlen(a));
+        assert_ptr_not_equal(first, second);
+        assert_ptr_not_equal(first->pem, second->pem);
+        assert_ptr_not_equal(first->certs[0].subject, second->certs[0].subject);
+        assert_string_equal(first->pem, second->pem);
+        assert_int_equal(first->pem_size, second->pem_size);
+        assert_string_equal(first->certs[0].fingerprint, second->certs[0].fingerprint);
+        assert_string_equal(first->certs[0].subject, second->certs[0].subject);
+        assert_int_equal(first->certs[0].not_after, second->certs[0].not_after);
+        assert_int_equal(first->certs[0].is_ca, second->certs[0].is_ca);
+        /* Freeing one leaves the next copy intact. */
+        first->pem[0] = 'X';
+        cert_bundle_free(first);
+        cert_bundle_free(second);
+        second = parse_ok(a, strlen(a));
+        assert_memory_equal(second->pem, "-----BEGIN", 10);
+        cert_bundle_free(second);
+
+        for (int i = 0; i < 40; i++) {
+                char cn[16];
+                snprintf(cn, sizeof cn, "C%d", i);
+                _cleanup_free_ char *pem = certgen_pem(cn);
+                _cleanup_(cert_bundle_freep) CertBundle *b = parse_ok(pem, strlen(pem));
+                assert_non_null(strstr(b->certs[0].subject, cn));
+        }
+        assert_int_equal(parse_fail(bad, strlen(bad), &reason), -EBADMSG);
+        assert_int_equal(parse_fail(bad, strlen(bad), &reason), -EBADMSG);
+        assert_non_null(strstr(reason, "certificate 1 of 1 could not be parsed: "));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_pem_single),
@@ -287,6 +327,7 @@ int main(void) {
                 cmocka_unit_test(test_nul_bytes),
                 cmocka_unit_test(test_crlf_pem),
                 cmocka_unit_test(test_der_second_bad),
+                cmocka_unit_test(test_same_value_again),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
