@@ -54,7 +54,7 @@ typedef struct PlanAction {
 
 typedef struct Plan {
         PlanAction *actions;
-        size_t n_actions;
+        size_t n_actions, n_allocated;
 } Plan;
 
 const char *action_type_to_string(ActionType t);
