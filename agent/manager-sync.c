@@ -173,6 +173,11 @@ static int manager_apply_trust(Manager *m, const TrustSet *t, bool content_chang
                         manager_watch_outputs(m);
                 if (!m->config->once)
                         manager_exit_if_read_only(m, p);
+                /* A target directory missing at start (created since, by us
+                 * or a runtime's package) gets its mount once it exists. */
+                for (size_t k = 0; k < N_TARGETS && !m->config->once; k++)
+                        if (m->target_mount_id[k] == 0 && (m->config->targets & targets[k].bit))
+                                m->target_mount_id[k] = target_mount_id(m->root_fd, targets[k].dir);
         }
 
         state_set_runtime(&m->state, &rs);

@@ -23,7 +23,7 @@ typedef struct ManifestEntry {
 
 typedef struct Manifest {
         ManifestEntry *entries; /* each (target, registry) once, in no order; saved sorted */
-        size_t n_entries;
+        size_t n_entries, n_allocated;
         size_t *index; /* manifest.c's hash index into entries */
         size_t n_index;
 } Manifest;

@@ -224,8 +224,13 @@ int output_watches_update(OutputWatches *w, const OutputWatchSet *set, const Man
         assert(manifest);
 
         r = output_watches_open(w, set->event);
-        if (r < 0)
+        if (r < 0) {
+                /* Nothing is watched: what was asked for is moot (and
+                 * must not pile up, sync after sync). */
+                refresh_clear(w);
+                w->n_ended = 0;
                 return r;
+        }
         w->handler = set->handler;
         w->userdata = set->userdata;
         r = desired_keys(set, manifest, &cdir, &want, &n_want);

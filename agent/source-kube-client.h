@@ -11,10 +11,14 @@
  * its connection until it ends (at its timeout, minutes); one that is
  * failing is retried at once with the new configuration.
  *
- * The CA file is read here, once per load, and handed to curl as data:
- * what was stamped is what is used, and a CA file that goes missing or
- * unreadable keeps the last good CA (and says so) instead of failing every
- * new connection.
+ * The CA file, client certificate and key are read here, once per load,
+ * bounded and only as regular files (libcurl would open a path during
+ * each TLS handshake, on the loop: a FIFO there hung the agent), each
+ * stamped before it is read: what was stamped is what is used, and a file
+ * that goes missing or unreadable keeps the last good configuration (and
+ * says so) instead of failing every new connection. A configuration that
+ * does not load is tried again when any file it names changes, one that
+ * appears included.
  */
 
 #include "source-kube-watch.h"

@@ -149,10 +149,16 @@ void kube_watch_request(KubeWatch *w, bool watch) {
         /* Each request is where a changed kubeconfig (or CA, certificate,
          * key) is noticed; the other watches that are waiting out a
          * failure try the new one now. */
+        char was_error[sizeof w->client->config_error];
+        memcpy(was_error, w->client->config_error, sizeof was_error);
         if (kube_client_refresh(w->client))
                 for (KubeWatch *o = w->client->watches; o; o = o->next)
                         if (o != w && o->phase == PHASE_BACKOFF && o->failing)
                                 timer_at(o, now_usec(o));
+        /* A configuration that stopped (or started again) to load is health
+         * news now, not at the next sync: /readyz says why at once. */
+        if (!streq(was_error, w->client->config_error))
+                notify_health(w);
 
         w->timeout_sec = kube_watch_timeout_jitter(w->client->watch_timeout_sec, random_u64());
         r = watch ? kube_url_watch(w->client->config->server, &w->ref, w->rv, w->timeout_sec, &url)

@@ -54,6 +54,7 @@ typedef struct KubeClient {
         bool loaded;
         char *kubeconfig_path; /* NULL: in-cluster */
         KubeFileStamp stamps[KUBE_CLIENT_STAMPS];
+        char *stamp_paths[KUBE_CLIENT_STAMPS]; /* what stamps are of; [0] unused (kubeconfig_path) */
         char config_error[240]; /* why the changed configuration was not taken; "" when it was */
 } KubeClient;
 

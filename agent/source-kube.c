@@ -191,8 +191,7 @@ static int source_kube_read(Source *src, Snapshot **ret) {
         /* An object that never passed its checks has no last good to
          * stand for it: reading it as absent would prune what it holds.
          * healthy() names the object and the field. */
-        if (!kube_watch_good(s->image) || !kube_watch_good(s->pull) || !kube_watch_good(s->registry_ca) ||
-            (s->trust && !kube_watch_good(s->trust)))
+        if (!kube_watch_good(s->image) || !kube_watch_good(s->registry_ca) || (s->trust && !kube_watch_good(s->trust)))
                 return -EBADMSG;
 
         snap = snapshot_new();
@@ -224,7 +223,17 @@ static int source_kube_read(Source *src, Snapshot **ret) {
         snap->have_trust = trust || regca;
         snapshot_sort(snap);
 
-        if (pull) {
+        if (!kube_watch_good(s->pull)) {
+                /* A pull secret that never passed its checks is an invalid
+                 * one: nothing is written or pruned from it, and the trust
+                 * maps apply all the same, as with the directory source.
+                 * The reason lives in the watch, which outlives the sync. */
+                const char *why = NULL;
+
+                (void) kube_watch_healthy(s->pull, &why);
+                snap->have_pull_secret = true;
+                snap->pull_secret_error = why ? why : "the pull secret has not passed its checks";
+        } else if (pull) {
                 unsigned char *data = NULL;
                 size_t size = 0;
 

@@ -38,6 +38,12 @@
                         func(*p);                       \
         }
 
+/* free(p), and NULL for the assignment: p = mfree(p). */
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
 static inline void freep(void *p) {
         free(*(void **) p);
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -102,6 +103,90 @@ static void test_reload(void **state) {
         (void) rmdir(dir);
 }
 
+/* A changed kubeconfig that names a file which does not exist yet fails;
+ * when that file appears, the load is tried again (only the files of the
+ * old configuration were looked at). */
+static void test_new_file_named_by_a_failed_load(void **state) {
+        char dir[] = "/tmp/test-kube-client-XXXXXX", path[600], text[1024];
+        _cleanup_free_ char *error = NULL;
+        KubeClient c = {};
+
+        (void) state;
+        assert_non_null(mkdtemp(dir));
+        write_text(dir, "ca.pem", "CA one\n");
+        write_kubeconfig(dir, "a:6443");
+        snprintf(path, sizeof path, "%s/kubeconfig", dir);
+        assert_int_equal(kube_client_load(&c, path, &error), 0);
+
+        snprintf(text, sizeof text,
+                 "{\"current-context\":\"c\",\"contexts\":[{\"name\":\"c\",\"context\":{\"cluster\":\"k\"}}],"
+                 "\"clusters\":[{\"name\":\"k\",\"cluster\":{\"server\":\"https://b:6443\","
+                 "\"certificate-authority\":\"new-ca.pem\"}}]}");
+        write_text(dir, "kubeconfig", text);
+        assert_false(kube_client_refresh(&c));
+        assert_non_null(strstr(c.config_error, "cannot read the CA file"));
+        assert_string_equal(c.config->server, "https://a:6443");
+        assert_false(kube_client_refresh(&c));
+
+        write_text(dir, "new-ca.pem", "CA new\n");
+        assert_true(kube_client_refresh(&c));
+        assert_string_equal(c.config->server, "https://b:6443");
+        assert_memory_equal(c.config->ca_data, "CA new\n", 7);
+        assert_string_equal(c.config_error, "");
+
+        kube_client_done(&c);
+        for (const char *const *n = (const char *const[]){ "ca.pem", "new-ca.pem", "kubeconfig", NULL }; *n; n++) {
+                snprintf(path, sizeof path, "%s/%s", dir, *n);
+                (void) unlink(path);
+        }
+        (void) rmdir(dir);
+}
+
+/* The client certificate and key are read here too, as regular files
+ * only: libcurl opened the path in each TLS handshake, on the loop, and a
+ * FIFO there hung the agent. */
+static void test_client_key_fifo_refused(void **state) {
+        char dir[] = "/tmp/test-kube-client-XXXXXX", path[600], text[1024];
+        _cleanup_free_ char *error = NULL;
+        KubeClient c = {};
+
+        (void) state;
+        assert_non_null(mkdtemp(dir));
+        write_text(dir, "ca.pem", "CA\n");
+        write_text(dir, "cert.pem", "CERT\n");
+        snprintf(path, sizeof path, "%s/key.pem", dir);
+        assert_int_equal(mkfifo(path, 0600), 0);
+        snprintf(text, sizeof text,
+                 "{\"current-context\":\"c\",\"contexts\":[{\"name\":\"c\",\"context\":{\"cluster\":\"k\","
+                 "\"user\":\"u\"}}],\"clusters\":[{\"name\":\"k\",\"cluster\":{\"server\":\"https://a:6443\","
+                 "\"certificate-authority\":\"ca.pem\"}}],\"users\":[{\"name\":\"u\",\"user\":{"
+                 "\"client-certificate\":\"cert.pem\",\"client-key\":\"key.pem\"}}]}");
+        write_text(dir, "kubeconfig", text);
+        snprintf(path, sizeof path, "%s/kubeconfig", dir);
+        assert_true(kube_client_load(&c, path, &error) < 0);
+        assert_non_null(error);
+        assert_non_null(strstr(error, "cannot read the client key"));
+        assert_non_null(strstr(error, "not a regular file"));
+        kube_client_done(&c);
+
+        /* A regular key: both read into data. */
+        snprintf(path, sizeof path, "%s/key.pem", dir);
+        assert_int_equal(unlink(path), 0);
+        write_text(dir, "key.pem", "KEY\n");
+        error = mfree(error);
+        snprintf(path, sizeof path, "%s/kubeconfig", dir);
+        assert_int_equal(kube_client_load(&c, path, &error), 0);
+        assert_memory_equal(c.config->cert_data, "CERT\n", 5);
+        assert_memory_equal(c.config->key_data, "KEY\n", 4);
+        kube_client_done(&c);
+        for (const char *const *n = (const char *const[]){ "ca.pem", "cert.pem", "key.pem", "kubeconfig", NULL }; *n;
+             n++) {
+                snprintf(path, sizeof path, "%s/%s", dir, *n);
+                (void) unlink(path);
+        }
+        (void) rmdir(dir);
+}
+
 /* A client made by hand (no kubeconfig path, not in-cluster) never reloads. */
 static void test_unloaded(void **state) {
         KubeClient c = {};
@@ -114,6 +199,8 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_reload),
                 cmocka_unit_test(test_unloaded),
+                cmocka_unit_test(test_new_file_named_by_a_failed_load),
+                cmocka_unit_test(test_client_key_fifo_refused),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
