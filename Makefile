@@ -173,11 +173,13 @@ $(B)/tests/test-%: tests/unit/test-%.c $(LIB_AGENT) $(B)/libcommon.a | $(B)/.dep
 deps:
 	scripts/deps.sh build
 
-# Unit tests first (fast, no peers), again under ASan+UBSan, then
-# end-to-end with real peers against the normal build.
+# Unit tests first (fast, no peers), again under ASan+UBSan, every fuzz
+# target briefly (mk/fuzz.mk), then end-to-end with real peers against the
+# normal build.
 check: deps-test
 	$(MAKE) all unit
 	$(MAKE) SANITIZE=1 unit
+	$(MAKE) fuzz-smoke
 	$(PYTEST) -q tests/e2e
 
 unit: $(TEST_BIN)
