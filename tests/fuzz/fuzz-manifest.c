@@ -5,7 +5,7 @@
  * loads saves and loads back to the same entries (nothing the agent owns
  * is forgotten on the way).
  *
- * FUZZ_STRICT_STATE_NAMES=1 also demands that every loaded name is one the
+ * FUZZ_STRICT=1 (make FUZZ_STRICT=1 fuzz) also demands that every loaded name is one the
  * agent could have written itself (a known target, a registry without a
  * path separator): turn it on once manifest_load() checks names. */
 #include <errno.h>
@@ -16,8 +16,8 @@
 #include "manifest.h"
 #include "target.h"
 
-#ifndef FUZZ_STRICT_STATE_NAMES
-#define FUZZ_STRICT_STATE_NAMES 0
+#ifndef FUZZ_STRICT
+#define FUZZ_STRICT 0
 #endif
 
 static bool entries_equal(const Manifest *a, const Manifest *b) {
@@ -65,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 const ManifestEntry *e = &m->entries[i];
                 fuzz_check(e->target && e->registry);
                 fuzz_check(manifest_find(m, e->target, e->registry) == e);
-                if (FUZZ_STRICT_STATE_NAMES)
+                if (FUZZ_STRICT)
                         fuzz_check(target_by_name(e->target) && registry_name_ok(e->registry));
                 /* Known, not fixed yet (tests/fuzz/crashes/manifest/): a
                  * hash cut at 64 bytes inside a UTF-8 sequence makes

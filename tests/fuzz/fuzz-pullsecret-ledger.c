@@ -4,7 +4,7 @@
  * crashes; every lookup a sync makes on it answers; what loads saves and
  * loads back equal; recording an entry and reading it back agree.
  *
- * FUZZ_STRICT_STATE_NAMES=1 also demands that every registry it hands out
+ * FUZZ_STRICT=1 (make FUZZ_STRICT=1 fuzz) also demands that every registry it hands out
  * is a registry name (no path separator, no "..", no control byte): turn
  * it on once pull_secret_ledger_load() checks names. */
 #include <errno.h>
@@ -14,8 +14,8 @@
 #include "pullsecret-ledger.h"
 #include "strv.h"
 
-#ifndef FUZZ_STRICT_STATE_NAMES
-#define FUZZ_STRICT_STATE_NAMES 0
+#ifndef FUZZ_STRICT
+#define FUZZ_STRICT 0
 #endif
 
 static const char *const paths[] = { "/var/lib/kubelet/config.json", "/root/.docker/config.json", "" };
@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         json_object_foreach(json_object_get(ledger, "targets"), key, e) {
                 fuzz_check(pull_secret_ledger_registries(ledger, key, &regs) >= 0);
                 for (char **p = regs; p && *p; p++)
-                        if (FUZZ_STRICT_STATE_NAMES)
+                        if (FUZZ_STRICT)
                                 fuzz_check(**p && !strchr(*p, '/') && !strstr(*p, "..") &&
                                            strcspn(*p, "\x01\x02\x03\x04\x05\x06\x07\x08\t\n\v\f\r") == strlen(*p));
                 regs = strv_free(regs);
