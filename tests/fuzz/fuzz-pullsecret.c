@@ -19,8 +19,42 @@
 
 #define SEP "\n----\n"
 
+/* The fixed words of every reason pull_secret_parse() and
+ * pull_secret_render() give (pullsecret-validate.c, pullsecret-render.c,
+ * hostname.c): a credential that happens to be part of them is not
+ * quoted. A new reason text that trips the check below belongs here. */
+static const char templates[] =
+        "no credentials ('auth', 'identitytoken', or 'username' and 'password') "
+        "'auth' decodes to an empty user name; 'auth' does not decode to user:password; 'auth' is not valid base64 "
+        "'auths' is not an object; entry is not an object; 'registrytoken' is not a string; 'email' "
+        "no 'auths' object (a kubernetes.io/dockerconfigjson secret has one); not a JSON object "
+        "key #1 of 'auths' is not a registry (host, host:port, optionally with a path): "
+        "registry ': port out of range 1-65535; malformed IPv6 address; invalid character after the host; "
+        "invalid character in path; longer than 1024 characters; larger than 1 MiB; empty "
+        "not valid JSON (line 1, column 1): invalid UTF-8; unexpected end of input; trailing data after the JSON value; "
+        "duplicate object key; NUL character; NUL byte in an object key; number out of range; out of memory; "
+        "nested too deeply; syntax error; nested deeper than 32 levels "
+        "the existing file is nested deeper than 32 levels; not merging into it; "
+        "the existing file is not valid JSON (line 1, column 1: ); the existing file is not a JSON object; "
+        "the existing file's 'auths' is not an object; "
+        "empty host name; host name longer than 253 characters; empty label in host name; host name label ends with '-'; "
+        "'_' is not allowed in a host name; invalid character in host name; host name label starts with '-'; "
+        "host name label longer than 63 characters";
+
 /* The strings a reason must never quote: every credential in an "auths"
- * entry (one that is also a registry name there may be named). */
+ * entry of 8 bytes or more (shorter ones, and one that is part of a
+ * registry name there, may appear by chance). */
+/* Registry names may be quoted, and with them any part of one. */
+static bool in_a_key(json_t *auths, const char *s) {
+        const char *key;
+        json_t *e;
+
+        json_object_foreach(auths, key, e)
+                if (strstr(key, s))
+                        return true;
+        return false;
+}
+
 static bool reason_is_safe(const char *reason, const char *a, size_t an, const char *b, size_t bn) {
         const char *text[] = { a, b };
         size_t len[] = { an, bn };
@@ -37,9 +71,10 @@ static bool reason_is_safe(const char *reason, const char *a, size_t an, const c
 
                 json_object_foreach(json_object_get(j, "auths"), reg, e)
                         json_object_foreach(e, field, v)
-                                if (json_is_string(v) && json_string_length(v) >= 6 &&
+                                if (json_is_string(v) && json_string_length(v) >= 8 &&
+                                    !strstr(templates, json_string_value(v)) &&
                                     strcmp(field, "email") != 0 && strcmp(field, "username") != 0 &&
-                                    !json_object_get(json_object_get(j, "auths"), json_string_value(v)) &&
+                                    !in_a_key(json_object_get(j, "auths"), json_string_value(v)) &&
                                     strstr(reason, json_string_value(v)))
                                         ok = false;
                 json_decref(j);
