@@ -174,12 +174,13 @@ deps:
 	scripts/deps.sh build
 
 # Unit tests first (fast, no peers), again under valgrind memcheck
-# (mk/valgrind.mk) and under ASan+UBSan, then end-to-end with real peers
-# against the normal build.
+# (mk/valgrind.mk) and under ASan+UBSan, every fuzz target briefly
+# (mk/fuzz.mk), then end-to-end with real peers against the normal build.
 check: deps-test
 	$(MAKE) all unit
 	$(MAKE) check-valgrind
 	$(MAKE) SANITIZE=1 unit
+	$(MAKE) fuzz-smoke
 	$(PYTEST) -q tests/e2e
 
 unit: $(TEST_BIN)

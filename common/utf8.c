@@ -45,6 +45,13 @@ char *utf8_printable(char *s) {
                         *p++ = '?';
                         continue;
                 }
+                /* C1 controls (U+0080-U+009F) too: U+009B is a CSI that
+                 * a terminal reading the log acts on, U+0085 a line break. */
+                if (n == 2 && p[0] == 0xc2 && p[1] < 0xa0) {
+                        p[0] = p[1] = '?';
+                        p += 2;
+                        continue;
+                }
                 p += n;
         }
         return s;

@@ -10,8 +10,9 @@
 size_t utf8_sequence_length(const char *s, size_t avail);
 
 /* Make s safe to show anywhere (JSON, a log line, a metric label): every
- * byte that is not part of valid UTF-8, and every control character, is
- * replaced in place by '?'. Returns s. Text from the node (file names,
+ * byte that is not part of valid UTF-8, and every control character (C0,
+ * DEL and C1: each of a C1's two bytes), is replaced in place by '?'.
+ * Returns s. Text from the node (file names,
  * parser messages) goes through this before it becomes a reason. */
 char *utf8_printable(char *s);
 

@@ -10,7 +10,7 @@ libjansson-dev libmicrohttpd-dev libcmocka-dev libyaml-dev"
 test_pkgs="python3 python3-pytest python3-yaml docker-registry skopeo openssl
 inotify-tools systemd groff-base man-db rpm checkpolicy semodule-utils
 selinux-policy-dev chromium strace containerd podman debootstrap
-systemd-container python3-kubernetes rpmlint prometheus valgrind"
+systemd-container python3-kubernetes rpmlint prometheus valgrind clang"
 
 case "${1:-all}" in
 build) want="$build_pkgs" ;;

@@ -287,11 +287,15 @@ static void test_hostile_file_name(void **state) {
 
 static void test_utf8_printable(void **state) {
         char a[] = "ok \xed\xa0\x80 \xf4\x90\x80\x80 \xe0\x80\xaf \xf0\x9f\x98\x80\x7f";
+        char c1[] = "a\xc2\x9b" "31m \xc2\x85 \xc2\x9f \xc2\xa0 \xc3\xa9";
 
         (void) state;
         /* A surrogate, above U+10FFFF, overlong: each byte replaced; an
          * emoji kept; DEL replaced. */
         assert_string_equal(utf8_printable(a), "ok ??? ???? ??? \xf0\x9f\x98\x80?");
+        /* C1 controls (CSI, NEL, APC) are control characters too; from
+         * U+00A0 on, text. */
+        assert_string_equal(utf8_printable(c1), "a??31m ?? ?? \xc2\xa0 \xc3\xa9");
         assert_null(utf8_printable(NULL));
 }
 
