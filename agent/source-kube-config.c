@@ -14,6 +14,7 @@
 #include "cleanup.h"
 #include "fs.h"
 #include "source-kube-config.h"
+#include "utf8.h"
 
 #define KUBECONFIG_MAX (1024 * 1024)
 #define TOKEN_MAX (64 * 1024)
@@ -52,15 +53,25 @@ _printf_(2, 3) static int fail(char **ret_error, const char *fmt, ...) {
         if (vasprintf(ret_error, fmt, ap) < 0)
                 *ret_error = NULL;
         va_end(ap);
+        /* It quotes names from the file: one printable line, whatever
+         * bytes they hold (a newline forged a log line). */
+        if (*ret_error)
+                (void) utf8_one_line(*ret_error);
         return -EINVAL;
 }
 
 /* libyaml's document tree as jansson values: every scalar becomes a string
  * (kubeconfig has no field where the YAML type matters beyond that). JSON
  * is YAML, so this reads both formats. */
-static json_t *yaml_to_json(yaml_document_t *doc, yaml_node_t *node, unsigned depth) {
-        if (!node || depth > YAML_MAX_DEPTH)
+/* Aliases let a few hundred bytes of YAML name the same node billions of
+ * times (a "billion laughs"): the depth bounds nesting, *budget bounds the
+ * nodes made in all. A kubeconfig has a few dozen. */
+#define YAML_MAX_NODES 10000
+
+static json_t *yaml_to_json(yaml_document_t *doc, yaml_node_t *node, unsigned depth, unsigned *budget) {
+        if (!node || depth > YAML_MAX_DEPTH || *budget == 0)
                 return NULL;
+        (*budget)--;
         switch (node->type) {
         case YAML_SCALAR_NODE:
                 return json_stringn((const char *) node->data.scalar.value, node->data.scalar.length);
@@ -68,7 +79,7 @@ static json_t *yaml_to_json(yaml_document_t *doc, yaml_node_t *node, unsigned de
                 json_auto_t *j = json_array();
 
                 for (yaml_node_item_t *i = node->data.sequence.items.start; j && i < node->data.sequence.items.top; i++) {
-                        json_t *v = yaml_to_json(doc, yaml_document_get_node(doc, *i), depth + 1);
+                        json_t *v = yaml_to_json(doc, yaml_document_get_node(doc, *i), depth + 1, budget);
                         if (!v || json_array_append_new(j, v) < 0)
                                 return NULL;
                 }
@@ -85,7 +96,7 @@ static json_t *yaml_to_json(yaml_document_t *doc, yaml_node_t *node, unsigned de
                         if (!k || k->type != YAML_SCALAR_NODE ||
                             !(key = strndup((const char *) k->data.scalar.value, k->data.scalar.length)))
                                 return NULL;
-                        v = yaml_to_json(doc, yaml_document_get_node(doc, p->value), depth + 1);
+                        v = yaml_to_json(doc, yaml_document_get_node(doc, p->value), depth + 1, budget);
                         if (!v || json_object_set_new(j, key, v) < 0)
                                 return NULL;
                 }
@@ -110,9 +121,12 @@ static int parse_yaml(const char *text, size_t size, json_t **ret, char **ret_er
                 yaml_parser_delete(&parser);
                 return r;
         }
-        j = yaml_to_json(&doc, yaml_document_get_root_node(&doc), 0);
+        unsigned budget = YAML_MAX_NODES;
+        j = yaml_to_json(&doc, yaml_document_get_root_node(&doc), 0, &budget);
         yaml_document_delete(&doc);
         yaml_parser_delete(&parser);
+        if (budget == 0)
+                return fail(ret_error, "not a kubeconfig: more than %u YAML nodes (aliases expanding?)", YAML_MAX_NODES);
         if (!j || !json_is_object(j))
                 return fail(ret_error, "not a kubeconfig: expected a mapping at the top");
         *ret = TAKE_PTR(j);
@@ -242,6 +256,12 @@ int kubeconfig_parse(const char *text, size_t size, const char *base_dir, KubeCo
                         return fail(ret_error, "user '%s' has a client certificate without its key, or a key without its certificate", user_name);
 
                 if ((s = get_str(user, "token"))) {
+                        /* A header cannot hold it: say so now, not as a
+                         * failure of every request. */
+                        for (const char *c = s; *c; c++)
+                                if ((unsigned char) *c < 0x20 || *c == 0x7f)
+                                        return fail(ret_error, "user '%s': the token holds a control character",
+                                                    user_name);
                         k->token = strdup(s);
                         if (!k->token)
                                 return -ENOMEM;

@@ -171,6 +171,14 @@ static int parse_pem(CertBundle *b, BIO *out, const void *data, size_t size, con
                         bool end = ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE;
 
                         ERR_clear_error();
+                        /* Every BEGIN line read as a block: OpenSSL skips
+                         * one with text after it, and what follows it was
+                         * taken for the whole bundle. (Found by fuzzing.) */
+                        if (end && i < total) {
+                                *reason = reason_printf("%zu of %zu certificate blocks could not be read (a BEGIN or END line with other text on it?)",
+                                                        total - i, total);
+                                return -EBADMSG;
+                        }
                         if (end)
                                 return 0;
                         /* A block whose base64 or END line is broken: its

@@ -312,6 +312,23 @@ static void test_same_value_again(void **state) {
         assert_non_null(strstr(reason, "certificate 1 of 1 could not be parsed: "));
 }
 
+/* OpenSSL skips a BEGIN line with text after it, block and all: the
+ * certificates after it were taken for the whole bundle. (Found by
+ * fuzzing.) */
+static void test_begin_line_with_text_refused(void **state) {
+        _cleanup_free_ char *a = certgen_pem("A"), *b2 = certgen_pem("B"), *in = NULL;
+        const char *reason;
+        char *nl;
+
+        (void) state;
+        nl = strchr(a, '\n');
+        assert_non_null(nl);
+        *nl = 0;
+        assert_true(asprintf(&in, "%sjunk\n%s\n%s", a, nl + 1, b2) > 0);
+        assert_int_equal(parse_fail(in, strlen(in), &reason), -EBADMSG);
+        assert_string_equal(reason, "1 of 2 certificate blocks could not be read (a BEGIN or END line with other text on it?)");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_pem_single),
@@ -328,6 +345,7 @@ int main(void) {
                 cmocka_unit_test(test_crlf_pem),
                 cmocka_unit_test(test_der_second_bad),
                 cmocka_unit_test(test_same_value_again),
+                cmocka_unit_test(test_begin_line_with_text_refused),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
