@@ -140,6 +140,18 @@ static void test_errors(void **state) {
         parse_err("- a\n- b\n", "expected a mapping");
         /* An alias loop ends instead of recursing forever. */
         parse_err("current-context: &a [*a]\n", "");
+        /* Aliases expanding to 10^9 nodes stop at the node budget. */
+        parse_err("a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+                  "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+                  "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\n",
+                  "more than 10000 YAML nodes");
+        /* A name with a newline is quoted as one line. */
+        parse_err("current-context: \"x\\ny\"\ncontexts: []\n", "context 'x y' is not in contexts");
+        /* A token a header cannot carry is refused at load. */
+        parse_err("current-context: x\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\n"
+                  "clusters:\n- name: c\n  cluster:\n    server: https://a\n"
+                  "users:\n- name: u\n  user:\n    token: \"abc\\r\\nX-Evil: 1\"\n",
+                  "user 'u': the token holds a control character");
 }
 
 static void test_token_file(void **state) {
