@@ -11,24 +11,6 @@
 #include "source-kube-check.h"
 
 
-bool kube_name_is_valid(const char *name) {
-        size_t n = name ? strlen(name) : 0;
-
-        if (n == 0 || n > 253)
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                char c = name[i];
-                if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'))
-                        return false;
-        }
-        /* Each dot-separated label starts and ends alphanumeric. */
-        for (size_t i = 0; i < n; i++)
-                if ((name[i] == '-' || name[i] == '.') &&
-                    (i == 0 || i == n - 1 || name[i - 1] == '.' || name[i + 1] == '.'))
-                        return false;
-        return true;
-}
-
 bool kube_rv_is_valid(const char *rv) {
         size_t n = rv ? strlen(rv) : 0;
 

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "source-kube-check.h" /* kube_name_is_valid(), kube_check_kind() */
+
 /* One object watched through its collection with a name field selector:
  * RBAC can then grant list/watch on exactly that resourceName. */
 typedef struct KubeObjectRef {
@@ -24,8 +26,6 @@ typedef struct KubeObjectRef {
         const char *kind;          /* "ConfigMap", "Secret", "Image"; its list is KIND "List" */
 } KubeObjectRef;
 
-/* A DNS-1123 subdomain, what Kubernetes allows as a config map or secret name. */
-bool kube_name_is_valid(const char *name);
 
 /* A resourceVersion we can send back: opaque, but never more than 128 of
  * [0-9A-Za-z-_.] (etcd's are decimal numbers), so it needs no escaping in

@@ -8,7 +8,6 @@
 
 #include "base64.h"
 #include "cleanup.h"
-#include "source-kube-api.h"
 #include "source-kube-check.h"
 
 /* Keys and values quoted in a message are cut here: a reason is one line
@@ -22,6 +21,24 @@ _printf_(3, 4) static int bad(char *err, size_t err_size, const char *fmt, ...) 
         vsnprintf(err, err_size, fmt, ap);
         va_end(ap);
         return -EBADMSG;
+}
+
+bool kube_name_is_valid(const char *name) {
+        size_t n = name ? strlen(name) : 0;
+
+        if (n == 0 || n > 253)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = name[i];
+                if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'))
+                        return false;
+        }
+        /* Each dot-separated label starts and ends alphanumeric. */
+        for (size_t i = 0; i < n; i++)
+                if ((name[i] == '-' || name[i] == '.') &&
+                    (i == 0 || i == n - 1 || name[i - 1] == '.' || name[i + 1] == '.'))
+                        return false;
+        return true;
 }
 
 const char *kube_json_type(json_t *v) {

@@ -19,6 +19,9 @@
  * .dockerconfigjson key. */
 #define KUBE_PULL_SECRET_TYPE "kubernetes.io/dockerconfigjson"
 
+/* A DNS-1123 subdomain, what Kubernetes allows as a config map or secret name. */
+bool kube_name_is_valid(const char *name);
+
 typedef int (*kube_object_check_t)(json_t *object, char *err, size_t err_size);
 
 /* "a string", "a number", "an object", "an array", "a boolean", "null",

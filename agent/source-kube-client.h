@@ -21,7 +21,49 @@
  * appears included.
  */
 
-#include "source-kube-watch.h"
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <systemd/sd-event.h>
+#include <time.h>
+
+#include "curl-request.h"
+#include "source-kube-config.h"
+
+/* What stat() said of a file the client configuration came from. */
+typedef struct KubeFileStamp {
+        bool exists;
+        dev_t dev;
+        ino_t ino;
+        off_t size;
+        struct timespec mtime, ctime;
+} KubeFileStamp;
+/* The kubeconfig, its CA, client certificate and key. */
+#define KUBE_CLIENT_STAMPS 4
+
+/* What every watch of one source shares. Plain data, owned by the source. */
+typedef struct KubeWatch KubeWatch;
+
+typedef struct KubeClient {
+        sd_event *event;
+        CurlGlue *glue;
+        KubeConfig *config;
+        unsigned watch_timeout_sec;    /* timeoutSeconds asked for (jittered up to +25%) */
+        uint64_t request_timeout_usec; /* a list, or a watch's 200, must arrive within this */
+        uint64_t backoff_base_usec;
+        uint64_t backoff_cap_usec;
+        KubeWatch *watches; /* every watch of this client (source-kube-watch.c keeps the list) */
+
+        /* Where config came from, so that it is loaded again when it or a
+         * file it names changes (source-kube-client.c). Unset (a test's
+         * hand-made client): config is never reloaded. */
+        bool loaded;
+        char *kubeconfig_path; /* NULL: in-cluster */
+        KubeFileStamp stamps[KUBE_CLIENT_STAMPS];
+        char *stamp_paths[KUBE_CLIENT_STAMPS]; /* what stamps are of; [0] unused (kubeconfig_path) */
+        char config_error[240]; /* why the changed configuration was not taken; "" when it was */
+} KubeClient;
+
 
 /* Load c->config from kubeconfig_path (NULL: in-cluster) and remember
  * what it came from. On error *ret_error says why. */

@@ -185,7 +185,7 @@ def test_readyz_follows_failed_sync_and_recovery(nodetrustd_bin, root, tmp_path,
         assert promparse.value(fams, "nodetrust_ready") == 0
         status, _, body = request(agent.port, "/readyz")
         assert status == 503
-        assert body.startswith("not ready: Failed to read the source: No such file or directory"), body
+        assert body == "not ready: Failed to read the source: the trust source directory does not exist\n", body
         # Still alive, and the last good CA is still in place.
         assert request(agent.port, "/healthz")[0] == 200
         assert peers.ca_path(root, "containers", "localhost:5000").is_file()

@@ -97,7 +97,7 @@ def test_ready_status_watchdog_stopping(nodetrustd_bin, root, trust_volume, tmp_
         os.rename(trust_volume.path, tmp_path / "gone")
         degraded = wait_for(lambda: listener.find(lambda l: l.startswith("STATUS=Degraded")),
                             what="STATUS=Degraded")
-        assert "No such file or directory" in degraded[0][1], degraded
+        assert degraded[0][1] == "STATUS=Degraded: Failed to read the source: the trust source directory does not exist", degraded
         os.rename(tmp_path / "gone", trust_volume.path)
         wait_for(lambda: [t for t, l in listener.find(lambda l: l.startswith("STATUS=Trusting 2 "))
                           if t > degraded[0][0]], what="STATUS after recovery")
