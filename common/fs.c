@@ -3,24 +3,17 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
 #include <linux/openat2.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "cleanup.h"
 #include "fs.h"
-
-/* A temp file is ".#" NAME "." and 16 hex digits, NAME cut to 200 bytes. */
-#define TEMP_PREFIX ".#"
-#define TEMP_NAME_MAX 200
-#define TEMP_RANDOM_LEN 16
 
 int open_dir_beneath(int dirfd, const char *relpath, mode_t mode, int *ret_fd, bool *ret_created) {
         _cleanup_free_ char *copy = NULL;
@@ -177,117 +170,6 @@ int read_fd(int fd, size_t max, char **ret, size_t *ret_size) {
         return 0;
 }
 
-static int write_all(int fd, const void *data, size_t size) {
-        const char *p = data;
-
-        while (size > 0) {
-                ssize_t n = write(fd, p, size);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += n;
-                size -= (size_t) n;
-        }
-        return 0;
-}
-
-int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t size, mode_t mode,
-                         uid_t uid, gid_t gid) {
-        assert(dirfd >= 0 || dirfd == AT_FDCWD);
-        assert(name);
-        assert(data || size == 0);
-
-        return write_file_atomic_full(dirfd, name, data, size, mode, uid, gid, false);
-}
-
-int write_file_atomic_full(int dirfd, const char *name, const void *data, size_t size, mode_t mode, uid_t uid,
-                           gid_t gid, bool noreplace) {
-        _cleanup_close_ int fd = -1;
-        char tmp[NAME_MAX + 1];
-        uint64_t rnd;
-        int r;
-
-        assert(dirfd >= 0 || dirfd == AT_FDCWD);
-        assert(name);
-        assert(data || size == 0);
-
-        if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
-                rnd = (uint64_t) getpid() ^ (uint64_t) (uintptr_t) &rnd;
-        /* The temp name starts with '.' so readers globbing *.crt skip it;
-         * is_atomic_temp_name() knows exactly this shape. */
-        if (snprintf(tmp, sizeof tmp, TEMP_PREFIX "%.*s.%016llx", TEMP_NAME_MAX, name, (unsigned long long) rnd) >=
-            (int) sizeof tmp)
-                return -ENAMETOOLONG;
-
-        fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return -errno;
-
-        r = write_all(fd, data, size);
-        if (r >= 0 && (uid != (uid_t) -1 || gid != (gid_t) -1) && fchown(fd, uid, gid) < 0)
-                r = -errno;
-        if (r >= 0 && fchmod(fd, mode) < 0)
-                r = -errno;
-        if (r >= 0 && fsync(fd) < 0)
-                r = -errno;
-        if (r >= 0 && renameat2(dirfd, tmp, dirfd, name, noreplace ? RENAME_NOREPLACE : 0) < 0)
-                r = -errno;
-        if (r < 0) {
-                (void) unlinkat(dirfd, tmp, 0);
-                return r;
-        }
-        if (fsync(dirfd) < 0)
-                return -errno;
-        return 0;
-}
-
-typedef struct DumpBuffer {
-        char *data;
-        size_t size, alloc;
-        bool failed;
-} DumpBuffer;
-
-static int dump_append(const char *p, size_t n, void *userdata) {
-        DumpBuffer *b = userdata;
-
-        if (b->size + n + 1 > b->alloc) {
-                size_t want = (b->size + n + 1) * 2;
-                char *d = realloc(b->data, want);
-                if (!d) {
-                        b->failed = true;
-                        return -1;
-                }
-                b->data = d;
-                b->alloc = want;
-        }
-        memcpy(b->data + b->size, p, n);
-        b->size += n;
-        b->data[b->size] = 0;
-        return 0;
-}
-
-int write_json_atomic_at(int dirfd, const char *name, const json_t *j, size_t flags, mode_t mode) {
-        DumpBuffer b = {};
-        int r;
-
-        assert(dirfd >= 0 || dirfd == AT_FDCWD);
-        assert(name);
-        assert(j);
-
-        /* Not json_dumps(): jansson ignores a failure to write an object's
-         * key (dump_string's result), so out of memory its text can lack
-         * a key and still be returned. Our writer remembers that it failed. */
-        r = json_dump_callback(j, dump_append, &b, flags);
-        if (r < 0 || b.failed || !b.data)
-                r = -ENOMEM;
-        else
-                r = write_file_atomic_at(dirfd, name, b.data, b.size, mode, (uid_t) -1, (gid_t) -1);
-        free(b.data);
-        return r;
-}
-
 int unlink_file_at(int dirfd, const char *name) {
         assert(dirfd >= 0 || dirfd == AT_FDCWD);
         assert(name);
@@ -317,61 +199,6 @@ int open_child_dir(int dirfd, const char *name) {
                 return -EINVAL;
         fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         return fd >= 0 ? fd : -errno;
-}
-
-bool is_atomic_temp_name(const char *entry, const char *name) {
-        size_t n;
-
-        assert(entry);
-        assert(name);
-
-        if (strncmp(entry, TEMP_PREFIX, strlen(TEMP_PREFIX)) != 0)
-                return false;
-        entry += strlen(TEMP_PREFIX);
-        n = strnlen(name, TEMP_NAME_MAX);
-        if (strncmp(entry, name, n) != 0 || entry[n] != '.')
-                return false;
-        entry += n + 1;
-        return strspn(entry, "0123456789abcdef") == TEMP_RANDOM_LEN && entry[TEMP_RANDOM_LEN] == 0;
-}
-
-int sweep_atomic_temp_files_at(int dirfd, char *const *names) {
-        struct dirent *de;
-        DIR *d;
-        int fd, n = 0, r = 0;
-
-        assert(dirfd >= 0 || dirfd == AT_FDCWD);
-
-        fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        d = fdopendir(fd);
-        if (!d) {
-                r = -errno;
-                close(fd);
-                return r;
-        }
-        while ((de = readdir(d))) {
-                struct stat st;
-                bool ours = false;
-
-                for (char *const *p = names; p && *p && !ours; p++)
-                        ours = is_atomic_temp_name(de->d_name, *p);
-                /* Only a regular file: a directory or a link of that name
-                 * was made by someone else. */
-                if (!ours || fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
-                        continue;
-                if (unlinkat(dirfd, de->d_name, 0) < 0) {
-                        if (errno != ENOENT && r == 0)
-                                r = -errno;
-                        continue;
-                }
-                n++;
-        }
-        closedir(d);
-        if (n > 0 && fsync(dirfd) < 0 && r == 0)
-                r = -errno;
-        return r < 0 ? r : n;
 }
 
 int dir_is_empty_at(int dirfd, const char *name) {

@@ -27,18 +27,9 @@
 #include <systemd/sd-event.h>
 
 #include "httpd-listen.h" /* httpd_parse_listen() */
+#include "httpd-reply.h"  /* HttpdRequest, httpd_reply*() */
 
 typedef struct Httpd Httpd;
-
-typedef struct HttpdRequest {
-        const char *method;   /* "GET", "POST", ... */
-        const char *path;     /* URL path, percent-decoded, without the query */
-        const char *body;     /* the request body, NUL-terminated; "" when none */
-        size_t body_size;     /* bytes in body, not counting the NUL */
-        bool body_too_large;  /* the body exceeded the limit and was dropped */
-        void *connection;     /* struct MHD_Connection *, for the helpers below */
-        bool replied;
-} HttpdRequest;
 
 typedef int (*HttpdHandler)(HttpdRequest *req, void *userdata);
 
@@ -110,21 +101,3 @@ void httpd_set_header_handler(Httpd *h, HttpdHandler handler);
 
 /* The port actually bound (useful after asking for port 0). */
 uint16_t httpd_get_port(Httpd *h);
-
-/* The value of query parameter key ("?key=value"), or NULL. */
-const char *httpd_request_query(HttpdRequest *req, const char *key);
-
-/* The value of request header name (case-insensitive), or NULL. */
-const char *httpd_request_header(HttpdRequest *req, const char *name);
-
-/* Answer with status, a Content-Type (NULL for none) and len bytes of body
- * (copied). extra_headers is NULL or a NULL-terminated list of name, value
- * pairs. Returns 0, -EALREADY when already answered, -ENOMEM or -EIO. */
-int httpd_reply_full(HttpdRequest *req, unsigned status, const char *content_type,
-                     const void *body, size_t len, const char *const *extra_headers);
-
-/* httpd_reply_full() without extra headers. */
-int httpd_reply(HttpdRequest *req, unsigned status, const char *content_type, const void *body, size_t len);
-
-/* Answer with a text/plain; charset=utf-8 body. */
-int httpd_reply_text(HttpdRequest *req, unsigned status, const char *text);

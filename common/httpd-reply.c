@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+#include <assert.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <string.h>
+
+#include "httpd-reply.h"
+
+const char *httpd_request_query(HttpdRequest *req, const char *key) {
+        assert(req);
+        assert(key);
+
+        return MHD_lookup_connection_value(req->connection, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *httpd_request_header(HttpdRequest *req, const char *name) {
+        assert(req);
+        assert(name);
+
+        return MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, name);
+}
+
+int httpd_queue_reply(void *connection, unsigned status, const char *content_type, const void *body, size_t len,
+                      const char *const *extra_headers) {
+        struct MHD_Connection *c = connection;
+        struct MHD_Response *resp;
+        enum MHD_Result ok;
+
+        resp = MHD_create_response_from_buffer(len, (void *) (body ? body : ""), MHD_RESPMEM_MUST_COPY);
+        if (!resp)
+                return -ENOMEM;
+        if (content_type && MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) != MHD_YES)
+                goto fail;
+        for (size_t i = 0; extra_headers && extra_headers[i] && extra_headers[i + 1]; i += 2)
+                if (MHD_add_response_header(resp, extra_headers[i], extra_headers[i + 1]) != MHD_YES)
+                        goto fail;
+        ok = MHD_queue_response(c, status, resp);
+        MHD_destroy_response(resp);
+        return ok == MHD_YES ? 0 : -EIO;
+fail:
+        MHD_destroy_response(resp);
+        return -ENOMEM;
+}
+
+int httpd_reply_full(HttpdRequest *req, unsigned status, const char *content_type,
+                     const void *body, size_t len, const char *const *extra_headers) {
+        int r;
+
+        assert(req);
+        assert(body || len == 0);
+
+        if (req->replied)
+                return -EALREADY;
+        r = httpd_queue_reply(req->connection, status, content_type, body, len, extra_headers);
+        if (r >= 0)
+                req->replied = true;
+        return r;
+}
+
+int httpd_reply(HttpdRequest *req, unsigned status, const char *content_type, const void *body, size_t len) {
+        assert(req);
+        assert(body || len == 0);
+
+        return httpd_reply_full(req, status, content_type, body, len, NULL);
+}
+
+int httpd_reply_text(HttpdRequest *req, unsigned status, const char *text) {
+        assert(req);
+        assert(text);
+
+        return httpd_reply(req, status, "text/plain; charset=utf-8", text, strlen(text));
+}
+
+int httpd_reply_too_large(void *connection) {
+        static const char msg[] = "{\"error\": \"request body too large\"}\n";
+        /* The unread rest of the body makes the connection unusable. */
+        static const char *const headers[] = { "Connection", "close", NULL };
+
+        return httpd_queue_reply(connection, 413, "application/json", msg, sizeof msg - 1, headers);
+}
