@@ -140,16 +140,9 @@ int manifest_put(Manifest *m, const char *target, const char *registry, const ch
 
                 if (!t || !reg || index_reserve(m) < 0)
                         return -ENOMEM;
-                if (m->n_entries == m->n_allocated) {
-                        /* Doubling: one realloc per entry is quadratic
-                         * where it cannot grow in place. */
-                        size_t a = m->n_allocated ? m->n_allocated * 2 : 16;
-                        n = realloc(m->entries, a * sizeof *n);
-                        if (!n)
-                                return -ENOMEM;
-                        m->entries = n;
-                        m->n_allocated = a;
-                }
+                if (greedy_realloc((void **) &m->entries, &m->n_allocated, m->n_entries + 1, 16,
+                                   sizeof *m->entries) < 0)
+                        return -ENOMEM;
                 n = m->entries;
                 e = &n[m->n_entries];
                 *e = (ManifestEntry){ .target = TAKE_PTR(t), .registry = TAKE_PTR(reg) };

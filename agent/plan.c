@@ -44,16 +44,8 @@ static int plan_add_file(Plan *p, ActionType type, const Target *tg, const char 
                          const TrustEntry *entry, const char *reason) {
         PlanAction *n;
 
-        /* Doubling: one realloc per action made a plan of 12,288 quadratic
-         * where realloc cannot grow in place (under ASan, 20 s). */
-        if (p->n_actions == p->n_allocated) {
-                size_t a = p->n_allocated ? p->n_allocated * 2 : 16;
-                n = realloc(p->actions, a * sizeof *n);
-                if (!n)
-                        return -ENOMEM;
-                p->actions = n;
-                p->n_allocated = a;
-        }
+        if (greedy_realloc((void **) &p->actions, &p->n_allocated, p->n_actions + 1, 16, sizeof *p->actions) < 0)
+                return -ENOMEM;
         n = &p->actions[p->n_actions];
         *n = (PlanAction){ .type = type, .target = tg, .file = file, .entry = entry,
                            .registry = strdup(registry), .reason = reason ? strdup(reason) : NULL };

@@ -32,23 +32,12 @@ Snapshot *snapshot_free(Snapshot *s) {
         return NULL;
 }
 
-/* Room for one more entry; the array grows by doubling, so n entries cost
- * O(n) copies, not O(n^2) as one realloc per entry could. */
+/* Room for one more entry. From n_entries, not n_allocated alone: a test
+ * may have built the array by hand (n_allocated 0). */
 static int entries_reserve(Snapshot *s) {
-        SnapshotEntry *n;
-        size_t want;
-
-        if (s->n_entries < s->n_allocated)
-                return 0;
-        /* From n_entries, not n_allocated: a test may have built the array
-         * by hand. */
-        want = (s->n_entries < 8 ? 8 : s->n_entries) * 2;
-        n = reallocarray(s->entries, want, sizeof *n);
-        if (!n)
-                return -ENOMEM;
-        s->entries = n;
-        s->n_allocated = want;
-        return 0;
+        if (s->n_allocated < s->n_entries)
+                s->n_allocated = s->n_entries;
+        return greedy_realloc((void **) &s->entries, &s->n_allocated, s->n_entries + 1, 8, sizeof *s->entries);
 }
 
 static int entry_add(Snapshot *s, const char *key, const void *value, size_t size, const char *error) {

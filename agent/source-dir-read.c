@@ -168,15 +168,9 @@ int source_dir_read_trust(const char *path, Snapshot *snap) {
                  * name starts with a dot. */
                 if (de->d_name[0] == '.')
                         continue;
-                if (n == allocated) {
-                        size_t want = allocated ? allocated * 2 : 64;
-                        char **m = reallocarray(names, want, sizeof *m);
-                        if (!m) {
-                                r = -ENOMEM;
-                                break;
-                        }
-                        names = m;
-                        allocated = want;
+                if (greedy_realloc((void **) &names, &allocated, n + 1, 64, sizeof *names) < 0) {
+                        r = -ENOMEM;
+                        break;
                 }
                 names[n] = strdup(de->d_name);
                 if (!names[n]) {

@@ -111,27 +111,10 @@ TrustSet *trust_set_free(TrustSet *t) {
         return NULL;
 }
 
-/* Grow *array (of *n used, *allocated room) by doubling: one realloc per
- * element made building n entries cost O(n^2) copies. */
-static int grow(void **array, size_t n, size_t *allocated, size_t size) {
-        void *p;
-        size_t want;
-
-        if (n < *allocated)
-                return 0;
-        want = *allocated ? *allocated * 2 : 16;
-        p = reallocarray(*array, want, size);
-        if (!p)
-                return -ENOMEM;
-        *array = p;
-        *allocated = want;
-        return 0;
-}
-
 static int refuse(TrustSet *t, size_t *allocated, const char *key, const char *registry, const char *reason) {
         TrustRefusal *n;
 
-        if (grow((void **) &t->refused, t->n_refused, allocated, sizeof *t->refused) < 0)
+        if (greedy_realloc((void **) &t->refused, allocated, t->n_refused + 1, 16, sizeof *t->refused) < 0)
                 return -ENOMEM;
         n = &t->refused[t->n_refused];
         *n = (TrustRefusal){ .key = strdup(key), .registry = registry ? strdup(registry) : NULL,
@@ -247,8 +230,8 @@ static int add_entry(Build *b, const SnapshotEntry *e, char **registry, time_t n
                 bundle = parsed;
         }
 
-        if (grow((void **) &t->entries, t->n_entries, &b->entries_allocated, sizeof *t->entries) < 0 ||
-            grow((void **) &b->lent, t->n_entries, &b->lent_allocated, sizeof *b->lent) < 0) {
+        if (greedy_realloc((void **) &t->entries, &b->entries_allocated, t->n_entries + 1, 16, sizeof *t->entries) < 0 ||
+            greedy_realloc((void **) &b->lent, &b->lent_allocated, t->n_entries + 1, 16, sizeof *b->lent) < 0) {
                 if (lent != SIZE_MAX)
                         b->claimed[lent] = false;
                 return -ENOMEM;

@@ -7,7 +7,9 @@
  * scope; TAKE_PTR()/TAKE_FD() hand ownership over and leave NULL/-1 behind.
  */
 
+#include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,29 @@
                 if (*p)                                 \
                         func(*p);                       \
         }
+
+/* Room for need elements of size bytes in *p, which has room for
+ * *allocated: grown by doubling (from min), so n appends cost O(n) copies,
+ * where one realloc per element made them O(n^2). 0 or -ENOMEM (*p kept). */
+static inline int greedy_realloc(void **p, size_t *allocated, size_t need, size_t min, size_t size) {
+        size_t want;
+        void *q;
+
+        if (need <= *allocated)
+                return 0;
+        want = *allocated > min ? *allocated : min;
+        while (want < need) {
+                if (want > SIZE_MAX / 2)
+                        return -ENOMEM;
+                want *= 2;
+        }
+        q = reallocarray(*p, want, size);
+        if (!q)
+                return -ENOMEM;
+        *p = q;
+        *allocated = want;
+        return 0;
+}
 
 /* free(p), and NULL for the assignment: p = mfree(p). */
 static inline void *mfree(void *p) {
