@@ -289,6 +289,17 @@ static int reporter_start_request(Reporter *r, const char *body, const char *ca,
         return 0;
 }
 
+/* A report that failed before it left (the token, the CA file, the
+ * request itself): counted as an attempt that failed, and backed off. */
+static void reporter_failed_here(Reporter *r, int error) {
+        r->stats.reports_total++;
+        r->stats.report_failures_total++;
+        r->stats.last_attempt = time(NULL);
+        r->stats.last_error = error;
+        r->stats.backoff++;
+        reporter_arm_backoff(r);
+}
+
 static void reporter_send(Reporter *r) {
         _cleanup_free_ char *body = NULL, *ca = NULL;
         size_t ca_size = 0;
@@ -318,15 +329,10 @@ static void reporter_send(Reporter *r) {
 
         k = token_load(r);
         if (k < 0) {
-                r->stats.reports_total++;
-                r->stats.report_failures_total++;
-                r->stats.last_attempt = time(NULL);
-                r->stats.last_error = k;
-                r->stats.backoff++;
+                reporter_failed_here(r, k);
                 log_repeat(&r->logged, -1, k, "Failed to read the report token file '%s': %s; retrying in about %llu s",
                             r->token_file, strerror(-k),
                             (unsigned long long) (report_backoff_usec(r->stats.backoff) / USEC_PER_SEC));
-                reporter_arm_backoff(r);
                 return;
         }
 
@@ -336,14 +342,9 @@ static void reporter_send(Reporter *r) {
         if (r->ca_file) {
                 k = read_file_at(AT_FDCWD, r->ca_file, true, REPORT_CA_MAX, &ca, &ca_size);
                 if (k < 0) {
-                        r->stats.reports_total++;
-                        r->stats.report_failures_total++;
-                        r->stats.last_attempt = time(NULL);
-                        r->stats.last_error = k;
-                        r->stats.backoff++;
+                        reporter_failed_here(r, k);
                         log_repeat(&r->logged, -1, k, "Failed to read the report CA file '%s': %s", r->ca_file,
                                    k == -EBADFD ? "not a regular file" : strerror(-k));
-                        reporter_arm_backoff(r);
                         return;
                 }
         }
@@ -352,12 +353,8 @@ static void reporter_send(Reporter *r) {
         k = reporter_start_request(r, body, ca, ca_size);
         explicit_bzero(body, strlen(body));
         if (k < 0) {
-                r->stats.reports_total++;
-                r->stats.report_failures_total++;
-                r->stats.last_error = k;
-                r->stats.backoff++;
+                reporter_failed_here(r, k);
                 log_repeat(&r->logged, -1, k, "Failed to start the report request to %s: %s", r->url, strerror(-k));
-                reporter_arm_backoff(r);
         }
 }
 

@@ -144,31 +144,14 @@ static int handle_node(Aggregator *a, HttpdRequest *req, const char *name) {
         return reply_json(req, 200, body);
 }
 
-static int handle_summary(Aggregator *a, HttpdRequest *req) {
+/* The fleet-wide views: one JSON document of the fleet now. */
+typedef int (*FleetView)(const Fleet *f, uint64_t now, char **ret);
+
+static int handle_view(Aggregator *a, HttpdRequest *req, FleetView view) {
         _cleanup_free_ char *body = NULL;
         int r;
 
-        r = api_summary_json(a->fleet, aggregator_now(a), &body);
-        if (r < 0)
-                return r;
-        return reply_json(req, 200, body);
-}
-
-static int handle_registries(Aggregator *a, HttpdRequest *req) {
-        _cleanup_free_ char *body = NULL;
-        int r;
-
-        r = api_registries_json(a->fleet, aggregator_now(a), &body);
-        if (r < 0)
-                return r;
-        return reply_json(req, 200, body);
-}
-
-static int handle_rollout(Aggregator *a, HttpdRequest *req) {
-        _cleanup_free_ char *body = NULL;
-        int r;
-
-        r = api_rollout_json(a->fleet, aggregator_now(a), &body);
+        r = view(a->fleet, aggregator_now(a), &body);
         if (r < 0)
                 return r;
         return reply_json(req, 200, body);
@@ -266,11 +249,11 @@ int aggregator_handle_request(HttpdRequest *req, void *userdata) {
         if (streq(p, "/metrics"))
                 return handle_metrics(a, req);
         if (streq(p, "/api/v1/summary"))
-                return handle_summary(a, req);
+                return handle_view(a, req, api_summary_json);
         if (streq(p, "/api/v1/registries"))
-                return handle_registries(a, req);
+                return handle_view(a, req, api_registries_json);
         if (streq(p, "/api/v1/rollout"))
-                return handle_rollout(a, req);
+                return handle_view(a, req, api_rollout_json);
         if (streq(p, NODES_PATH))
                 return handle_nodes(a, req);
         if (strncmp(p, NODES_PATH "/", strlen(NODES_PATH "/")) == 0)
