@@ -7,6 +7,7 @@
 
 #include "cleanup.h"
 #include "node-condition.h"
+#include "source-kube-check.h"
 #include "utf8.h"
 
 /* Long enough for any registry name (253 + ":65535"), short enough that
@@ -302,10 +303,8 @@ int node_parse(const char *body, size_t size, char **ret_uid, NodeCondition *ret
         assert(ret_transition);
 
         node = json_loadb(body, size, 0, NULL);
-        if (!json_is_object(node) || !json_is_string(json_object_get(node, "kind")) ||
-            !streq(json_string_value(json_object_get(node, "kind")), "Node") ||
-            !json_is_string(json_object_get(node, "apiVersion")) ||
-            !streq(json_string_value(json_object_get(node, "apiVersion")), "v1"))
+        char why[128];
+        if (kube_check_kind(node, "v1", "Node", true, why, sizeof why) < 0)
                 return -EBADMSG;
         /* A field of the wrong type is a bad answer, not an absent field. */
         if (!json_type_or_absent(json_object_get(json_object_get(node, "metadata"), "uid"), JSON_STRING))
