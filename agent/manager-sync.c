@@ -82,12 +82,19 @@ static int exit_code_for(const State *s) {
         return EXIT_APPLIED;
 }
 
-uint64_t target_mount_id(int rootfd, const char *dir) {
+/* The mount root/dir is on (statx STATX_MNT_ID), 0 when unknown. */
+static uint64_t target_mount_id(int rootfd, const char *dir) {
         struct statx sx;
 
         if (statx(rootfd, dir, AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &sx) < 0 || !(sx.stx_mask & STATX_MNT_ID))
                 return 0;
         return sx.stx_mnt_id;
+}
+
+void manager_note_target_mounts(Manager *m) {
+        for (size_t k = 0; k < N_TARGETS; k++)
+                if (m->target_mount_id[k] == 0 && (m->config->targets & targets[k].bit))
+                        m->target_mount_id[k] = target_mount_id(m->root_fd, targets[k].dir);
 }
 
 /* A target directory that refuses writes with EROFS, under systemd, is
@@ -175,9 +182,8 @@ static int manager_apply_trust(Manager *m, const TrustSet *t, bool content_chang
                         manager_exit_if_read_only(m, p);
                 /* A target directory missing at start (created since, by us
                  * or a runtime's package) gets its mount once it exists. */
-                for (size_t k = 0; k < N_TARGETS && !m->config->once; k++)
-                        if (m->target_mount_id[k] == 0 && (m->config->targets & targets[k].bit))
-                                m->target_mount_id[k] = target_mount_id(m->root_fd, targets[k].dir);
+                if (!m->config->once)
+                        manager_note_target_mounts(m);
         }
 
         state_set_runtime(&m->state, &rs);

@@ -274,8 +274,7 @@ int manager_run(Manager *m) {
                 (void) sd_event_source_set_description(m->resync_timer, "resync-timer");
                 /* Which mount each target directory is on now: a read-only
                  * one later means a stale sandbox only if that changed. */
-                for (size_t k = 0; k < N_TARGETS; k++)
-                        m->target_mount_id[k] = target_mount_id(m->root_fd, targets[k].dir);
+                manager_note_target_mounts(m);
                 /* The watchdog is fed by the loop itself: a stalled loop stops feeding it. */
                 (void) sd_event_set_watchdog(m->event, true);
                 manager_watch_outputs(m);

@@ -60,8 +60,9 @@ typedef struct Manager {
 
 int manager_new(Config *config, Manager **ret);
 
-/* The mount root/dir is on (statx STATX_MNT_ID), 0 when unknown. */
-uint64_t target_mount_id(int rootfd, const char *dir);
+/* Record the mount of each enabled target directory not known yet (at
+ * start, and once a missing one exists): see manager_exit_if_read_only(). */
+void manager_note_target_mounts(Manager *m);
 Manager *manager_free(Manager *m);
 static inline void manager_freep(Manager **m) {
         if (*m)
