@@ -22,6 +22,7 @@
 #include "pullsecret.h"
 #include "reporter.h"
 #include "runtime.h"
+#include "strv.h"
 #include "sync-log.h"
 #include "trust.h"
 #include "verify.h"
@@ -132,11 +133,56 @@ static void manager_exit_if_read_only(Manager *m, const Plan *p) {
         }
 }
 
+static bool strv_equal(char *const *a, char *const *b) {
+        for (; a && *a && b && *b; a++, b++)
+                if (!streq(*a, *b))
+                        return false;
+        return !(a && *a) && !(b && *b);
+}
+
+/* The plan the next one may take over from (plan.h), with the registries
+ * touched on disk since; NULL when everything must be read: asked for
+ * (full_check), no plan yet, other options, or a watch missing, ended or
+ * overflowed, so that the events do not say all that changed. What the
+ * watches saw is taken either way: from now on is the next plan's. */
+static const Plan *manager_previous_plan(Manager *m, char *const *read_first, char ***ret_changed, size_t *ret_n) {
+        bool all, complete = output_watches_complete(&m->output_watches);
+
+        output_watches_take_changes(&m->output_watches, ret_changed, ret_n, &all);
+        if (m->full_check || all || !complete || !m->last_plan || !strv_equal(read_first, m->last_read_first))
+                return NULL;
+        return m->last_plan;
+}
+
+/* Keep p for the next plan to take over from. What it borrowed from the
+ * trust set (entry) goes: the trust set is replaced after this sync. */
+static void manager_keep_plan(Manager *m, Plan **p, char *const *read_first) {
+        char **copy = NULL;
+
+        for (char *const *d = read_first; d && *d; d++)
+                if (strv_extend(&copy, *d) < 0) {
+                        strv_free(copy);
+                        m->last_plan = plan_free(m->last_plan);
+                        return;
+                }
+        for (size_t i = 0; i < (*p)->n_actions; i++) {
+                (*p)->actions[i].entry = NULL;
+                (*p)->actions[i].content = mfree((*p)->actions[i].content);
+        }
+        plan_free(m->last_plan);
+        m->last_plan = TAKE_PTR(*p);
+        strv_free(m->last_read_first);
+        m->last_read_first = copy;
+        m->full_check = false;
+}
+
 /* trust set -> plan -> apply -> state. -EIO when some write failed, and
  * *ret_error says which, for every target. */
 static int manager_apply_trust(Manager *m, const TrustSet *t, bool content_changed, char **ret_error) {
         _cleanup_(runtime_status_done) RuntimeStatus rs = {};
         _cleanup_(plan_freep) Plan *p = NULL;
+        _cleanup_strv_free_ char **changed = NULL;
+        size_t n_changed = 0;
         int r, failed = 0;
 
         /* Which runtimes read what we write is judged at every sync: it is
@@ -145,11 +191,18 @@ static int manager_apply_trust(Manager *m, const TrustSet *t, bool content_chang
         if (r < 0)
                 return r;
 
+        char *const *read_first = rs.targets[target_by_name("containerd") - targets].read_first;
         PlanOptions o = {
                 .target_mask = m->config->targets,
                 .containerd_hosts_toml = m->config->containerd_hosts_toml,
-                .containerd_read_first = rs.targets[target_by_name("containerd") - targets].read_first,
+                .containerd_read_first = read_first,
         };
+        if (!m->config->dry_run && !m->config->once)
+                o.previous = manager_previous_plan(m, read_first, &changed, &n_changed);
+        o.changed = changed;
+        o.n_changed = n_changed;
+        /* Until this plan is kept, the next one reads everything. */
+        m->full_check = true;
         r = plan_compute(m->root_fd, t, m->manifest, &o, &p);
         if (r < 0)
                 return r;
@@ -194,6 +247,9 @@ static int manager_apply_trust(Manager *m, const TrustSet *t, bool content_chang
                 sync_log_shadowed(&m->state);
         if (failed > 0 && sync_failure_reason(p, ret_error) < 0)
                 *ret_error = NULL; /* the caller says it without the names */
+        log_debug("Planned %zu actions, %zu registries taken over unread", p->n_actions, p->n_reused);
+        if (!m->config->dry_run && !m->config->once)
+                manager_keep_plan(m, &p, read_first);
         return failed > 0 ? -EIO : 0;
 }
 
@@ -259,6 +315,7 @@ static void manager_retry_after_failure(Manager *m, bool failed) {
                 return;
         }
         m->retry_usec = m->retry_usec ? m->retry_usec * 2 : RETRY_MIN_USEC;
+        m->full_check = true;
         if (m->retry_usec > RETRY_MAX_USEC)
                 m->retry_usec = RETRY_MAX_USEC;
         log_debug("Syncing again in %llu s", (unsigned long long) (m->retry_usec / USEC_PER_SEC));

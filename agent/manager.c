@@ -19,6 +19,7 @@
 #include "reporter.h"
 #include "source-dir.h"
 #include "source-kube.h"
+#include "strv.h"
 #include "trust.h"
 #include "verify.h"
 
@@ -33,6 +34,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         (void) s;
         if (si->ssi_signo == SIGHUP) {
                 log_info("Received SIGHUP, resyncing now");
+                m->full_check = true;
                 manager_schedule_sync(m, 0);
                 return 0;
         }
@@ -58,6 +60,7 @@ static int on_resync_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
         (void) usec;
         log_debug("Periodic resync");
+        m->full_check = true;
         (void) sd_event_source_set_time_relative(s, m->config->resync_sec * USEC_PER_SEC);
         (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         manager_schedule_sync(m, 0);
@@ -350,6 +353,8 @@ Manager *manager_free(Manager *m) {
         source_free(m->source);
         manifest_free(m->manifest);
         trust_set_free(m->trust);
+        plan_free(m->last_plan);
+        strv_free(m->last_read_first);
         state_done(&m->state);
         free(m->not_ready_reason);
         safe_close(m->root_fd);

@@ -14,6 +14,12 @@
  * applies is never lost with it. A watch the kernel ended (its directory
  * deleted or unmounted) or whose directory moved away is added again, by
  * path, at the next update.
+ *
+ * Each event also says what may have changed: the registry whose
+ * directory it was in (or the name it was about, in a target directory),
+ * or everything (lost events, a watch that ended, containerd's config
+ * directory). The plan takes the rest over from the plan before without
+ * reading the disk (output_watches_take_changes()).
  */
 
 #include <stdbool.h>
@@ -29,6 +35,12 @@ typedef struct OutputWatch {
         int wd;    /* -1: not watched (missing, or ended) */
 } OutputWatch;
 
+/* A watch by its descriptor: the index into OutputWatches.watches. */
+typedef struct OutputWatchRef {
+        int wd;
+        size_t index;
+} OutputWatchRef;
+
 typedef struct OutputWatches {
         int fd; /* inotify; valid while io is set */
         sd_event_source *io;
@@ -36,6 +48,9 @@ typedef struct OutputWatches {
         size_t n;
         int *wds; /* the descriptors in use, sorted */
         size_t n_wds;
+        OutputWatchRef *by_wd; /* every active watch, sorted by descriptor */
+        size_t n_by_wd;
+        size_t n_unwatched; /* watches wanted but not active since the last update */
         /* Watches the kernel ended, or that moved away, since the last update. */
         int *ended;
         size_t n_ended;
@@ -45,6 +60,11 @@ typedef struct OutputWatches {
         size_t n_refresh;
         bool overflow; /* events were lost: check every watch again */
         bool full;     /* the watch limit was hit (logged once) */
+        /* What may have changed since output_watches_take_changes(): the
+         * registries named (in no order, maybe twice), or everything. */
+        char **changed;
+        size_t n_changed, n_changed_allocated;
+        bool changed_all;
         OutputWatchHandler handler;
         void *userdata;
 } OutputWatches;
@@ -70,6 +90,15 @@ void output_watches_refresh(OutputWatches *w, const char *dir, const char *regis
 
 /* Some watch ended or events were lost since the last update. */
 bool output_watches_need_update(const OutputWatches *w);
+
+/* Is every directory asked for watched, with no event lost? Then what
+ * output_watches_take_changes() returns is all that can have changed. */
+bool output_watches_complete(const OutputWatches *w);
+
+/* What may have changed under the watches since the last call: *ret_all,
+ * or the registries in *ret (sorted, each once, NULL-terminated; the caller
+ * frees it with strv_free()), and forget it. On ENOMEM, *ret_all. */
+void output_watches_take_changes(OutputWatches *w, char ***ret, size_t *ret_n, bool *ret_all);
 
 /* Number of directories watched now. */
 size_t output_watches_active(const OutputWatches *w);

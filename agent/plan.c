@@ -284,6 +284,77 @@ static int plan_read_first(Plan *p, int rootfd, size_t ca, const Manifest *m, co
         return r < 0 ? r : 0;
 }
 
+static bool action_done(const PlanAction *a) {
+        return a->error == 0 && (a->type == ACTION_CREATE || a->type == ACTION_UPDATE || a->type == ACTION_UNCHANGED);
+}
+
+static int str_compare(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* The previous plan's ca.crt action for (tg, e), when it and its hosts.toml
+ * action can stand for this plan's without reading the disk; SIZE_MAX when
+ * not. The previous plan's actions for one target come in the trust set's
+ * (registry) order, so one cursor per plan walks them. */
+static size_t reusable(const PlanOptions *o, size_t *cursor, const Target *tg, const TrustEntry *e,
+                       const Manifest *m) {
+        const Plan *prev = o->previous;
+        const PlanAction *a, *h;
+        const ManifestEntry *me;
+        size_t k;
+
+        if (!prev)
+                return SIZE_MAX;
+        /* Past what sorts before (tg, registry); prunes, at the end, never match. */
+        while (*cursor < prev->n_actions) {
+                a = &prev->actions[*cursor];
+                if (a->target > tg || (a->target == tg && strcmp(a->registry, e->registry) >= 0))
+                        break;
+                (*cursor)++;
+        }
+        k = *cursor;
+        if (k >= prev->n_actions)
+                return SIZE_MAX;
+        a = &prev->actions[k];
+        if (a->target != tg || !streq(a->registry, e->registry) || !streq(a->file, CA_FILE) || !action_done(a))
+                return SIZE_MAX;
+        if (o->n_changed > 0 &&
+            bsearch(&e->registry, o->changed, o->n_changed, sizeof *o->changed, str_compare))
+                return SIZE_MAX;
+        me = manifest_find(m, tg->name, e->registry);
+        if (!me || !streq(me->sha256, e->fingerprint))
+                return SIZE_MAX;
+        if (tg->bit == TARGET_CONTAINERD) {
+                h = k + 1 < prev->n_actions ? &prev->actions[k + 1] : NULL;
+                bool has_hosts = h && h->target == tg && streq(h->file, HOSTS_FILE) && streq(h->registry, e->registry);
+                if (has_hosts != o->containerd_hosts_toml || (has_hosts && !action_done(h)))
+                        return SIZE_MAX;
+                if (has_hosts && !me->hosts_sha256[0])
+                        return SIZE_MAX;
+        }
+        return k;
+}
+
+/* Take the previous plan's actions at k over, unchanged. */
+static int plan_reuse(Plan *p, const Plan *prev, size_t k, const Target *tg, const TrustEntry *e) {
+        const PlanAction *a = &prev->actions[k];
+        int r;
+
+        r = plan_add(p, ACTION_UNCHANGED, tg, e->registry, e, NULL);
+        if (r < 0)
+                return r;
+        if (a->shadowed && !(p->actions[p->n_actions - 1].shadowed = strdup(a->shadowed)))
+                return -ENOMEM;
+        if (k + 1 < prev->n_actions && streq(prev->actions[k + 1].file, HOSTS_FILE) && prev->actions[k + 1].target == tg &&
+            streq(prev->actions[k + 1].registry, e->registry)) {
+                r = plan_add_file(p, ACTION_UNCHANGED, tg, HOSTS_FILE, e->registry, e, NULL);
+                if (r < 0)
+                        return r;
+        }
+        p->n_reused++;
+        return 0;
+}
+
 int plan_compute(int rootfd, const TrustSet *t, const Manifest *m, const PlanOptions *o, Plan **ret) {
         _cleanup_(plan_freep) Plan *p = NULL;
         int r;
@@ -298,6 +369,7 @@ int plan_compute(int rootfd, const TrustSet *t, const Manifest *m, const PlanOpt
         if (!p)
                 return -ENOMEM;
 
+        size_t cursor = 0;
         for (size_t ti = 0; ti < ELEMENTSOF(targets); ti++) {
                 const Target *tg = &targets[ti];
                 _cleanup_close_ int basefd = -1;
@@ -313,7 +385,13 @@ int plan_compute(int rootfd, const TrustSet *t, const Manifest *m, const PlanOpt
                         base_problem = strerror(-r);
 
                 for (size_t i = 0; i < t->n_entries; i++) {
-                        if (base_problem)
+                        size_t k = SIZE_MAX;
+
+                        if (!base_problem)
+                                k = reusable(o, &cursor, tg, &t->entries[i], m);
+                        if (k != SIZE_MAX)
+                                r = plan_reuse(p, o->previous, k, tg, &t->entries[i]);
+                        else if (base_problem)
                                 r = plan_add(p, ACTION_CONFLICT, tg, t->entries[i].registry, &t->entries[i], base_problem);
                         else {
                                 size_t first = p->n_actions;

@@ -22,6 +22,15 @@ typedef struct PlanOptions {
         /* Directories containerd searches before ours (config_path order),
          * as it sees them; a registry found there is not read from ours. */
         char *const *containerd_read_first;
+        /* The plan before this one (computed with the same options and
+         * applied), and the registries whose directories may have changed
+         * on disk since (sorted). A registry not among them, whose ca.crt
+         * the manifest records with the wanted fingerprint, and whose
+         * actions there all succeeded, takes those over as unchanged
+         * without reading the disk. NULL: check everything. */
+        const struct Plan *previous;
+        char *const *changed;
+        size_t n_changed;
 } PlanOptions;
 
 typedef enum ActionType {
@@ -53,6 +62,9 @@ typedef struct PlanAction {
 } PlanAction;
 
 typedef struct Plan {
+        /* How many (target, registry) actions were taken over from the
+         * previous plan, unread. */
+        size_t n_reused;
         PlanAction *actions;
         size_t n_actions, n_allocated;
 } Plan;

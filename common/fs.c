@@ -144,7 +144,9 @@ int read_fd(int fd, size_t max, char **ret, size_t *ret_size) {
                 ssize_t n;
 
                 if (size + 1 >= alloc) {
-                        size_t want = alloc ? alloc * 2 : (size_t) st.st_size + 4096;
+                        /* Room for the size stat() gave and one byte more:
+                         * a read that stops short there is at the end. */
+                        size_t want = alloc ? alloc * 2 : (size_t) st.st_size + 64;
                         char *p = realloc(buf, want);
                         if (!p)
                                 return -ENOMEM;
@@ -162,6 +164,10 @@ int read_fd(int fd, size_t max, char **ret, size_t *ret_size) {
                 size += (size_t) n;
                 if (size > max)
                         return -EFBIG;
+                /* A regular file read short exactly at its size is read
+                 * whole, without one more read() to see the end. */
+                if (st.st_size > 0 && size == (size_t) st.st_size && size + 1 < alloc)
+                        break;
         }
         buf[size] = 0;
         *ret = TAKE_PTR(buf);

@@ -110,15 +110,24 @@ static void log_emit(int level, const char *msg, char **fields, size_t n_fields)
         gmtime_r(&ts.tv_sec, &tm);
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
 
-        flockfile(stderr);
-        fprintf(stderr, "%s.%03ldZ %s %s: ", when, ts.tv_nsec / 1000000, level_names[level & 7], log_ident);
-        put_line_safe(stderr, msg);
+        /* Built whole, then one write(): stderr is unbuffered, and each
+         * piece would be a write of its own (one per character escaped). */
+        _cleanup_free_ char *line = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&line, &size);
+        bool whole = f != NULL;
+
+        if (!f)
+                f = stderr; /* out of memory: piece by piece, but said */
+        fprintf(f, "%s.%03ldZ %s %s: ", when, ts.tv_nsec / 1000000, level_names[level & 7], log_ident);
+        put_line_safe(f, msg);
         for (size_t i = 0; i < n_fields; i++) {
-                fputc(' ', stderr);
-                put_line_safe(stderr, fields[i]);
+                fputc(' ', f);
+                put_line_safe(f, fields[i]);
         }
-        fputc('\n', stderr);
-        funlockfile(stderr);
+        fputc('\n', f);
+        if (whole && fclose(f) == 0)
+                (void) fwrite(line, 1, size, stderr);
 }
 
 void log_full(int level, const char *msg, ...) {

@@ -15,6 +15,7 @@
 #include "cleanup.h"
 #include "manifest.h"
 #include "output-watch.h"
+#include "strv.h"
 #include "target.h"
 
 /* A --root with the docker target and registries under it; the watches
@@ -212,6 +213,56 @@ static void test_missing_directory_is_tried_again(void **state) {
         assert_int_equal(drain(), 1);
 }
 
+
+/* What the watches say changed: the registry whose directory had the
+ * event, the name an event in the target directory was about (and the
+ * HOST:PORT a HOST_PORT_ directory stands for), everything when the
+ * kernel ended a watch; and "complete" only when every watch is up. */
+static void take(char ***ret, size_t *n, bool *all) {
+        output_watches_take_changes(&watches, ret, n, all);
+}
+
+static void test_changes_name_registries(void **state) {
+        _cleanup_strv_free_ char **c1 = NULL, **c2 = NULL, **c3 = NULL, **c4 = NULL;
+        size_t n;
+        bool all;
+
+        (void) state;
+        add_registry("a.example.com:5000");
+        add_registry("b.example.com");
+        update();
+        assert_true(output_watches_complete(&watches));
+        take(&c1, &n, &all);
+        assert_false(all);
+        assert_int_equal(n, 0);
+
+        touch("etc/docker/certs.d/b.example.com/ca.crt");
+        touch("etc/docker/certs.d/b.example.com/other");
+        assert_int_equal(mkdir(path_of("etc/docker/certs.d/a.example.com_5000_"), 0755), 0);
+        (void) drain();
+        take(&c2, &n, &all);
+        assert_false(all);
+        assert_int_equal(n, 3);
+        assert_string_equal(c2[0], "a.example.com:5000");
+        assert_string_equal(c2[1], "a.example.com_5000_");
+        assert_string_equal(c2[2], "b.example.com");
+        assert_null(c2[3]);
+        /* Taken: nothing left. */
+        take(&c3, &n, &all);
+        assert_false(all);
+        assert_int_equal(n, 0);
+
+        sh("rm -rf '%s/etc/docker/certs.d/b.example.com'%s", root, "");
+        (void) drain();
+        assert_false(output_watches_complete(&watches));
+        take(&c4, &n, &all);
+        assert_true(all);
+        assert_null(c4);
+        update();
+        /* b's directory is gone, its watch wanted: incomplete until it is back. */
+        assert_false(output_watches_complete(&watches));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_event_before_an_update_is_not_lost, setup, teardown),
@@ -220,6 +271,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_deleted_directory_is_watched_again, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_moved_target_directory_and_refresh, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_missing_directory_is_tried_again, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_changes_name_registries, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

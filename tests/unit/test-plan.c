@@ -821,6 +821,70 @@ static void test_targets_parse(void **state) {
         assert_int_equal(targets_parse("", &mask, &bad), -EINVAL);
 }
 
+
+/* The next plan takes over what no output event touched: it does not read
+ * those files (drift there is not seen: the watches would have said), but
+ * reads every registry named changed, one whose wanted CA differs from
+ * what the manifest records, and one whose previous action failed. */
+static void test_previous_plan_taken_over(void **state) {
+        Fixture *f = *state;
+        const char *kv1[] = { "a.example.com", f->ca1, "b.example.com", f->ca1, "c.example.com", f->ca1, NULL };
+        const char *kv2[] = { "a.example.com", f->ca1, "b.example.com", f->ca1, "c.example.com", f->ca2, NULL };
+        _cleanup_(trust_set_freep) TrustSet *t1 = trust(kv1), *t2 = trust(kv2);
+        PlanOptions o = { .target_mask = TARGET_ALL, .containerd_hosts_toml = true };
+        _cleanup_(plan_freep) Plan *p1 = plan_with(f, t1, &o);
+
+        apply(f, p1);
+        assert_int_equal(p1->n_reused, 0);
+
+        /* Someone edits a's and b's files; only b's directory is said to have changed. */
+        put(f, "etc/docker/certs.d/a.example.com/ca.crt", "tampered\n");
+        put(f, "etc/docker/certs.d/b.example.com/ca.crt", "tampered\n");
+        char *changed[] = { (char *) "b.example.com", NULL };
+        o.previous = p1;
+        o.changed = changed;
+        o.n_changed = 1;
+        _cleanup_(plan_freep) Plan *p2 = plan_with(f, t2, &o);
+        /* a: taken over in all three targets, hosts.toml too; b: read, and
+         * docker's drift found; c: its CA changed, so read and updated. */
+        assert_int_equal(p2->n_reused, 3);
+        assert_int_equal(find(p2, "docker", "a.example.com")->type, ACTION_UNCHANGED);
+        assert_int_equal(find(p2, "containerd", "a.example.com")->type, ACTION_UNCHANGED);
+        assert_int_equal(find_hosts(p2, "a.example.com")->type, ACTION_UNCHANGED);
+        assert_int_equal(find(p2, "docker", "b.example.com")->type, ACTION_UPDATE);
+        assert_int_equal(find(p2, "containers", "b.example.com")->type, ACTION_UNCHANGED);
+        assert_int_equal(find(p2, "docker", "c.example.com")->type, ACTION_UPDATE);
+        assert_int_equal(find(p2, "containerd", "c.example.com")->type, ACTION_UPDATE);
+        assert_int_equal(find_hosts(p2, "c.example.com")->type, ACTION_UNCHANGED);
+        assert_int_equal(p2->n_actions, 3 * 3 + 3);
+
+        /* A failed action is never taken over. */
+        apply(f, p2);
+        for (size_t i = 0; i < p2->n_actions; i++)
+                if (streq(p2->actions[i].registry, "a.example.com") && streq(p2->actions[i].target->name, "containers"))
+                        p2->actions[i].error = -ENOSPC;
+        o.previous = p2;
+        o.changed = NULL;
+        o.n_changed = 0;
+        _cleanup_(plan_freep) Plan *p3 = plan_with(f, t2, &o);
+        assert_int_equal(p3->n_reused, 8);
+        assert_int_equal(find(p3, "containers", "a.example.com")->type, ACTION_UNCHANGED);
+        assert_int_equal(find(p3, "docker", "a.example.com")->type, ACTION_UNCHANGED); /* the edit is not seen */
+
+        /* Without a previous plan everything is read again. */
+        o.previous = NULL;
+        _cleanup_(plan_freep) Plan *p4 = plan_with(f, t2, &o);
+        assert_int_equal(p4->n_reused, 0);
+        assert_int_equal(find(p4, "docker", "a.example.com")->type, ACTION_UPDATE);
+        assert_int_equal(find(p4, "docker", "b.example.com")->type, ACTION_UNCHANGED); /* repaired by p2 */
+
+        /* hosts.toml turned off: the containerd actions are not taken over. */
+        o = (PlanOptions){ .target_mask = TARGET_ALL, .previous = p3 };
+        _cleanup_(plan_freep) Plan *p5 = plan_with(f, t2, &o);
+        assert_int_equal(find_hosts(p5, "a.example.com")->type, ACTION_REMOVE);
+        assert_int_equal(find(p5, "containerd", "a.example.com")->type, ACTION_UNCHANGED);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_create_then_noop, setup, teardown),
@@ -840,6 +904,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_hosts_toml_never, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_config_path_order_shadows, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hosts_toml_not_in_foreign_dir, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_previous_plan_taken_over, setup, teardown),
                 cmocka_unit_test(test_hosts_check),
                 cmocka_unit_test(test_hosts_render),
                 cmocka_unit_test(test_targets_parse),
