@@ -147,6 +147,7 @@ int manifest_put(Manifest *m, const char *target, const char *registry, const ch
                 e = &n[m->n_entries];
                 *e = (ManifestEntry){ .target = TAKE_PTR(t), .registry = TAKE_PTR(reg) };
                 m->index[index_slot(m, target, registry)] = ++m->n_entries;
+                m->keys_changed++;
         }
         snprintf(e->sha256, sizeof e->sha256, "%s", sha256 ? sha256 : "");
         e->dir_created = dir_created;
@@ -164,6 +165,7 @@ void manifest_remove(Manifest *m, const char *target, const char *registry) {
                 return;
         i = m->index[slot] - 1;
         index_delete(m, slot);
+        m->keys_changed++;
         free(m->entries[i].target);
         free(m->entries[i].registry);
         last = --m->n_entries;
@@ -352,24 +354,40 @@ static int entry_ptr_cmp(const void *a, const void *b) {
         return c ? c : strcmp(x->registry, y->registry);
 }
 
-int manifest_save(int rootfd, const char *state_dir, const Manifest *m) {
-        json_auto_t *j = NULL;
-        json_auto_t *entries = NULL;
+/* A JSON string: the names passed registry_from_key() and are plain
+ * ASCII, but the escaping does not depend on that. */
+static void put_json_string(FILE *f, const char *s) {
+        fputc('"', f);
+        for (; *s; s++) {
+                unsigned char c = (unsigned char) *s;
+                const char *short_form = c == '\b' ? "\\b" : c == '\f' ? "\\f" : c == '\n' ? "\\n" :
+                                         c == '\r' ? "\\r" : c == '\t' ? "\\t" : NULL;
+                if (c == '"' || c == '\\')
+                        fprintf(f, "\\%c", c);
+                else if (short_form)
+                        fputs(short_form, f);
+                else if (c < 0x20)
+                        fprintf(f, "\\u%04X", c);
+                else
+                        fputc(c, f);
+        }
+        fputc('"', f);
+}
+
+/* The manifest as text: what jansson writes for it with JSON_INDENT(1) |
+ * JSON_SORT_KEYS, byte for byte (unit test_render_is_jansson_text), built
+ * directly. Building a tree of 12,000 objects and dumping it took a third
+ * of a one-key change's CPU at 1,000 registries. */
+int manifest_render(const Manifest *m, char **ret, size_t *ret_size) {
         _cleanup_free_ const ManifestEntry **order = NULL;
-        _cleanup_close_ int dfd = -1;
-        int r;
+        _cleanup_free_ char *text = NULL;
+        size_t size = 0;
+        FILE *f;
 
-        assert(rootfd >= 0);
-        assert(state_dir);
         assert(m);
+        assert(ret);
+        assert(ret_size);
 
-        j = json_object();
-        entries = json_array();
-        if (!j || !entries)
-                return -ENOMEM;
-        /* j takes a reference of its own; ours goes at the end of the scope. */
-        if (json_object_set_new(j, "version", json_integer(1)) < 0 || json_object_set(j, "entries", entries) < 0)
-                return -ENOMEM;
         /* Sorted, so that the same set of entries is the same text. */
         order = calloc(m->n_entries ? m->n_entries : 1, sizeof *order);
         if (!order)
@@ -377,23 +395,59 @@ int manifest_save(int rootfd, const char *state_dir, const Manifest *m) {
         for (size_t i = 0; i < m->n_entries; i++)
                 order[i] = &m->entries[i];
         qsort(order, m->n_entries, sizeof *order, entry_ptr_cmp);
+
+        f = open_memstream(&text, &size);
+        if (!f)
+                return -ENOMEM;
+        fputs(m->n_entries ? "{\n \"entries\": [\n" : "{\n \"entries\": []", f);
         for (size_t i = 0; i < m->n_entries; i++) {
                 const ManifestEntry *e = order[i];
-                json_auto_t *o = json_pack("{s:s, s:s, s:s, s:b}", "target", e->target, "registry", e->registry,
-                                           "sha256", e->sha256, "dir_created", e->dir_created);
-                /* Out of memory fails the save: a manifest written without
-                 * an entry would disown that directory for good. */
-                if (!o)
-                        return -ENOMEM;
+
+                fprintf(f, "  {\n   \"dir_created\": %s,\n", e->dir_created ? "true" : "false");
                 /* Only where we wrote one: older manifests stay byte-identical. */
-                if (e->hosts_sha256[0] && json_object_set_new(o, "hosts_toml_sha256", json_string(e->hosts_sha256)) < 0)
-                        return -ENOMEM;
-                if (json_array_append_new(entries, TAKE_PTR(o)) < 0)
-                        return -ENOMEM;
+                if (e->hosts_sha256[0]) {
+                        fputs("   \"hosts_toml_sha256\": ", f);
+                        put_json_string(f, e->hosts_sha256);
+                        fputs(",\n", f);
+                }
+                fputs("   \"registry\": ", f);
+                put_json_string(f, e->registry);
+                fputs(",\n   \"sha256\": ", f);
+                put_json_string(f, e->sha256);
+                fputs(",\n   \"target\": ", f);
+                put_json_string(f, e->target);
+                fputs(i + 1 < m->n_entries ? "\n  },\n" : "\n  }\n ]", f);
         }
+        fputs(",\n \"version\": 1\n}", f);
+        /* Out of memory fails the save: a manifest written without an
+         * entry would disown that directory for good. */
+        if (ferror(f)) {
+                fclose(f);
+                return -ENOMEM;
+        }
+        if (fclose(f) != 0 || !text)
+                return -ENOMEM;
+        *ret = TAKE_PTR(text);
+        *ret_size = size;
+        return 0;
+}
+
+int manifest_save(int rootfd, const char *state_dir, const Manifest *m) {
+        _cleanup_free_ char *text = NULL;
+        _cleanup_close_ int dfd = -1;
+        size_t size;
+        int r;
+
+        assert(rootfd >= 0);
+        assert(state_dir);
+        assert(m);
+
+        r = manifest_render(m, &text, &size);
+        if (r < 0)
+                return r;
         /* Only the state directory itself is private, not var/lib. */
         r = open_private_dir_beneath(rootfd, state_dir, &dfd);
         if (r < 0)
                 return r;
-        return write_json_atomic_at(dfd, MANIFEST_FILE, j, JSON_INDENT(1) | JSON_SORT_KEYS, 0600);
+        return write_file_atomic_at(dfd, MANIFEST_FILE, text, size, 0600, (uid_t) -1, (gid_t) -1);
 }

@@ -9,6 +9,7 @@
  */
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 #define MANIFEST_FILE "manifest.json"
@@ -25,6 +26,7 @@ typedef struct Manifest {
         ManifestEntry *entries; /* each (target, registry) once, in no order; saved sorted */
         size_t n_entries, n_allocated;
         size_t *index; /* manifest.c's hash index into entries */
+        uint64_t keys_changed; /* counts entries added and removed */
         size_t n_index;
 } Manifest;
 
@@ -48,6 +50,9 @@ static inline void manifest_freep(Manifest **m) {
 int manifest_load(int rootfd, const char *state_dir, Manifest **ret);
 /* Save atomically, creating state_dir (0700) if needed; -ENOMEM rather
  * than a manifest missing an entry. */
+/* The manifest's text, as manifest_save() writes it. */
+int manifest_render(const Manifest *m, char **ret, size_t *ret_size);
+
 int manifest_save(int rootfd, const char *state_dir, const Manifest *m);
 
 ManifestEntry *manifest_find(const Manifest *m, const char *target, const char *registry);

@@ -262,6 +262,10 @@ static int desired_keys(const OutputWatchSet *set, const Manifest *manifest, cha
         return 0;
 }
 
+static int watch_rel_compare(const void *a, const void *b) {
+        return strcmp(((const OutputWatch *) a)->rel, ((const OutputWatch *) b)->rel);
+}
+
 static int str_compare_qsort(const void *a, const void *b) {
         return strcmp(*(char *const *) a, *(char *const *) b);
 }
@@ -282,6 +286,26 @@ static char *key_to_rel(const WatchKey *k) {
         if (!k->registry)
                 return strdup(k->dir);
         return asprintf(&rel, "%s/%s", k->dir, k->registry) < 0 ? NULL : rel;
+}
+
+/* Only directories the agent wrote into to check, none of the set changed:
+ * each is found by its path, and watched again. false when that is not
+ * enough (a path not watched, or now another directory): then the whole
+ * update runs, with the refresh list still there. */
+static bool refresh_only(OutputWatches *w, const char *root) {
+        for (size_t i = 0; i < w->n_refresh; i++) {
+                OutputWatch key = { .rel = w->refresh[i] }, *f;
+                int wd;
+
+                f = w->n > 0 ? bsearch(&key, w->watches, w->n, sizeof *w->watches, watch_rel_compare) : NULL;
+                if (!f || f->wd < 0)
+                        return false;
+                wd = watch_add(w, root, f->rel);
+                if (wd != f->wd)
+                        return false;
+        }
+        refresh_clear(w);
+        return true;
 }
 
 int output_watches_update(OutputWatches *w, const OutputWatchSet *set, const Manifest *manifest) {
@@ -311,6 +335,11 @@ int output_watches_update(OutputWatches *w, const OutputWatchSet *set, const Man
         }
         w->handler = set->handler;
         w->userdata = set->userdata;
+        /* The common case, one file rewritten: no change to the set. */
+        if (w->manifest == manifest && w->manifest_keys == manifest->keys_changed &&
+            w->target_mask == set->target_mask && !w->overflow && w->n_ended == 0 && w->n_unwatched == 0 &&
+            refresh_only(w, set->root))
+                return 0;
         r = desired_keys(set, manifest, &cdir, &want, &n_want);
         if (r < 0)
                 return r;
@@ -397,6 +426,9 @@ int output_watches_update(OutputWatches *w, const OutputWatchSet *set, const Man
         w->n_ended = 0;
         refresh_clear(w);
         w->overflow = incomplete;
+        w->manifest = manifest;
+        w->manifest_keys = manifest->keys_changed;
+        w->target_mask = set->target_mask;
         return 0;
 }
 
