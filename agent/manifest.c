@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -357,8 +358,12 @@ static int entry_ptr_cmp(const void *a, const void *b) {
 /* A JSON string: the names passed registry_from_key() and are plain
  * ASCII, but the escaping does not depend on that. */
 static void put_json_string(FILE *f, const char *s) {
+        size_t plain = strcspn(s, "\"\\\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f"
+                                  "\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f");
+
         fputc('"', f);
-        for (; *s; s++) {
+        fwrite(s, 1, plain, f); /* all of it, nearly always */
+        for (s += plain; *s; s++) {
                 unsigned char c = (unsigned char) *s;
                 const char *short_form = c == '\b' ? "\\b" : c == '\f' ? "\\f" : c == '\n' ? "\\n" :
                                          c == '\r' ? "\\r" : c == '\t' ? "\\t" : NULL;
@@ -399,6 +404,7 @@ int manifest_render(const Manifest *m, char **ret, size_t *ret_size) {
         f = open_memstream(&text, &size);
         if (!f)
                 return -ENOMEM;
+        (void) __fsetlocking(f, FSETLOCKING_BYCALLER); /* ours alone */
         fputs(m->n_entries ? "{\n \"entries\": [\n" : "{\n \"entries\": []", f);
         for (size_t i = 0; i < m->n_entries; i++) {
                 const ManifestEntry *e = order[i];

@@ -114,13 +114,14 @@ static const char *read_error_reason(int dfd, const char *name, int r) {
  * opens O_NONBLOCK, so no value can block the loop. Symlinks are followed
  * (the kubelet's keys are symlinks into "..data"); what they point to is
  * judged as the value. */
-static int read_value(Snapshot *snap, int dfd, const char *name) {
+static int read_value(Snapshot *snap, int dfd, const char *name, bool regular) {
         _cleanup_free_ char *data = NULL;
         const char *why;
         size_t size;
         int r;
 
-        r = read_file_at(dfd, name, true, VALUE_MAX, &data, &size);
+        r = regular ? read_file_at_regular(dfd, name, VALUE_MAX, &data, &size)
+                    : read_file_at(dfd, name, true, VALUE_MAX, &data, &size);
         if (r == -ENOMEM)
                 return r;
         if (r < 0) {
@@ -130,19 +131,25 @@ static int read_value(Snapshot *snap, int dfd, const char *name) {
         return snapshot_add_entry(snap, name, data, size);
 }
 
+/* A name readdir() listed, and whether it said a regular file. */
+typedef struct DirName {
+        char *name;
+        bool regular;
+} DirName;
+
 static int name_cmp(const void *a, const void *b) {
-        return strcmp(*(char *const *) a, *(char *const *) b);
+        return strcmp(((const DirName *) a)->name, ((const DirName *) b)->name);
 }
 
-static void names_free(char **names, size_t n) {
+static void names_free(DirName *names, size_t n) {
         for (size_t i = 0; i < n; i++)
-                free(names[i]);
+                free(names[i].name);
         free(names);
 }
 
 int source_dir_read_trust(const char *path, Snapshot *snap) {
         _cleanup_close_ int fd = -1;
-        char **names = NULL;
+        DirName *names = NULL;
         size_t n = 0, allocated = 0;
         struct dirent *de;
         DIR *dir;
@@ -172,8 +179,8 @@ int source_dir_read_trust(const char *path, Snapshot *snap) {
                         r = -ENOMEM;
                         break;
                 }
-                names[n] = strdup(de->d_name);
-                if (!names[n]) {
+                names[n] = (DirName){ strdup(de->d_name), de->d_type == DT_REG };
+                if (!names[n].name) {
                         r = -ENOMEM;
                         break;
                 }
@@ -182,8 +189,8 @@ int source_dir_read_trust(const char *path, Snapshot *snap) {
         if (r >= 0 && n > 1)
                 qsort(names, n, sizeof *names, name_cmp);
         for (size_t i = 0; r >= 0 && i < n; i++)
-                r = i < SNAPSHOT_ENTRIES_MAX ? read_value(snap, dirfd(dir), names[i])
-                                             : snapshot_add_refused(snap, names[i], "beyond the key limit");
+                r = i < SNAPSHOT_ENTRIES_MAX ? read_value(snap, dirfd(dir), names[i].name, names[i].regular)
+                                             : snapshot_add_refused(snap, names[i].name, "beyond the key limit");
         names_free(names, n);
         /* The reason beyond the limit names it and the map's size. */
         if (r >= 0)

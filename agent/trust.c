@@ -245,7 +245,11 @@ static int add_entry(Build *b, const SnapshotEntry *e, char **registry, time_t n
         }
         n->registry = TAKE_PTR(*registry);
         memcpy(n->value_hash, value_hash, sizeof value_hash);
-        sha256_hex(bundle->pem, bundle->pem_size, n->fingerprint);
+        /* A lent bundle comes with its fingerprint: the same bytes. */
+        if (lent != SIZE_MAX)
+                memcpy(n->fingerprint, b->reuse->entries[lent].fingerprint, sizeof n->fingerprint);
+        else
+                sha256_hex(bundle->pem, bundle->pem_size, n->fingerprint);
         for (size_t c = 0; c < bundle->n_certs; c++) {
                 if (bundle->certs[c].not_after < now)
                         n->expired = true;

@@ -125,6 +125,21 @@ int read_file_at(int dirfd, const char *name, bool follow, size_t max, char **re
         return read_fd(fd, max, ret, ret_size);
 }
 
+int read_file_at_regular(int dirfd, const char *name, size_t max, char **ret, size_t *ret_size) {
+        int fd;
+
+        assert(dirfd >= 0 || dirfd == AT_FDCWD);
+        assert(name);
+        assert(ret);
+
+        fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+        if (fd < 0)
+                /* Since replaced, by a link or anything else: look first. */
+                return errno == ELOOP ? read_file_at(dirfd, name, true, max, ret, ret_size) : -errno;
+        _cleanup_close_ int owned = fd;
+        return read_fd(owned, max, ret, ret_size);
+}
+
 int read_fd(int fd, size_t max, char **ret, size_t *ret_size) {
         _cleanup_free_ char *buf = NULL;
         size_t size = 0, alloc = 0;

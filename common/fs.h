@@ -24,6 +24,13 @@ int open_private_dir_beneath(int dirfd, const char *relpath, int *ret_fd);
 
 /* Read the regular file name in dirfd (no symlink follow unless follow is
  * true) into a NUL-terminated buffer of at most max bytes (-EFBIG beyond). */
+/* read_file_at() of a name readdir() just listed as a regular file
+ * (DT_REG): that listing was the look before opening, one fstatat() less
+ * per file. It races a swap exactly as the fstatat() would, and read_fd()
+ * still refuses anything opened that is not a regular file; a name that
+ * became a symlink is read as read_file_at(..., follow) reads it. */
+int read_file_at_regular(int dirfd, const char *name, size_t max, char **ret, size_t *ret_size);
+
 int read_file_at(int dirfd, const char *name, bool follow, size_t max, char **ret, size_t *ret_size);
 
 /* Read the regular file open at fd, as read_file_at() does. */
