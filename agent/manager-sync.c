@@ -145,7 +145,7 @@ static bool strv_equal(char *const *a, char *const *b) {
  * (full_check), no plan yet, other options, or a watch missing, ended or
  * overflowed, so that the events do not say all that changed. What the
  * watches saw is taken either way: from now on is the next plan's. */
-static const Plan *manager_previous_plan(Manager *m, char *const *read_first, char ***ret_changed, size_t *ret_n) {
+static const PlanMemo *manager_previous_plan(Manager *m, char *const *read_first, char ***ret_changed, size_t *ret_n) {
         bool all, complete = output_watches_complete(&m->output_watches);
 
         output_watches_take_changes(&m->output_watches, ret_changed, ret_n, &all);
@@ -154,23 +154,22 @@ static const Plan *manager_previous_plan(Manager *m, char *const *read_first, ch
         return m->last_plan;
 }
 
-/* Keep p for the next plan to take over from. What it borrowed from the
- * trust set (entry) goes: the trust set is replaced after this sync. */
-static void manager_keep_plan(Manager *m, Plan **p, char *const *read_first) {
+/* Keep what p concluded for the next plan to take over from; p is spent. */
+static void manager_keep_plan(Manager *m, Plan *p, char *const *read_first) {
+        PlanMemo *memo = NULL;
         char **copy = NULL;
 
+        m->last_plan = plan_memo_free(m->last_plan);
         for (char *const *d = read_first; d && *d; d++)
                 if (strv_extend(&copy, *d) < 0) {
                         strv_free(copy);
-                        m->last_plan = plan_free(m->last_plan);
                         return;
                 }
-        for (size_t i = 0; i < (*p)->n_actions; i++) {
-                (*p)->actions[i].entry = NULL;
-                (*p)->actions[i].content = mfree((*p)->actions[i].content);
+        if (plan_memo_new(p, &memo) < 0) {
+                strv_free(copy);
+                return;
         }
-        plan_free(m->last_plan);
-        m->last_plan = TAKE_PTR(*p);
+        m->last_plan = memo;
         strv_free(m->last_read_first);
         m->last_read_first = copy;
         m->full_check = false;
@@ -249,7 +248,7 @@ static int manager_apply_trust(Manager *m, const TrustSet *t, bool content_chang
                 *ret_error = NULL; /* the caller says it without the names */
         log_debug("Planned %zu actions, %zu registries taken over unread", p->n_actions, p->n_reused);
         if (!m->config->dry_run && !m->config->once)
-                manager_keep_plan(m, &p, read_first);
+                manager_keep_plan(m, p, read_first);
         return failed > 0 ? -EIO : 0;
 }
 

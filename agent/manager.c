@@ -353,7 +353,7 @@ Manager *manager_free(Manager *m) {
         source_free(m->source);
         manifest_free(m->manifest);
         trust_set_free(m->trust);
-        plan_free(m->last_plan);
+        plan_memo_free(m->last_plan);
         strv_free(m->last_read_first);
         state_done(&m->state);
         free(m->not_ready_reason);

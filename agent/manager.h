@@ -44,11 +44,12 @@ typedef struct Manager {
         TrustSet *trust;
         /* The source may have changed since the last full sync. */
         bool source_dirty;
-        /* The last plan applied, and the containerd read-first directories
-         * it was computed with: the next plan takes over what no output
-         * event touched since (plan.h). full_check: read everything on
-         * disk at the next plan (resync, SIGHUP, retry after a failure). */
-        Plan *last_plan;
+        /* What the last plan applied concluded, and the containerd
+         * read-first directories it was computed with: the next plan takes
+         * over what no output event touched since (plan.h). full_check:
+         * read everything on disk at the next plan (resync, SIGHUP, retry
+         * after a failure). */
+        PlanMemo *last_plan;
         char **last_read_first;
         bool full_check;
 

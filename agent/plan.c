@@ -292,61 +292,101 @@ static int str_compare(const void *a, const void *b) {
         return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
-/* The previous plan's ca.crt action for (tg, e), when it and its hosts.toml
- * action can stand for this plan's without reading the disk; SIZE_MAX when
- * not. The previous plan's actions for one target come in the trust set's
- * (registry) order, so one cursor per plan walks them. */
-static size_t reusable(const PlanOptions *o, size_t *cursor, const Target *tg, const TrustEntry *e,
-                       const Manifest *m) {
-        const Plan *prev = o->previous;
-        const PlanAction *a, *h;
+static bool is_hosts_of(const PlanAction *h, const PlanAction *a) {
+        return h->target == a->target && streq(h->file, HOSTS_FILE) && streq(h->registry, a->registry);
+}
+
+int plan_memo_new(Plan *p, PlanMemo **ret) {
+        _cleanup_free_ PlanMemoEntry *v = NULL;
+        PlanMemo *m;
+        size_t n = 0;
+
+        assert(p);
+        assert(ret);
+
+        v = calloc(p->n_actions + 1, sizeof *v);
+        m = calloc(1, sizeof *m);
+        if (!v || !m) {
+                free(m);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < p->n_actions; i++) {
+                PlanAction *a = &p->actions[i], *h = i + 1 < p->n_actions ? &p->actions[i + 1] : NULL;
+
+                /* The wanted ones: a ca.crt action with its entry. */
+                if (!a->entry || !streq(a->file, CA_FILE))
+                        continue;
+                bool has_hosts = h && is_hosts_of(h, a);
+                v[n++] = (PlanMemoEntry){
+                        .target = a->target,
+                        .registry = TAKE_PTR(a->registry),
+                        .shadowed = TAKE_PTR(a->shadowed),
+                        .done = action_done(a) && (!has_hosts || action_done(h)),
+                        .has_hosts = has_hosts,
+                };
+        }
+        m->entries = realloc(v, (n + 1) * sizeof *v) ?: v; /* no slack kept */
+        v = NULL;
+        m->n = n;
+        *ret = m;
+        return 0;
+}
+
+PlanMemo *plan_memo_free(PlanMemo *m) {
+        if (!m)
+                return NULL;
+        for (size_t i = 0; i < m->n; i++) {
+                free(m->entries[i].registry);
+                free(m->entries[i].shadowed);
+        }
+        free(m->entries);
+        free(m);
+        return NULL;
+}
+
+/* The previous plan's conclusion for (tg, e), when it can stand for this
+ * plan's without reading the disk; NULL when not. The memo is in the
+ * order this plan goes (target, then registry), so one cursor walks it. */
+static const PlanMemoEntry *reusable(const PlanOptions *o, size_t *cursor, const Target *tg, const TrustEntry *e,
+                                     const Manifest *m) {
+        const PlanMemo *prev = o->previous;
+        const PlanMemoEntry *x;
         const ManifestEntry *me;
-        size_t k;
 
         if (!prev)
-                return SIZE_MAX;
-        /* Past what sorts before (tg, registry); prunes, at the end, never match. */
-        while (*cursor < prev->n_actions) {
-                a = &prev->actions[*cursor];
-                if (a->target > tg || (a->target == tg && strcmp(a->registry, e->registry) >= 0))
+                return NULL;
+        while (*cursor < prev->n) {
+                x = &prev->entries[*cursor];
+                if (x->target > tg || (x->target == tg && strcmp(x->registry, e->registry) >= 0))
                         break;
                 (*cursor)++;
         }
-        k = *cursor;
-        if (k >= prev->n_actions)
-                return SIZE_MAX;
-        a = &prev->actions[k];
-        if (a->target != tg || !streq(a->registry, e->registry) || !streq(a->file, CA_FILE) || !action_done(a))
-                return SIZE_MAX;
-        if (o->n_changed > 0 &&
-            bsearch(&e->registry, o->changed, o->n_changed, sizeof *o->changed, str_compare))
-                return SIZE_MAX;
+        if (*cursor >= prev->n)
+                return NULL;
+        x = &prev->entries[*cursor];
+        if (x->target != tg || !streq(x->registry, e->registry) || !x->done)
+                return NULL;
+        if (o->n_changed > 0 && bsearch(&e->registry, o->changed, o->n_changed, sizeof *o->changed, str_compare))
+                return NULL;
         me = manifest_find(m, tg->name, e->registry);
         if (!me || !streq(me->sha256, e->fingerprint))
-                return SIZE_MAX;
-        if (tg->bit == TARGET_CONTAINERD) {
-                h = k + 1 < prev->n_actions ? &prev->actions[k + 1] : NULL;
-                bool has_hosts = h && h->target == tg && streq(h->file, HOSTS_FILE) && streq(h->registry, e->registry);
-                if (has_hosts != o->containerd_hosts_toml || (has_hosts && !action_done(h)))
-                        return SIZE_MAX;
-                if (has_hosts && !me->hosts_sha256[0])
-                        return SIZE_MAX;
-        }
-        return k;
+                return NULL;
+        if (tg->bit == TARGET_CONTAINERD &&
+            (x->has_hosts != o->containerd_hosts_toml || (x->has_hosts && !me->hosts_sha256[0])))
+                return NULL;
+        return x;
 }
 
-/* Take the previous plan's actions at k over, unchanged. */
-static int plan_reuse(Plan *p, const Plan *prev, size_t k, const Target *tg, const TrustEntry *e) {
-        const PlanAction *a = &prev->actions[k];
+/* Take the previous plan's conclusion x over, unchanged. */
+static int plan_reuse(Plan *p, const PlanMemoEntry *x, const Target *tg, const TrustEntry *e) {
         int r;
 
         r = plan_add(p, ACTION_UNCHANGED, tg, e->registry, e, NULL);
         if (r < 0)
                 return r;
-        if (a->shadowed && !(p->actions[p->n_actions - 1].shadowed = strdup(a->shadowed)))
+        if (x->shadowed && !(p->actions[p->n_actions - 1].shadowed = strdup(x->shadowed)))
                 return -ENOMEM;
-        if (k + 1 < prev->n_actions && streq(prev->actions[k + 1].file, HOSTS_FILE) && prev->actions[k + 1].target == tg &&
-            streq(prev->actions[k + 1].registry, e->registry)) {
+        if (x->has_hosts) {
                 r = plan_add_file(p, ACTION_UNCHANGED, tg, HOSTS_FILE, e->registry, e, NULL);
                 if (r < 0)
                         return r;
@@ -385,12 +425,12 @@ int plan_compute(int rootfd, const TrustSet *t, const Manifest *m, const PlanOpt
                         base_problem = strerror(-r);
 
                 for (size_t i = 0; i < t->n_entries; i++) {
-                        size_t k = SIZE_MAX;
+                        const PlanMemoEntry *x = NULL;
 
                         if (!base_problem)
-                                k = reusable(o, &cursor, tg, &t->entries[i], m);
-                        if (k != SIZE_MAX)
-                                r = plan_reuse(p, o->previous, k, tg, &t->entries[i]);
+                                x = reusable(o, &cursor, tg, &t->entries[i], m);
+                        if (x)
+                                r = plan_reuse(p, x, tg, &t->entries[i]);
                         else if (base_problem)
                                 r = plan_add(p, ACTION_CONFLICT, tg, t->entries[i].registry, &t->entries[i], base_problem);
                         else {

@@ -22,13 +22,13 @@ typedef struct PlanOptions {
         /* Directories containerd searches before ours (config_path order),
          * as it sees them; a registry found there is not read from ours. */
         char *const *containerd_read_first;
-        /* The plan before this one (computed with the same options and
-         * applied), and the registries whose directories may have changed
-         * on disk since (sorted). A registry not among them, whose ca.crt
-         * the manifest records with the wanted fingerprint, and whose
-         * actions there all succeeded, takes those over as unchanged
-         * without reading the disk. NULL: check everything. */
-        const struct Plan *previous;
+        /* What the plan before this one concluded (computed with the same
+         * options and applied), and the registries whose directories may
+         * have changed on disk since (sorted). A registry not among them,
+         * whose ca.crt the manifest records with the wanted fingerprint,
+         * and whose actions there all succeeded, takes those over as
+         * unchanged without reading the disk. NULL: check everything. */
+        const struct PlanMemo *previous;
         char *const *changed;
         size_t n_changed;
 } PlanOptions;
@@ -68,6 +68,27 @@ typedef struct Plan {
         PlanAction *actions;
         size_t n_actions, n_allocated;
 } Plan;
+
+/* What a plan concluded for each wanted (target, registry), in its order,
+ * kept for the next plan to take over (PlanOptions.previous): a tenth of
+ * the plan's size. */
+typedef struct PlanMemoEntry {
+        const Target *target;
+        char *registry;
+        char *shadowed;  /* the ca.crt action's */
+        bool done;       /* each of its actions succeeded: written, or found current */
+        bool has_hosts;  /* with a hosts.toml action (containerd) */
+} PlanMemoEntry;
+
+typedef struct PlanMemo {
+        PlanMemoEntry *entries;
+        size_t n;
+} PlanMemo;
+
+/* The memo of an applied plan; the strings it keeps move out of p, which
+ * is then only good for plan_free(). */
+int plan_memo_new(Plan *p, PlanMemo **ret);
+PlanMemo *plan_memo_free(PlanMemo *m);
 
 const char *action_type_to_string(ActionType t);
 

@@ -841,7 +841,9 @@ static void test_previous_plan_taken_over(void **state) {
         put(f, "etc/docker/certs.d/a.example.com/ca.crt", "tampered\n");
         put(f, "etc/docker/certs.d/b.example.com/ca.crt", "tampered\n");
         char *changed[] = { (char *) "b.example.com", NULL };
-        o.previous = p1;
+        PlanMemo *m1 = NULL, *m2 = NULL;
+        assert_int_equal(plan_memo_new(p1, &m1), 0);
+        o.previous = m1;
         o.changed = changed;
         o.n_changed = 1;
         _cleanup_(plan_freep) Plan *p2 = plan_with(f, t2, &o);
@@ -863,7 +865,8 @@ static void test_previous_plan_taken_over(void **state) {
         for (size_t i = 0; i < p2->n_actions; i++)
                 if (streq(p2->actions[i].registry, "a.example.com") && streq(p2->actions[i].target->name, "containers"))
                         p2->actions[i].error = -ENOSPC;
-        o.previous = p2;
+        assert_int_equal(plan_memo_new(p2, &m2), 0);
+        o.previous = m2;
         o.changed = NULL;
         o.n_changed = 0;
         _cleanup_(plan_freep) Plan *p3 = plan_with(f, t2, &o);
@@ -879,10 +882,15 @@ static void test_previous_plan_taken_over(void **state) {
         assert_int_equal(find(p4, "docker", "b.example.com")->type, ACTION_UNCHANGED); /* repaired by p2 */
 
         /* hosts.toml turned off: the containerd actions are not taken over. */
-        o = (PlanOptions){ .target_mask = TARGET_ALL, .previous = p3 };
+        PlanMemo *m3 = NULL;
+        assert_int_equal(plan_memo_new(p3, &m3), 0);
+        o = (PlanOptions){ .target_mask = TARGET_ALL, .previous = m3 };
         _cleanup_(plan_freep) Plan *p5 = plan_with(f, t2, &o);
         assert_int_equal(find_hosts(p5, "a.example.com")->type, ACTION_REMOVE);
         assert_int_equal(find(p5, "containerd", "a.example.com")->type, ACTION_UNCHANGED);
+        plan_memo_free(m1);
+        plan_memo_free(m2);
+        plan_memo_free(m3);
 }
 
 int main(void) {
