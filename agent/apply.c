@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "apply-write.h"
 #include "apply.h"
 #include "cleanup.h"
 #include "containerd-hosts.h"
@@ -15,62 +16,8 @@
 #include "pullsecret-hash.h"
 #include "pullsecret-ledger.h"
 
-#define DIR_MODE 0755
-#define FILE_MODE 0644
-
 /* The files nodetrustd writes in a registry directory. */
 static const char *const owned_files[] = { CA_FILE, HOSTS_FILE, NULL };
-
-static int apply_write(int rootfd, PlanAction *a, Manifest *m) {
-        _cleanup_close_ int basefd = -1, dfd = -1;
-        const TrustEntry *e = a->entry;
-        int r;
-
-        r = open_dir_beneath(rootfd, a->target->dir, DIR_MODE, &basefd, NULL);
-        if (r < 0 && a->type == ACTION_CREATE)
-                goto not_created;
-        if (r < 0)
-                return r;
-
-        /* Names come checked from the trust set; one that is not a single
-         * plain component never reaches mkdirat or openat all the same. */
-        if (!filename_is_plain(a->registry)) {
-                r = -EINVAL;
-                goto not_created;
-        }
-        if (a->type == ACTION_CREATE && mkdirat(basefd, a->registry, DIR_MODE) < 0) {
-                r = -errno;
-                if (r != -EEXIST)
-                        goto not_created;
-                /* Someone else made it since the plan was computed: theirs. */
-                manifest_remove(m, a->target->name, a->registry);
-                a->type = ACTION_CONFLICT;
-                a->reason = strdup("directory was not created by nodetrustd; left untouched");
-                return 0;
-        }
-
-        dfd = open_child_dir(basefd, a->registry);
-        if (dfd < 0)
-                return dfd;
-        /* mkdirat honours the umask; the mode we promise does not. */
-        if (a->type == ACTION_CREATE && fchmod(dfd, DIR_MODE) < 0)
-                return -errno;
-
-        r = write_file_atomic_at(dfd, CA_FILE, e->bundle->pem, e->bundle->pem_size, FILE_MODE,
-                                 (uid_t) -1, (gid_t) -1);
-        if (r < 0)
-                return r;
-
-        ManifestEntry *me = manifest_find(m, a->target->name, a->registry);
-        return manifest_put(m, a->target->name, a->registry, e->fingerprint, me ? me->dir_created : true);
-
-not_created:
-        /* No directory, so nothing of ours is there: drop the intent (or
-         * the entry of one someone deleted). Kept, it would make a
-         * directory an admin creates there later look like ours. */
-        manifest_remove(m, a->target->name, a->registry);
-        return r;
-}
 
 /* Record every directory we are about to create, on disk, before creating
  * any: if we die between mkdir and the final save, the next run must still
@@ -102,56 +49,6 @@ undo:
                         manifest_remove(m, a->target->name, a->registry);
         }
         return r;
-}
-
-/* Open a's certs.d directory and its registry directory in it: 0, or 1
- * when either is gone or was replaced by a symlink or a file (so nothing of
- * ours is there), or negative errno. A name that is not one plain
- * component (from a tampered manifest) names nothing of ours either: it is
- * never walked, so no removal leaves the target directory. */
-static int open_registry_dir(int rootfd, const PlanAction *a, int *ret_basefd, int *ret_dfd) {
-        _cleanup_close_ int basefd = -1;
-        int r, dfd;
-
-        r = open_dir_beneath(rootfd, a->target->dir, 0, &basefd, NULL);
-        if (r == -ENOENT)
-                return 1;
-        if (r < 0)
-                return r;
-        dfd = open_child_dir(basefd, a->registry);
-        if (dfd < 0)
-                return dfd == -ENOENT || dfd == -ELOOP || dfd == -ENOTDIR || dfd == -EINVAL ? 1 : dfd;
-        *ret_basefd = TAKE_FD(basefd);
-        *ret_dfd = dfd;
-        return 0;
-}
-
-/* The hosts.toml beside a ca.crt just written (or found current): write
- * ours, recorded in the manifest entry that ca.crt's write made. */
-static int apply_write_hosts(int rootfd, PlanAction *a, Manifest *m) {
-        _cleanup_close_ int basefd = -1, dfd = -1;
-        ManifestEntry *me;
-        int r;
-
-        r = open_registry_dir(rootfd, a, &basefd, &dfd);
-        if (r != 0)
-                return r > 0 ? -ENOENT : r;
-        /* A new one never replaces a file someone made since the plan
-         * looked: that one is theirs, and the next sync judges it. */
-        r = write_file_atomic_full(dfd, HOSTS_FILE, a->content, a->content_size, FILE_MODE, (uid_t) -1, (gid_t) -1,
-                                   a->noreplace);
-        if (r == -EEXIST) {
-                a->type = ACTION_CONFLICT;
-                free(a->reason);
-                a->reason = strdup(HOSTS_FILE " appeared before nodetrustd wrote one; left untouched");
-                return 0;
-        }
-        if (r < 0)
-                return r;
-        me = manifest_find(m, a->target->name, a->registry);
-        if (me)
-                memcpy(me->hosts_sha256, a->content_sha, sizeof me->hosts_sha256);
-        return 0;
 }
 
 /* Remove our hosts.toml, and only ours: one that lost its first line since
@@ -276,7 +173,9 @@ static bool same_dir(const PlanAction *x, const PlanAction *y) {
 }
 
 int apply_plan(int rootfd, const char *state_dir, Plan *p, Manifest *m) {
+        _cleanup_(apply_batch_done) ApplyBatch batch = { .basefd = { -1, -1, -1 } };
         const PlanAction *ca = NULL;
+        ApplyBatch *b;
         int failed = 0, r;
 
         assert(rootfd >= 0);
@@ -293,6 +192,12 @@ int apply_plan(int rootfd, const char *state_dir, Plan *p, Manifest *m) {
         r = record_intents(rootfd, state_dir, p, m);
         if (r < 0)
                 return r;
+        /* Many files: each is only written here, and made durable with the
+         * rest after the loop (apply-write.h, docs/durability.md). */
+        r = apply_batch_init(&batch, p);
+        if (r < 0)
+                return r;
+        b = r > 0 ? &batch : NULL;
 
         for (size_t i = 0; i < p->n_actions; i++) {
                 PlanAction *a = &p->actions[i];
@@ -321,7 +226,7 @@ int apply_plan(int rootfd, const char *state_dir, Plan *p, Manifest *m) {
                 switch (a->type) {
                 case ACTION_CREATE:
                 case ACTION_UPDATE:
-                        r = hosts ? apply_write_hosts(rootfd, a, m) : apply_write(rootfd, a, m);
+                        r = hosts ? apply_write_hosts(rootfd, a, m, b) : apply_write(rootfd, a, m, b);
                         break;
                 case ACTION_REMOVE:
                         r = hosts ? apply_remove_hosts(rootfd, a, m) : apply_remove(rootfd, a, m);
@@ -339,6 +244,10 @@ int apply_plan(int rootfd, const char *state_dir, Plan *p, Manifest *m) {
                         failed++;
         }
 
+        if (b)
+                failed += apply_batch_commit(b, rootfd, p, m);
+
+        /* Last, once every file it records is durable. */
         r = manifest_save(rootfd, state_dir, m);
         if (r < 0)
                 return r;

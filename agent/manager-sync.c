@@ -5,6 +5,7 @@
  * manager.c owns the loop that calls these.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -419,5 +420,10 @@ int manager_sync(Manager *m) {
         sync_notify(&m->state, first);
         manager_verify(m);
         manager_publish(m, true);
+        /* A sync's snapshot, trust set and plan are freed by now, but glibc
+         * returns only the top of the heap: the holes they leave below live
+         * data stayed resident, and RssAnon grew with every resync. */
+        snap = snapshot_free(snap);
+        (void) malloc_trim(0);
         return r;
 }

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Atomic, durable writes (a temp file of our own naming, fsync, rename,
- * fsync of the directory) and the sweep of the temp files a killed write
- * left behind. Declared in fs.h with the rest of the file helpers.
+ * fsync of the directory), the same in parts for a caller that batches
+ * durability (every temp first, one syncfs per file system, every rename,
+ * one syncfs: docs/durability.md), and the sweep of the temp files a
+ * killed write left behind. Declared in fs.h with the rest of the file helpers.
  */
 #include <assert.h>
 #include <dirent.h>
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,6 +27,8 @@
 #define TEMP_PREFIX ".#"
 #define TEMP_NAME_MAX 200
 #define TEMP_RANDOM_LEN 16
+
+_Static_assert(ATOMIC_TEMP_SIZE == NAME_MAX + 1, "a temp name is one directory entry");
 
 static int write_all(int fd, const void *data, size_t size) {
         const char *p = data;
@@ -50,24 +55,33 @@ int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t s
         return write_file_atomic_full(dirfd, name, data, size, mode, uid, gid, false);
 }
 
-int write_file_atomic_full(int dirfd, const char *name, const void *data, size_t size, mode_t mode, uid_t uid,
-                           gid_t gid, bool noreplace) {
-        _cleanup_close_ int fd = -1;
-        char tmp[NAME_MAX + 1];
+uint64_t atomic_temp_random(void) {
         uint64_t rnd;
-        int r;
-
-        assert(dirfd >= 0 || dirfd == AT_FDCWD);
-        assert(name);
-        assert(data || size == 0);
 
         if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
                 rnd = (uint64_t) getpid() ^ (uint64_t) (uintptr_t) &rnd;
+        return rnd;
+}
+
+int atomic_temp_name(const char *name, uint64_t rnd, char ret[static ATOMIC_TEMP_SIZE]) {
+        assert(name);
+
         /* The temp name starts with '.' so readers globbing *.crt skip it;
          * is_atomic_temp_name() knows exactly this shape. */
-        if (snprintf(tmp, sizeof tmp, TEMP_PREFIX "%.*s.%016llx", TEMP_NAME_MAX, name, (unsigned long long) rnd) >=
-            (int) sizeof tmp)
+        if (snprintf(ret, ATOMIC_TEMP_SIZE, TEMP_PREFIX "%.*s.%016llx", TEMP_NAME_MAX, name,
+                     (unsigned long long) rnd) >= ATOMIC_TEMP_SIZE)
                 return -ENAMETOOLONG;
+        return 0;
+}
+
+int atomic_temp_write_at(int dirfd, const char *tmp, const void *data, size_t size, mode_t mode, uid_t uid,
+                         gid_t gid, bool sync) {
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        assert(dirfd >= 0 || dirfd == AT_FDCWD);
+        assert(tmp);
+        assert(data || size == 0);
 
         fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
@@ -78,17 +92,89 @@ int write_file_atomic_full(int dirfd, const char *name, const void *data, size_t
                 r = -errno;
         if (r >= 0 && fchmod(fd, mode) < 0)
                 r = -errno;
-        if (r >= 0 && fsync(fd) < 0)
+        if (r >= 0 && sync && fsync(fd) < 0)
                 r = -errno;
-        if (r >= 0 && renameat2(dirfd, tmp, dirfd, name, noreplace ? RENAME_NOREPLACE : 0) < 0)
-                r = -errno;
-        if (r < 0) {
+        if (r < 0)
+                (void) unlinkat(dirfd, tmp, 0);
+        return r;
+}
+
+int atomic_temp_commit_at(int dirfd, const char *tmp, const char *name, bool noreplace) {
+        assert(dirfd >= 0 || dirfd == AT_FDCWD);
+        assert(tmp);
+        assert(name);
+
+        if (renameat2(dirfd, tmp, dirfd, name, noreplace ? RENAME_NOREPLACE : 0) < 0) {
+                int r = -errno;
                 (void) unlinkat(dirfd, tmp, 0);
                 return r;
         }
+        return 0;
+}
+
+int write_file_atomic_full(int dirfd, const char *name, const void *data, size_t size, mode_t mode, uid_t uid,
+                           gid_t gid, bool noreplace) {
+        char tmp[ATOMIC_TEMP_SIZE];
+        int r;
+
+        assert(dirfd >= 0 || dirfd == AT_FDCWD);
+        assert(name);
+        assert(data || size == 0);
+
+        r = atomic_temp_name(name, atomic_temp_random(), tmp);
+        if (r < 0)
+                return r;
+        r = atomic_temp_write_at(dirfd, tmp, data, size, mode, uid, gid, true);
+        if (r < 0)
+                return r;
+        r = atomic_temp_commit_at(dirfd, tmp, name, noreplace);
+        if (r < 0)
+                return r;
         if (fsync(dirfd) < 0)
                 return -errno;
         return 0;
+}
+
+int sync_set_add(SyncSet *s, int fd) {
+        struct stat st;
+        int r;
+
+        assert(s);
+        assert(fd >= 0);
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        for (size_t i = 0; i < s->n; i++)
+                if (s->fs[i].dev == st.st_dev)
+                        return 0;
+        r = greedy_realloc((void **) &s->fs, &s->n_allocated, s->n + 1, 4, sizeof *s->fs);
+        if (r < 0)
+                return r;
+        s->fs[s->n].fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (s->fs[s->n].fd < 0)
+                return -errno;
+        s->fs[s->n++].dev = st.st_dev;
+        return 0;
+}
+
+int sync_set_sync(const SyncSet *s) {
+        int r = 0;
+
+        assert(s);
+
+        for (size_t i = 0; i < s->n; i++)
+                if (syncfs(s->fs[i].fd) < 0 && r == 0)
+                        r = -errno;
+        return r;
+}
+
+void sync_set_done(SyncSet *s) {
+        assert(s);
+
+        for (size_t i = 0; i < s->n; i++)
+                safe_close(s->fs[i].fd);
+        s->fs = mfree(s->fs);
+        s->n = s->n_allocated = 0;
 }
 
 typedef struct DumpBuffer {

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Open the directory relpath below dirfd, component by component, refusing
@@ -62,6 +63,38 @@ int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t s
  * since we looked is never clobbered. */
 int write_file_atomic_full(int dirfd, const char *name, const void *data, size_t size, mode_t mode, uid_t uid,
                            gid_t gid, bool noreplace);
+
+/* The parts of write_file_atomic_full(), for a caller that makes many
+ * files durable at once (docs/durability.md): name the temp file, write
+ * it (fsynced only with sync), rename it over. A temp name has room for
+ * one directory entry; atomic_temp_random() is its random part. */
+#define ATOMIC_TEMP_SIZE 256
+uint64_t atomic_temp_random(void);
+/* The temp name of name with random part rnd, as is_atomic_temp_name() knows it. */
+int atomic_temp_name(const char *name, uint64_t rnd, char ret[static ATOMIC_TEMP_SIZE]);
+/* Create tmp in dirfd (never an existing one) holding data, owned uid/gid
+ * ((uid_t)-1 = keep), with mode; fsynced when sync. Nothing is left on failure. */
+int atomic_temp_write_at(int dirfd, const char *tmp, const void *data, size_t size, mode_t mode, uid_t uid,
+                         gid_t gid, bool sync);
+/* Rename tmp over name in dirfd (noreplace: -EEXIST rather than replace one
+ * that is there); tmp is removed on failure. Nothing is fsynced. */
+int atomic_temp_commit_at(int dirfd, const char *tmp, const char *name, bool noreplace);
+
+/* The distinct file systems a batch touched, one descriptor each, so that
+ * one syncfs(2) per file system makes all of the batch durable. */
+typedef struct SyncSet {
+        struct {
+                dev_t dev;
+                int fd;
+        } *fs;
+        size_t n, n_allocated;
+} SyncSet;
+/* Note the file system fd is on (a duplicate of fd is kept, once per file system). */
+int sync_set_add(SyncSet *s, int fd);
+/* syncfs() every file system of s: 0, or the first error (all are tried). */
+int sync_set_sync(const SyncSet *s);
+/* Close and free what s holds; s is empty after. */
+void sync_set_done(SyncSet *s);
 
 /* Write the JSON document j as name in dirfd, as write_file_atomic_at()
  * does, dumped with json_dumps() flags: -ENOMEM rather than a text that

@@ -341,7 +341,9 @@ def test_pruned_directory_with_a_killed_write_goes(tmp_path, nodetrustd_bin, tes
         (d / ".#ca.crt.0123456789abcdef").write_bytes(b"partial")
         (source / "reg.example").unlink()
         peers.wait_for(lambda: not d.exists(), timeout=10, what=f"{d} removed")
-        assert peers.read_manifest(root)["entries"] == []
+        # The manifest is saved after the last removal: wait for it, not
+        # only for the directory (a loaded machine read it in between).
+        peers.wait_for(lambda: peers.read_manifest(root)["entries"] == [], timeout=10, what="manifest emptied")
     (source / "reg.example").write_bytes(test_ca.pem())
     r = agent.run_once()
     assert r.returncode == 0, r.stderr
