@@ -186,7 +186,7 @@ int apply_plan(int rootfd, const char *state_dir, Plan *p, Manifest *m) {
         /* Write only on change, the manifest too; but it must say what is
          * on disk, even when nothing else changes. */
         if (!plan_changes(p))
-                return record_unchanged(p, m) ? manifest_save(rootfd, state_dir, m) : 0;
+                return record_unchanged(p, m) ? manifest_save_changes(rootfd, state_dir, m) : 0;
         (void) record_unchanged(p, m);
 
         r = record_intents(rootfd, state_dir, p, m);
@@ -247,8 +247,9 @@ int apply_plan(int rootfd, const char *state_dir, Plan *p, Manifest *m) {
         if (b)
                 failed += apply_batch_commit(b, rootfd, p, m);
 
-        /* Last, once every file it records is durable. */
-        r = manifest_save(rootfd, state_dir, m);
+        /* Last, once every file it records is durable; when only content
+         * hashes moved, later (manifest_save_changes()). */
+        r = manifest_save_changes(rootfd, state_dir, m);
         if (r < 0)
                 return r;
         return failed;

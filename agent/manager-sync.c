@@ -215,6 +215,9 @@ static int manager_apply_trust(Manager *m, const TrustSet *t, bool content_chang
                 failed = apply_plan(m->root_fd, m->config->state_dir, p, m->manifest);
                 if (failed < 0)
                         return failed;
+                /* A full sync (resync, SIGHUP) saves what was put off. */
+                if (!o.previous && (r = manifest_flush(m->root_fd, m->config->state_dir, m->manifest)) < 0)
+                        log_warning_errno(r, "Failed to save the ownership manifest's content hashes, trying again at the next resync");
                 m->state.n_files_failed = (unsigned) failed;
                 sync_log_plan(p, t, content_changed);
                 sync_log_runtime(&m->state.runtime, &rs);

@@ -180,6 +180,9 @@ int manager_new(Config *config, Manager **ret) {
         }
         if (r < 0)
                 return log_error_errno(r, "Failed to load the ownership manifest from '%s'", config->state_dir);
+        /* A daemon saves a change of content hashes alone at the next full
+         * sync or at stop; --once saves every change before it exits. */
+        m->manifest->defer_hashes = !config->once && !config->dry_run;
         /* A run killed mid-write left temp files; only ours, only where we write. */
         if (!config->dry_run &&
             apply_sweep_temp_files(m->root_fd, config->state_dir, m->manifest,
@@ -333,6 +336,11 @@ int manager_run(Manager *m) {
         /* As a daemon, the loop's exit code is the status: 0 after a
          * signal, EXIT_FAILURE_ from manager_exit_if_read_only(). */
         r = sd_event_loop(m->event);
+        if (!m->config->dry_run) {
+                int k = manifest_flush(m->root_fd, m->config->state_dir, m->manifest);
+                if (k < 0)
+                        log_warning_errno(k, "Failed to save the ownership manifest's content hashes; the next start reads them from disk");
+        }
         if (r < 0)
                 return log_error_errno(r, "Event loop failed"), EXIT_FAILURE_;
         return m->config->once || m->config->dry_run ? m->exit_code : r;

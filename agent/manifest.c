@@ -273,6 +273,8 @@ static void warn_dropped(size_t i, const json_t *e, bool name, const char *reaso
                     reason, name ? ")" : "");
 }
 
+static uint64_t ownership_signature(const Manifest *m);
+
 int manifest_load(int rootfd, const char *state_dir, Manifest **ret) {
         _cleanup_(manifest_freep) Manifest *m = NULL;
         json_auto_t *j = NULL;
@@ -345,6 +347,7 @@ int manifest_load(int rootfd, const char *state_dir, Manifest **ret) {
                         snprintf(me->hosts_sha256, sizeof me->hosts_sha256, "%s", hosts);
                 }
         }
+        m->saved_ownership = ownership_signature(m);
         *ret = TAKE_PTR(m);
         return 0;
 }
@@ -438,7 +441,45 @@ int manifest_render(const Manifest *m, char **ret, size_t *ret_size) {
         return 0;
 }
 
-int manifest_save(int rootfd, const char *state_dir, const Manifest *m) {
+/* What the manifest says is ours, content hashes left out: FNV-1a of each
+ * entry's fields, summed, so the order of entries does not matter. */
+static uint64_t ownership_signature(const Manifest *m) {
+        uint64_t sum = m->n_entries;
+
+        for (size_t i = 0; i < m->n_entries; i++) {
+                const ManifestEntry *e = &m->entries[i];
+                uint64_t h = 1469598103934665603ULL;
+                const char *parts[2] = { e->target, e->registry };
+
+                for (size_t k = 0; k < 2; k++)
+                        for (const char *c = parts[k];; c++) {
+                                h = (h ^ (unsigned char) *c) * 1099511628211ULL;
+                                if (!*c)
+                                        break;
+                        }
+                h = (h ^ (unsigned) (e->dir_created | (!!e->sha256[0] << 1) | (!!e->hosts_sha256[0] << 2))) *
+                    1099511628211ULL;
+                sum += h;
+        }
+        return sum;
+}
+
+int manifest_save_changes(int rootfd, const char *state_dir, Manifest *m) {
+        assert(m);
+
+        if (m->defer_hashes && ownership_signature(m) == m->saved_ownership) {
+                m->hashes_unsaved = true;
+                return 0;
+        }
+        return manifest_save(rootfd, state_dir, m);
+}
+
+int manifest_flush(int rootfd, const char *state_dir, Manifest *m) {
+        assert(m);
+        return m->hashes_unsaved ? manifest_save(rootfd, state_dir, m) : 0;
+}
+
+int manifest_save(int rootfd, const char *state_dir, Manifest *m) {
         _cleanup_free_ char *text = NULL;
         _cleanup_close_ int dfd = -1;
         size_t size;
@@ -455,5 +496,10 @@ int manifest_save(int rootfd, const char *state_dir, const Manifest *m) {
         r = open_private_dir_beneath(rootfd, state_dir, &dfd);
         if (r < 0)
                 return r;
-        return write_file_atomic_at(dfd, MANIFEST_FILE, text, size, 0600, (uid_t) -1, (gid_t) -1);
+        r = write_file_atomic_at(dfd, MANIFEST_FILE, text, size, 0600, (uid_t) -1, (gid_t) -1);
+        if (r >= 0) {
+                m->saved_ownership = ownership_signature(m);
+                m->hashes_unsaved = false;
+        }
+        return r;
 }

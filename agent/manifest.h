@@ -27,6 +27,11 @@ typedef struct Manifest {
         size_t n_entries, n_allocated;
         size_t *index; /* manifest.c's hash index into entries */
         uint64_t keys_changed; /* counts entries added and removed */
+        /* Daemon mode: a save that would change only content hashes is put
+         * off (manifest_save_changes()); hashes_unsaved says one was. */
+        bool defer_hashes;
+        bool hashes_unsaved;
+        uint64_t saved_ownership; /* ownership_signature() of what is on disk */
         size_t n_index;
 } Manifest;
 
@@ -53,7 +58,17 @@ int manifest_load(int rootfd, const char *state_dir, Manifest **ret);
 /* The manifest's text, as manifest_save() writes it. */
 int manifest_render(const Manifest *m, char **ret, size_t *ret_size);
 
-int manifest_save(int rootfd, const char *state_dir, const Manifest *m);
+int manifest_save(int rootfd, const char *state_dir, Manifest *m);
+
+/* manifest_save(), unless defer_hashes is set and what the manifest says
+ * is ours (entries, dir_created, whether a ca.crt or hosts.toml was
+ * written) is what was saved last: then only content hashes moved, and
+ * the save waits for manifest_flush(). A crash before it loses nothing:
+ * the next start reads every file and records its hash. */
+int manifest_save_changes(int rootfd, const char *state_dir, Manifest *m);
+
+/* Save what manifest_save_changes() put off, if anything. */
+int manifest_flush(int rootfd, const char *state_dir, Manifest *m);
 
 ManifestEntry *manifest_find(const Manifest *m, const char *target, const char *registry);
 /* Add or update (target, registry); an existing entry keeps its hosts_sha256. */

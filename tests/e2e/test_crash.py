@@ -389,3 +389,41 @@ def test_sweep_beside_the_pull_secret_target(tmp_path, nodetrustd_bin, test_ca):
     assert r.returncode == 0, r.stderr
     assert not ours.exists() and theirs.exists()
     assert "Removed 1 temporary file an interrupted write left in '/var/lib/kubelet'" in r.stderr, r.stderr
+
+
+def test_daemon_saves_content_hashes_at_stop_and_resync(tmp_path, nodetrustd_bin, test_ca, other_ca):
+    """A daemon puts off a manifest save that would change only content
+    hashes (a key's CA changed, nothing else): the files are durable, the
+    hashes are saved at SIGHUP's full sync and at stop, and a kill before
+    that loses nothing, since the next start reads every file."""
+    root, source, agent = plain_agent(tmp_path, nodetrustd_bin, ["reg.example", "other.example"], test_ca.pem())
+    ca = root / TARGET_DIRS["docker"] / "reg.example" / "ca.crt"
+    with agent.daemon() as dm:
+        dm.wait_notify("READY=1")
+        assert manifest_matches_disk(root) == []
+        before = (root / STATE_DIR / "manifest.json").read_bytes()
+        (source / "reg.example").write_bytes(other_ca.pem())
+        peers.wait_for(lambda: ca.read_bytes() == other_ca.pem(), timeout=10, what="new CA written")
+        time.sleep(0.3)
+        assert (root / STATE_DIR / "manifest.json").read_bytes() == before  # put off
+        dm.proc.send_signal(signal.SIGHUP)
+        peers.wait_for(lambda: manifest_matches_disk(root) == [], timeout=10, what="hashes saved at SIGHUP")
+
+        (source / "reg.example").write_bytes(test_ca.pem())
+        peers.wait_for(lambda: ca.read_bytes() == test_ca.pem(), timeout=10, what="CA written back")
+        time.sleep(0.3)
+        assert manifest_matches_disk(root) != []
+    # The daemon's stop (SIGTERM) saved them.
+    assert manifest_matches_disk(root) == []
+
+    with agent.daemon(expect_exit=-signal.SIGKILL) as dm:
+        dm.wait_notify("READY=1")
+        (source / "reg.example").write_bytes(other_ca.pem())
+        peers.wait_for(lambda: ca.read_bytes() == other_ca.pem(), timeout=10, what="new CA written")
+        time.sleep(0.3)
+        dm.proc.kill()
+        dm.proc.wait(timeout=10)
+    assert manifest_matches_disk(root) != []  # killed: the save never came
+    r = agent.run_once()
+    assert r.returncode == 0, r.stderr
+    assert manifest_matches_disk(root) == []

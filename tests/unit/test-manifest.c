@@ -282,8 +282,58 @@ static void test_prune_stays_beneath(void **state) {
         assert_int_equal(m->n_entries, 0);
 }
 
+
+/* A daemon's manifest: a save that changes only content hashes waits for
+ * manifest_flush(); one that changes what is ours (an entry, dir_created,
+ * a hosts.toml now written or not) goes at once; without defer_hashes
+ * (--once) every save goes. */
+static void test_hash_only_saves_wait_for_flush(void **state) {
+        Fixture *f = *state;
+        _cleanup_(manifest_freep) Manifest *m = manifest_new();
+        const char a[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        const char b[] = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+        assert_int_equal(manifest_put(m, "docker", "a.example", a, true), 0);
+        m->defer_hashes = true;
+        assert_int_equal(manifest_save_changes(f->rootfd, STATE_DIR, m), 0); /* a new entry */
+        assert_false(m->hashes_unsaved);
+        _cleanup_free_ char *first = NULL, *second = NULL, *third = NULL, *fourth = NULL;
+        assert_int_equal(read_file_at(f->rootfd, STATE_DIR "/" MANIFEST_FILE, false, 1 << 20, &first, NULL), 0);
+        assert_non_null(strstr(first, a));
+
+        assert_int_equal(manifest_put(m, "docker", "a.example", b, true), 0);
+        assert_int_equal(manifest_save_changes(f->rootfd, STATE_DIR, m), 0);
+        assert_true(m->hashes_unsaved);
+        assert_int_equal(read_file_at(f->rootfd, STATE_DIR "/" MANIFEST_FILE, false, 1 << 20, &second, NULL), 0);
+        assert_string_equal(second, first); /* not written */
+
+        /* A hosts.toml is ours now: that is ownership, saved at once. */
+        memcpy(manifest_find(m, "docker", "a.example")->hosts_sha256, a, sizeof a);
+        assert_int_equal(manifest_save_changes(f->rootfd, STATE_DIR, m), 0);
+        assert_false(m->hashes_unsaved);
+        assert_int_equal(read_file_at(f->rootfd, STATE_DIR "/" MANIFEST_FILE, false, 1 << 20, &third, NULL), 0);
+        assert_non_null(strstr(third, b));
+
+        memcpy(manifest_find(m, "docker", "a.example")->hosts_sha256, b, sizeof b);
+        assert_int_equal(manifest_save_changes(f->rootfd, STATE_DIR, m), 0);
+        assert_true(m->hashes_unsaved);
+        assert_int_equal(manifest_flush(f->rootfd, STATE_DIR, m), 0);
+        assert_false(m->hashes_unsaved);
+        assert_int_equal(read_file_at(f->rootfd, STATE_DIR "/" MANIFEST_FILE, false, 1 << 20, &fourth, NULL), 0);
+        assert_null(strstr(fourth, a));
+
+        /* Without defer_hashes, a hash alone is saved too. */
+        _cleanup_free_ char *fifth = NULL;
+        m->defer_hashes = false;
+        assert_int_equal(manifest_put(m, "docker", "a.example", a, true), 0);
+        assert_int_equal(manifest_save_changes(f->rootfd, STATE_DIR, m), 0);
+        assert_int_equal(read_file_at(f->rootfd, STATE_DIR "/" MANIFEST_FILE, false, 1 << 20, &fifth, NULL), 0);
+        assert_non_null(strstr(fifth, a));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_hash_only_saves_wait_for_flush, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_render_is_jansson_text, setup, teardown),
                 cmocka_unit_test(test_index),
                 cmocka_unit_test_setup_teardown(test_saved_sorted, setup, teardown),
