@@ -50,8 +50,9 @@ int apply_batch_init(ApplyBatch *b, const Plan *p) {
         *b = (ApplyBatch) { .basefd = { -1, -1, -1 } };
         for (size_t i = 0; i < p->n_actions; i++)
                 n += writes(&p->actions[i]);
-        if (n < APPLY_BATCH_MIN)
+        if (n == 0)
                 return 0;
+        b->per_file = n < APPLY_BATCH_MIN;
         b->staged = calloc(p->n_actions / 8 + 1, 1);
         if (!b->staged)
                 return -ENOMEM;
@@ -93,10 +94,10 @@ static int batch_stage(ApplyBatch *b, PlanAction *a, int dfd, const void *data, 
         r = atomic_temp_name(a->file, b->rnd, tmp);
         if (r < 0)
                 return r;
-        r = atomic_temp_write_at(dfd, tmp, data, size, FILE_MODE, (uid_t) -1, (gid_t) -1, false);
+        r = atomic_temp_write_at(dfd, tmp, data, size, FILE_MODE, (uid_t) -1, (gid_t) -1, b->per_file);
         if (r < 0)
                 return r;
-        r = sync_set_add(&b->fs, dfd);
+        r = b->per_file ? 0 : sync_set_add(&b->fs, dfd);
         if (r < 0) {
                 (void) unlinkat(dfd, tmp, 0);
                 return r;
@@ -138,6 +139,7 @@ int apply_write(int rootfd, PlanAction *a, Manifest *m, ApplyBatch *b) {
 
         assert(a);
         assert(m);
+        assert(b);
 
         r = open_dir_beneath(rootfd, a->target->dir, DIR_MODE, &basefd, NULL);
         if (r < 0 && a->type == ACTION_CREATE)
@@ -169,11 +171,7 @@ int apply_write(int rootfd, PlanAction *a, Manifest *m, ApplyBatch *b) {
         if (a->type == ACTION_CREATE && fchmod(dfd, DIR_MODE) < 0)
                 return -errno;
 
-        if (b)
-                return batch_stage(b, a, dfd, e->bundle->pem, e->bundle->pem_size);
-        r = write_file_atomic_at(dfd, CA_FILE, e->bundle->pem, e->bundle->pem_size, FILE_MODE, (uid_t) -1,
-                                 (gid_t) -1);
-        return r < 0 ? r : ca_written(a, m);
+        return batch_stage(b, a, dfd, e->bundle->pem, e->bundle->pem_size);
 
 not_created:
         /* No directory, so nothing of ours is there: drop the intent (or
@@ -189,15 +187,12 @@ int apply_write_hosts(int rootfd, PlanAction *a, Manifest *m, ApplyBatch *b) {
 
         assert(a);
         assert(m);
+        assert(b);
 
         r = open_registry_dir(rootfd, a, &basefd, &dfd);
         if (r != 0)
                 return r > 0 ? -ENOENT : r;
-        if (b)
-                return batch_stage(b, a, dfd, a->content, a->content_size);
-        r = write_file_atomic_full(dfd, HOSTS_FILE, a->content, a->content_size, FILE_MODE, (uid_t) -1, (gid_t) -1,
-                                   a->noreplace);
-        return hosts_written(a, m, r);
+        return batch_stage(b, a, dfd, a->content, a->content_size);
 }
 
 /* The registry directory of a, through the batch's own descriptor of
@@ -293,7 +288,7 @@ int apply_batch_commit(ApplyBatch *b, int rootfd, Plan *p, Manifest *m) {
 
         /* Every temp file's bytes durable before any rename: a rename that
          * survives a crash names complete contents. */
-        if (sync_set_sync(&b->fs) < 0)
+        if (!b->per_file && sync_set_sync(&b->fs) < 0)
                 failed += batch_fsync_each(b, rootfd, p, true, false);
 
         /* Every ca.crt in place and durable before a hosts.toml that names
@@ -323,7 +318,7 @@ int apply_batch_commit(ApplyBatch *b, int rootfd, Plan *p, Manifest *m) {
                 }
                 /* The renames durable, and the manifest (saved after this)
                  * never records a file that a crash could take back. */
-                if (any && sync_set_sync(&b->fs) < 0)
+                if (any && (b->per_file || sync_set_sync(&b->fs) < 0))
                         failed += batch_fsync_each(b, rootfd, p, false, pass == 1);
         }
         return failed;

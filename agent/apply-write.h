@@ -3,12 +3,12 @@
 
 /*
  * The writes of apply: a ca.crt (and the registry directory it needs) and
- * the hosts.toml beside it. Alone, each file is written atomically and
- * durably on the spot (temp, fsync, rename, fsync of the directory). In a
- * batch, for a plan that writes many files, each is only written as a temp
- * file, and apply_batch_commit() then makes them durable together: one
- * syncfs, every ca.crt renamed, one syncfs, every hosts.toml renamed, one
- * syncfs (docs/durability.md). Each action's error says how it went.
+ * the hosts.toml beside it, as one batch: each is written as a temp file,
+ * and apply_batch_commit() then makes them durable and renames them: every
+ * temp durable, every ca.crt renamed and durable, then every hosts.toml.
+ * A plan of many files does that with one syncfs per step; a small one
+ * with an fsync of each temp as it is written and of each directory after
+ * its renames (docs/durability.md). Each action's error says how it went.
  */
 
 #include <stdint.h>
@@ -26,24 +26,29 @@
 
 typedef struct ApplyBatch {
         const Plan *plan;
+        /* Under APPLY_BATCH_MIN files: each temp is fsynced as it is
+         * written and each renamed file's directory after the renames, no
+         * syncfs (docs/durability.md). The renames still wait for no
+         * directory fsync in between: for a one-key change, the last
+         * ca.crt is in place after 3 fsyncs, not 5. */
+        bool per_file;
         uint64_t rnd;     /* the random part of every temp name of the batch */
         uint8_t *staged;  /* a bit per action: its temp file is written and nothing failed since */
         SyncSet fs;       /* the file systems the batch wrote to */
         int basefd[N_TARGETS];
 } ApplyBatch;
 
-/* Set b up for p when p writes enough files to be worth a batch: 1, or 0
- * when it does not (apply each write on its own), or -ENOMEM. */
+/* Set b up for p: 1, or 0 when p writes nothing, or -ENOMEM. */
 int apply_batch_init(ApplyBatch *b, const Plan *p);
 /* Release what b holds (after apply_batch_commit(), or instead of it). */
 void apply_batch_done(ApplyBatch *b);
 
-/* Write a's ca.crt, creating its registry directory for ACTION_CREATE;
- * with b, only its temp file (apply_batch_commit() renames it). */
+/* Write a's ca.crt's temp file, creating its registry directory for
+ * ACTION_CREATE; apply_batch_commit() renames it. */
 int apply_write(int rootfd, PlanAction *a, Manifest *m, ApplyBatch *b);
-/* Write a's hosts.toml beside the ca.crt it follows, never over one that
- * appeared since the plan when a->noreplace (a conflict then); with b,
- * only its temp file. */
+/* Write a's hosts.toml's temp file beside the ca.crt it follows;
+ * apply_batch_commit() renames it, never over one that appeared since the
+ * plan when a->noreplace (a conflict then). */
 int apply_write_hosts(int rootfd, PlanAction *a, Manifest *m, ApplyBatch *b);
 
 /* Make every file b staged durable, rename each into place (every ca.crt
