@@ -142,15 +142,18 @@ static bool strv_equal(char *const *a, char *const *b) {
 }
 
 /* The plan the next one may take over from (plan.h), with the registries
- * touched on disk since; NULL when everything must be read: asked for
- * (full_check), no plan yet, other options, or a watch missing, ended or
- * overflowed, so that the events do not say all that changed. What the
+ * touched on disk since; NULL when there is none, or it was made with
+ * other options. *ret_full when the events cannot say all that changed:
+ * asked for (full_check: resync, SIGHUP, a retry), or a watch missing,
+ * ended or overflowed; then only a stat() of each file can. What the
  * watches saw is taken either way: from now on is the next plan's. */
-static const PlanMemo *manager_previous_plan(Manager *m, char *const *read_first, char ***ret_changed, size_t *ret_n) {
+static const PlanMemo *manager_previous_plan(Manager *m, char *const *read_first, char ***ret_changed, size_t *ret_n,
+                                             bool *ret_full) {
         bool all, complete = output_watches_complete(&m->output_watches);
 
         output_watches_take_changes(&m->output_watches, ret_changed, ret_n, &all);
-        if (m->full_check || all || !complete || !m->last_plan || !strv_equal(read_first, m->last_read_first))
+        *ret_full = m->full_check || all || !complete;
+        if (!m->last_plan || !strv_equal(read_first, m->last_read_first))
                 return NULL;
         return m->last_plan;
 }
@@ -198,7 +201,7 @@ static int manager_apply_trust(Manager *m, const TrustSet *t, bool content_chang
                 .containerd_read_first = read_first,
         };
         if (!m->config->dry_run && !m->config->once)
-                o.previous = manager_previous_plan(m, read_first, &changed, &n_changed);
+                o.previous = manager_previous_plan(m, read_first, &changed, &n_changed, &o.full);
         o.changed = changed;
         o.n_changed = n_changed;
         /* Until this plan is kept, the next one reads everything. */
@@ -216,7 +219,7 @@ static int manager_apply_trust(Manager *m, const TrustSet *t, bool content_chang
                 if (failed < 0)
                         return failed;
                 /* A full sync (resync, SIGHUP) saves what was put off. */
-                if (!o.previous && (r = manifest_flush(m->root_fd, m->config->state_dir, m->manifest)) < 0)
+                if ((!o.previous || o.full) && (r = manifest_flush(m->root_fd, m->config->state_dir, m->manifest)) < 0)
                         log_warning_errno(r, "Failed to save the ownership manifest's content hashes, trying again at the next resync");
                 m->state.n_files_failed = (unsigned) failed;
                 sync_log_plan(p, t, content_changed);

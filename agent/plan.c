@@ -2,6 +2,9 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,6 +15,10 @@
 #include "hash.h"
 #include "plan.h"
 #include "utf8.h"
+
+/* What containerd does with a loopback registry when we own no hosts.toml. */
+#define LOOPBACK_WITHOUT_HOSTS \
+        "containerd talks plain HTTP to a loopback registry without a " HOSTS_FILE "; run with --containerd-hosts-toml always"
 
 /* A ca.crt larger than this is not one we wrote. */
 #define CA_FILE_MAX (4u * 1024 * 1024)
@@ -24,6 +31,25 @@ static const char *const action_names[_ACTION_MAX] = {
 
 const char *action_type_to_string(ActionType t) {
         return t >= 0 && t < _ACTION_MAX ? action_names[t] : "unknown";
+}
+
+/* A file modified in the same clock tick as it was looked at keeps its
+ * times: only one older than this is known by them (git's racy rule). */
+#define FILE_ID_SETTLE_SEC 2
+
+static FileId file_id_of(const Plan *p, const struct stat *st) {
+        if (!S_ISREG(st->st_mode) || st->st_ctim.tv_sec > p->now.tv_sec - FILE_ID_SETTLE_SEC ||
+            st->st_mtim.tv_sec > p->now.tv_sec - FILE_ID_SETTLE_SEC)
+                return (FileId){};
+        return (FileId){ .valid = true, .dev = st->st_dev, .ino = st->st_ino, .size = st->st_size,
+                         .mtime = st->st_mtim, .ctime = st->st_ctim };
+}
+
+static bool file_id_matches(const FileId *id, const struct stat *st) {
+        return id->valid && S_ISREG(st->st_mode) && id->dev == st->st_dev && id->ino == st->st_ino &&
+               id->size == st->st_size && id->mtime.tv_sec == st->st_mtim.tv_sec &&
+               id->mtime.tv_nsec == st->st_mtim.tv_nsec && id->ctime.tv_sec == st->st_ctim.tv_sec &&
+               id->ctime.tv_nsec == st->st_ctim.tv_nsec;
 }
 
 Plan *plan_free(Plan *p) {
@@ -75,7 +101,13 @@ static int plan_hosts(Plan *p, int rootfd, size_t ca, int dfd, const TrustEntry 
         size_t size = 0, want_size = 0;
         int kind = HOSTS_ABSENT, error = 0, r;
 
+        struct stat hst;
+        bool have_hst = false;
+
         if (dfd >= 0) {
+                /* Looked at before it is read: a change after the read
+                 * then shows in its times. */
+                have_hst = fstatat(dfd, HOSTS_FILE, &hst, AT_SYMLINK_NOFOLLOW) >= 0;
                 kind = containerd_hosts_read(rootfd, dfd, e->registry, &old, &size, &error);
                 if (kind < 0)
                         return kind;
@@ -98,9 +130,7 @@ static int plan_hosts(Plan *p, int rootfd, size_t ca, int dfd, const TrustEntry 
         }
 
         if (!o->containerd_hosts_toml) {
-                if (registry_is_loopback(e->registry) &&
-                    !(p->actions[ca].shadowed = strdup("containerd talks plain HTTP to a loopback registry without a " HOSTS_FILE
-                                                       "; run with --containerd-hosts-toml always")))
+                if (registry_is_loopback(e->registry) && !(p->actions[ca].shadowed = strdup(LOOPBACK_WITHOUT_HOSTS)))
                         return -ENOMEM;
                 if (kind == HOSTS_OURS) /* from when hosts.toml was on */
                         return plan_add_file(p, ACTION_REMOVE, tg, HOSTS_FILE, e->registry, e, NULL);
@@ -125,6 +155,8 @@ static int plan_hosts(Plan *p, int rootfd, size_t ca, int dfd, const TrustEntry 
         h->noreplace = kind == HOSTS_ABSENT;
         if (h->type != ACTION_UNCHANGED)
                 sha256_hex(want, want_size, h->content_sha);
+        else if (have_hst)
+                h->id = file_id_of(p, &hst);
         h->content_size = want_size;
         h->content = TAKE_PTR(want);
         return 0;
@@ -164,6 +196,10 @@ static int plan_wanted(Plan *p, int rootfd, int basefd, const Target *tg, const 
         dfd = openat(basefd, e->registry, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (dfd < 0)
                 return plan_add(p, ACTION_CONFLICT, tg, e->registry, e, strerror(errno));
+        /* Looked at before it is read: a change after the read then
+         * shows in its times. */
+        struct stat cst;
+        bool have_cst = fstatat(dfd, CA_FILE, &cst, AT_SYMLINK_NOFOLLOW) >= 0;
         r = read_file_at(dfd, CA_FILE, false, CA_FILE_MAX, &old, &size);
         if (r == -ENOMEM)
                 return r;
@@ -173,6 +209,8 @@ static int plan_wanted(Plan *p, int rootfd, int basefd, const Target *tg, const 
                 sha256_hex(old, size, sha);
                 r = plan_add(p, streq(sha, e->fingerprint) ? ACTION_UNCHANGED : ACTION_UPDATE, tg, e->registry, e,
                              NULL);
+                if (r >= 0 && have_cst && p->actions[p->n_actions - 1].type == ACTION_UNCHANGED)
+                        p->actions[p->n_actions - 1].id = file_id_of(p, &cst);
         }
         if (r < 0 || tg->bit != TARGET_CONTAINERD)
                 return r;
@@ -323,6 +361,8 @@ int plan_memo_new(Plan *p, PlanMemo **ret) {
                         .shadowed = TAKE_PTR(a->shadowed),
                         .done = action_done(a) && (!has_hosts || action_done(h)),
                         .has_hosts = has_hosts,
+                        .ca_id = a->id,
+                        .hosts_id = has_hosts ? h->id : (FileId){},
                 };
         }
         m->entries = realloc(v, (n + 1) * sizeof *v) ?: v; /* no slack kept */
@@ -344,14 +384,11 @@ PlanMemo *plan_memo_free(PlanMemo *m) {
         return NULL;
 }
 
-/* The previous plan's conclusion for (tg, e), when it can stand for this
- * plan's without reading the disk; NULL when not. The memo is in the
+/* The previous plan's conclusion for (tg, e), or NULL. The memo is in the
  * order this plan goes (target, then registry), so one cursor walks it. */
-static const PlanMemoEntry *reusable(const PlanOptions *o, size_t *cursor, const Target *tg, const TrustEntry *e,
-                                     const Manifest *m) {
+static const PlanMemoEntry *memo_find(const PlanOptions *o, size_t *cursor, const Target *tg, const TrustEntry *e) {
         const PlanMemo *prev = o->previous;
         const PlanMemoEntry *x;
-        const ManifestEntry *me;
 
         if (!prev)
                 return NULL;
@@ -364,32 +401,71 @@ static const PlanMemoEntry *reusable(const PlanOptions *o, size_t *cursor, const
         if (*cursor >= prev->n)
                 return NULL;
         x = &prev->entries[*cursor];
-        if (x->target != tg || !streq(x->registry, e->registry) || !x->done)
-                return NULL;
-        if (o->n_changed > 0 && bsearch(&e->registry, o->changed, o->n_changed, sizeof *o->changed, str_compare))
-                return NULL;
-        me = manifest_find(m, tg->name, e->registry);
-        if (!me || !streq(me->sha256, e->fingerprint))
-                return NULL;
-        if (tg->bit == TARGET_CONTAINERD &&
-            (x->has_hosts != o->containerd_hosts_toml || (x->has_hosts && !me->hosts_sha256[0])))
-                return NULL;
-        return x;
+        return x->target == tg && streq(x->registry, e->registry) ? x : NULL;
 }
 
-/* Take the previous plan's conclusion x over, unchanged. */
-static int plan_reuse(Plan *p, const PlanMemoEntry *x, const Target *tg, const TrustEntry *e) {
+/* Can x stand for this plan's conclusion, as far as the manifest and the
+ * options say: all of it done, the ca.crt recorded with the CA wanted now,
+ * hosts.toml as wanted? */
+static bool memo_current(const PlanOptions *o, const PlanMemoEntry *x, const Target *tg, const TrustEntry *e,
+                         const Manifest *m) {
+        const ManifestEntry *me;
+
+        if (!x->done)
+                return false;
+        me = manifest_find(m, tg->name, e->registry);
+        if (!me || !streq(me->sha256, e->fingerprint))
+                return false;
+        return tg->bit != TARGET_CONTAINERD ||
+               (x->has_hosts == o->containerd_hosts_toml && (!x->has_hosts || me->hosts_sha256[0]));
+}
+
+/* Taken over on the events' word: no event named the registry. */
+static bool reusable_by_events(const PlanOptions *o, const TrustEntry *e) {
+        return !o->full &&
+               !(o->n_changed > 0 && bsearch(&e->registry, o->changed, o->n_changed, sizeof *o->changed, str_compare));
+}
+
+/* Taken over on a stat() of each file: the very files the previous plan
+ * read and found current. basefd is the target's certs.d directory. */
+static bool reusable_by_identity(int basefd, const PlanMemoEntry *x) {
+        char path[PATH_MAX];
+        struct stat st;
+
+        if (!x->ca_id.valid || (x->has_hosts && !x->hosts_id.valid))
+                return false;
+        if (snprintf(path, sizeof path, "%s/" CA_FILE, x->registry) >= (int) sizeof path ||
+            fstatat(basefd, path, &st, AT_SYMLINK_NOFOLLOW) < 0 || !file_id_matches(&x->ca_id, &st))
+                return false;
+        if (!x->has_hosts)
+                return true;
+        return snprintf(path, sizeof path, "%s/" HOSTS_FILE, x->registry) < (int) sizeof path &&
+               fstatat(basefd, path, &st, AT_SYMLINK_NOFOLLOW) >= 0 && file_id_matches(&x->hosts_id, &st);
+}
+
+/* Take the previous plan's conclusion x over, unchanged; with its reason
+ * not to be used (shadowed) when copy_shadowed, else that is judged again
+ * (plan_read_first()). */
+static int plan_reuse(Plan *p, const PlanMemoEntry *x, const Target *tg, const TrustEntry *e, bool copy_shadowed,
+                      const PlanOptions *o) {
+        PlanAction *a;
         int r;
 
         r = plan_add(p, ACTION_UNCHANGED, tg, e->registry, e, NULL);
         if (r < 0)
                 return r;
-        if (x->shadowed && !(p->actions[p->n_actions - 1].shadowed = strdup(x->shadowed)))
+        a = &p->actions[p->n_actions - 1];
+        a->id = x->ca_id;
+        if (copy_shadowed && x->shadowed && !(a->shadowed = strdup(x->shadowed)))
+                return -ENOMEM;
+        if (!copy_shadowed && tg->bit == TARGET_CONTAINERD && !o->containerd_hosts_toml &&
+            registry_is_loopback(e->registry) && !(a->shadowed = strdup(LOOPBACK_WITHOUT_HOSTS)))
                 return -ENOMEM;
         if (x->has_hosts) {
                 r = plan_add_file(p, ACTION_UNCHANGED, tg, HOSTS_FILE, e->registry, e, NULL);
                 if (r < 0)
                         return r;
+                p->actions[p->n_actions - 1].id = x->hosts_id;
         }
         p->n_reused++;
         return 0;
@@ -408,6 +484,9 @@ int plan_compute(int rootfd, const TrustSet *t, const Manifest *m, const PlanOpt
         p = calloc(1, sizeof *p);
         if (!p)
                 return -ENOMEM;
+        p->now = o->now;
+        if (p->now.tv_sec == 0)
+                (void) clock_gettime(CLOCK_REALTIME, &p->now);
 
         size_t cursor = 0;
         for (size_t ti = 0; ti < ELEMENTSOF(targets); ti++) {
@@ -425,13 +504,17 @@ int plan_compute(int rootfd, const TrustSet *t, const Manifest *m, const PlanOpt
                         base_problem = strerror(-r);
 
                 for (size_t i = 0; i < t->n_entries; i++) {
-                        const PlanMemoEntry *x = NULL;
+                        const TrustEntry *e = &t->entries[i];
+                        const PlanMemoEntry *x = base_problem ? NULL : memo_find(o, &cursor, tg, e);
 
-                        if (!base_problem)
-                                x = reusable(o, &cursor, tg, &t->entries[i], m);
-                        if (x)
-                                r = plan_reuse(p, x, tg, &t->entries[i]);
-                        else if (base_problem)
+                        if (x && memo_current(o, x, tg, e, m) && reusable_by_events(o, e))
+                                r = plan_reuse(p, x, tg, e, true, o);
+                        else if (x && memo_current(o, x, tg, e, m) && reusable_by_identity(basefd, x)) {
+                                size_t first = p->n_actions;
+                                r = plan_reuse(p, x, tg, e, false, o);
+                                if (r >= 0 && tg->bit == TARGET_CONTAINERD)
+                                        r = plan_read_first(p, rootfd, first, m, o);
+                        } else if (base_problem)
                                 r = plan_add(p, ACTION_CONFLICT, tg, t->entries[i].registry, &t->entries[i], base_problem);
                         else {
                                 size_t first = p->n_actions;

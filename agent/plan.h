@@ -8,6 +8,8 @@
  */
 
 #include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "manifest.h"
 #include "target.h"
@@ -31,7 +33,25 @@ typedef struct PlanOptions {
         const struct PlanMemo *previous;
         char *const *changed;
         size_t n_changed;
+        /* Events are not to be trusted for this plan (resync, SIGHUP, a
+         * watch missing or overflowed): a registry is taken over only when
+         * a stat() of each of its files finds the very file the previous
+         * plan read (FileId), and the directories containerd reads first
+         * are looked at again; everything else is read. */
+        bool full;
+        /* The time now (CLOCK_REALTIME); zero: read the clock. */
+        struct timespec now;
 } PlanOptions;
+
+/* A file as stat() sees it. Any write, rename over or chmod changes it:
+ * ctime moves, and userspace cannot set it back. */
+typedef struct FileId {
+        bool valid;
+        dev_t dev;
+        ino_t ino;
+        off_t size;
+        struct timespec mtime, ctime;
+} FileId;
 
 typedef enum ActionType {
         ACTION_CREATE,    /* directory and ca.crt are ours to create */
@@ -58,6 +78,7 @@ typedef struct PlanAction {
         size_t content_size;
         char content_sha[65];
         bool noreplace; /* hosts.toml only: there was none; never replace one that appeared since */
+        FileId id;      /* unchanged only: the file read and found current, when old enough to trust */
         int error;      /* set by apply: 0 or negative errno */
 } PlanAction;
 
@@ -65,6 +86,7 @@ typedef struct Plan {
         /* How many (target, registry) actions were taken over from the
          * previous plan, unread. */
         size_t n_reused;
+        struct timespec now; /* when the plan was computed (CLOCK_REALTIME): how old a file is */
         PlanAction *actions;
         size_t n_actions, n_allocated;
 } Plan;
@@ -78,6 +100,7 @@ typedef struct PlanMemoEntry {
         char *shadowed;  /* the ca.crt action's */
         bool done;       /* each of its actions succeeded: written, or found current */
         bool has_hosts;  /* with a hosts.toml action (containerd) */
+        FileId ca_id, hosts_id;
 } PlanMemoEntry;
 
 typedef struct PlanMemo {

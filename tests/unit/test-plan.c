@@ -893,6 +893,68 @@ static void test_previous_plan_taken_over(void **state) {
         plan_memo_free(m3);
 }
 
+
+/* A full plan (resync) takes a registry over only when a stat() finds
+ * the very files the plan before read and found current, and those files
+ * were older than the clock's granularity then; an edit of any kind (same
+ * size, same mtime even) shows in ctime and inode, so it is read. */
+static void test_full_plan_takes_over_by_identity(void **state) {
+        Fixture *f = *state;
+        const char *kv[] = { "a.example.com", f->ca1, "b.example.com", f->ca1, "c.example.com", f->ca1, NULL };
+        _cleanup_(trust_set_freep) TrustSet *t = trust(kv);
+        PlanOptions o = { .target_mask = TARGET_ALL, .containerd_hosts_toml = true };
+        _cleanup_(plan_freep) Plan *p1 = plan_with(f, t, &o), *p2 = NULL, *p3 = NULL, *p4 = NULL;
+        PlanMemo *m2 = NULL, *m3 = NULL;
+
+        apply(f, p1);
+        /* Written, then read back at once: too new to be known by their
+         * times, so each full plan reads them all again. */
+        PlanMemo *m1 = NULL;
+        assert_int_equal(plan_memo_new(p1, &m1), 0);
+        o.full = true;
+        o.previous = m1;
+        p2 = plan_with(f, t, &o);
+        assert_int_equal(p2->n_reused, 0);
+        assert_int_equal(plan_count(p2, ACTION_UNCHANGED), 12);
+        assert_int_equal(plan_memo_new(p2, &m2), 0);
+
+        /* Seen later (the clock ten seconds on): read, found current, ids kept. */
+        clock_gettime(CLOCK_REALTIME, &o.now);
+        o.now.tv_sec += 10;
+        o.previous = m2;
+        p3 = plan_with(f, t, &o);
+        assert_int_equal(p3->n_reused, 0);
+        assert_int_equal(plan_memo_new(p3, &m3), 0);
+        o.previous = m3;
+        p4 = plan_with(f, t, &o);
+        assert_int_equal(p4->n_reused, 9);
+        assert_int_equal(plan_count(p4, ACTION_UNCHANGED), 12);
+
+        /* b's docker ca.crt rewritten in place with the same bytes and its
+         * times set back; c's hosts.toml replaced: both read again. */
+        _cleanup_free_ char *same = slurp(f, "etc/docker/certs.d/b.example.com/ca.crt");
+        struct stat before;
+        char path[256];
+        snprintf(path, sizeof path, "%s/etc/docker/certs.d/b.example.com/ca.crt", f->root);
+        assert_int_equal(stat(path, &before), 0);
+        put(f, "etc/docker/certs.d/b.example.com/ca.crt", same);
+        struct timespec times[2] = { before.st_atim, before.st_mtim };
+        assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+        _cleanup_free_ char *hosts = slurp(f, "etc/containerd/certs.d/c.example.com/hosts.toml");
+        put(f, "etc/containerd/certs.d/c.example.com/hosts.toml.new", hosts);
+        snprintf(path, sizeof path, "%s/etc/containerd/certs.d/c.example.com/hosts.toml", f->root);
+        char newpath[300];
+        snprintf(newpath, sizeof newpath, "%s.new", path);
+        assert_int_equal(rename(newpath, path), 0);
+        o.now.tv_sec += 10;
+        _cleanup_(plan_freep) Plan *p5 = plan_with(f, t, &o);
+        assert_int_equal(p5->n_reused, 7);
+        assert_int_equal(plan_count(p5, ACTION_UNCHANGED), 12); /* the bytes are right: read, current */
+        plan_memo_free(m1);
+        plan_memo_free(m2);
+        plan_memo_free(m3);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_create_then_noop, setup, teardown),
@@ -913,6 +975,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_config_path_order_shadows, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hosts_toml_not_in_foreign_dir, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_previous_plan_taken_over, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_full_plan_takes_over_by_identity, setup, teardown),
                 cmocka_unit_test(test_hosts_check),
                 cmocka_unit_test(test_hosts_render),
                 cmocka_unit_test(test_targets_parse),
