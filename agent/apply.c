@@ -147,7 +147,9 @@ static bool record_unchanged(const Plan *p, Manifest *m) {
                 ManifestEntry *me;
                 char sha[65];
 
-                if (a->type != ACTION_UNCHANGED || !(me = manifest_find(m, a->target->name, a->registry)))
+                /* Taken over: the manifest's hash is what made it so. */
+                if (a->type != ACTION_UNCHANGED || a->reused ||
+                    !(me = manifest_find(m, a->target->name, a->registry)))
                         continue;
                 if (streq(a->file, HOSTS_FILE)) {
                         if (!a->content)

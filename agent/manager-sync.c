@@ -147,15 +147,50 @@ static bool strv_equal(char *const *a, char *const *b) {
  * asked for (full_check: resync, SIGHUP, a retry), or a watch missing,
  * ended or overflowed; then only a stat() of each file can. What the
  * watches saw is taken either way: from now on is the next plan's. */
-static const PlanMemo *manager_previous_plan(Manager *m, char *const *read_first, char ***ret_changed, size_t *ret_n,
-                                             bool *ret_full) {
+typedef struct Changes {
+        char **registries; /* sorted */
+        size_t n;
+        bool full;      /* the events cannot say all that changed */
+        bool in_target; /* some event was in a target directory itself */
+} Changes;
+
+static void changes_done(Changes *c) {
+        c->registries = strv_free(c->registries);
+}
+
+/* What the output watches saw since the last plan, taken: from now on is
+ * the next plan's. full when the events cannot say all that changed:
+ * asked for (full_check: resync, SIGHUP, a retry), or a watch missing,
+ * ended or overflowed; then only a stat() of each file can. */
+static void manager_take_changes(Manager *m, Changes *ret) {
         bool all, complete = output_watches_complete(&m->output_watches);
 
-        output_watches_take_changes(&m->output_watches, ret_changed, ret_n, &all);
-        *ret_full = m->full_check || all || !complete;
+        output_watches_take_changes(&m->output_watches, &ret->registries, &ret->n, &all, &ret->in_target);
+        ret->full = m->full_check || all || !complete;
+}
+
+/* The plan the next one may take over from (plan.h); NULL when there is
+ * none, or it was made with other options. */
+static const PlanMemo *manager_previous_plan(Manager *m, char *const *read_first) {
         if (!m->last_plan || !strv_equal(read_first, m->last_read_first))
                 return NULL;
         return m->last_plan;
+}
+
+/* A repair after events inside a few registries' own directories (our own
+ * writes, mostly) needs no plan when each of their files is what the last
+ * plan concluded: 1 then. */
+#define QUICK_REPAIR_MAX 64
+
+static int manager_repair_confirmed(Manager *m, const TrustSet *t, const Changes *c) {
+        PlanOptions o = {
+                .target_mask = m->config->targets,
+                .containerd_hosts_toml = m->config->containerd_hosts_toml,
+        };
+
+        if (c->full || c->in_target || c->n == 0 || c->n > QUICK_REPAIR_MAX || !m->last_plan)
+                return 0;
+        return plan_memo_confirms(m->root_fd, m->last_plan, t, m->manifest, &o, c->registries, c->n);
 }
 
 /* Keep what p concluded for the next plan to take over from; p is spent. */
@@ -180,13 +215,26 @@ static void manager_keep_plan(Manager *m, Plan *p, char *const *read_first) {
 }
 
 /* trust set -> plan -> apply -> state. -EIO when some write failed, and
- * *ret_error says which, for every target. */
-static int manager_apply_trust(Manager *m, const TrustSet *t, bool content_changed, char **ret_error) {
+ * *ret_error says which, for every target. For a repair (an output
+ * event), 1 when the registries the events named are as the last plan
+ * left them: no plan, nothing changed. */
+static int manager_apply_trust(Manager *m, const TrustSet *t, bool content_changed, bool repair, char **ret_error) {
         _cleanup_(runtime_status_done) RuntimeStatus rs = {};
         _cleanup_(plan_freep) Plan *p = NULL;
-        _cleanup_strv_free_ char **changed = NULL;
-        size_t n_changed = 0;
+        _cleanup_(changes_done) Changes c = {};
         int r, failed = 0;
+
+        if (!m->config->dry_run && !m->config->once)
+                manager_take_changes(m, &c);
+        if (repair) {
+                r = manager_repair_confirmed(m, t, &c);
+                if (r < 0)
+                        return r;
+                if (r > 0) {
+                        log_debug("Drift check: the %zu registries touched are as the last plan left them", c.n);
+                        return 1;
+                }
+        }
 
         /* Which runtimes read what we write is judged at every sync: it is
          * a few stats and one small file. */
@@ -200,10 +248,12 @@ static int manager_apply_trust(Manager *m, const TrustSet *t, bool content_chang
                 .containerd_hosts_toml = m->config->containerd_hosts_toml,
                 .containerd_read_first = read_first,
         };
-        if (!m->config->dry_run && !m->config->once)
-                o.previous = manager_previous_plan(m, read_first, &changed, &n_changed, &o.full);
-        o.changed = changed;
-        o.n_changed = n_changed;
+        if (!m->config->dry_run && !m->config->once) {
+                o.previous = manager_previous_plan(m, read_first);
+                o.changed = c.registries;
+                o.n_changed = c.n;
+                o.full = c.full;
+        }
         /* Until this plan is kept, the next one reads everything. */
         m->full_check = true;
         r = plan_compute(m->root_fd, t, m->manifest, &o, &p);
@@ -267,7 +317,7 @@ static int manager_sync_trust(Manager *m, const Snapshot *snap, bool content_cha
         r = trust_set_from_snapshot(snap, m->config->ignore_keys, time(NULL), m->trust, &t);
         if (r < 0)
                 return r;
-        r = manager_apply_trust(m, t, content_changed, ret_error);
+        r = manager_apply_trust(m, t, content_changed, false, ret_error);
         trust_set_free(m->trust);
         m->trust = TAKE_PTR(t);
         return r;
@@ -338,7 +388,9 @@ void manager_repair(Manager *m) {
 
         if (!manager_has_trust(m))
                 return;
-        r = manager_apply_trust(m, m->trust, false, &why);
+        r = manager_apply_trust(m, m->trust, false, true, &why);
+        if (r > 0)
+                return; /* nothing drifted: nothing to say */
         if (r < 0) {
                 _cleanup_free_ char *err = NULL;
                 if (asprintf(&err, "Drift repair failed: %s",

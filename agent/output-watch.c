@@ -107,6 +107,7 @@ static void note_change(OutputWatches *w, const char *rel, const char *name) {
                         continue;
                 if (!name || !*name || streq(name, "_default"))
                         break;
+                w->changed_in_target = true;
                 changed_add(w, name, strlen(name));
                 /* HOST_PORT_ is HOST:PORT's directory too. */
                 l = strlen(name);
@@ -459,7 +460,7 @@ bool output_watches_complete(const OutputWatches *w) {
         return w->io && !w->full && !output_watches_need_update(w) && w->n_unwatched == 0;
 }
 
-void output_watches_take_changes(OutputWatches *w, char ***ret, size_t *ret_n, bool *ret_all) {
+void output_watches_take_changes(OutputWatches *w, char ***ret, size_t *ret_n, bool *ret_all, bool *ret_in_target) {
         size_t u = 0;
 
         assert(w);
@@ -470,6 +471,8 @@ void output_watches_take_changes(OutputWatches *w, char ***ret, size_t *ret_n, b
         *ret = NULL;
         *ret_n = 0;
         *ret_all = w->changed_all;
+        if (ret_in_target)
+                *ret_in_target = w->changed_in_target;
         if (!w->changed_all && w->n_changed > 0) {
                 qsort(w->changed, w->n_changed, sizeof *w->changed, str_compare_qsort);
                 for (size_t i = 0; i < w->n_changed; i++)
@@ -486,7 +489,7 @@ void output_watches_take_changes(OutputWatches *w, char ***ret, size_t *ret_n, b
                 free(w->changed[i]);
         w->changed = mfree(w->changed);
         w->n_changed = w->n_changed_allocated = 0;
-        w->changed_all = false;
+        w->changed_all = w->changed_in_target = false;
 }
 
 size_t output_watches_active(const OutputWatches *w) {

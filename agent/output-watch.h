@@ -69,6 +69,7 @@ typedef struct OutputWatches {
         char **changed;
         size_t n_changed, n_changed_allocated;
         bool changed_all;
+        bool changed_in_target; /* an event in a target directory itself (a name created or gone) */
         OutputWatchHandler handler;
         void *userdata;
 } OutputWatches;
@@ -101,8 +102,10 @@ bool output_watches_complete(const OutputWatches *w);
 
 /* What may have changed under the watches since the last call: *ret_all,
  * or the registries in *ret (sorted, each once, NULL-terminated; the caller
- * frees it with strv_free()), and forget it. On ENOMEM, *ret_all. */
-void output_watches_take_changes(OutputWatches *w, char ***ret, size_t *ret_n, bool *ret_all);
+ * frees it with strv_free()), and forget it. On ENOMEM, *ret_all.
+ * *ret_in_target: some event was in a target directory itself, not in a
+ * registry's (may be NULL). */
+void output_watches_take_changes(OutputWatches *w, char ***ret, size_t *ret_n, bool *ret_all, bool *ret_in_target);
 
 /* Number of directories watched now. */
 size_t output_watches_active(const OutputWatches *w);

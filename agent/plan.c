@@ -13,15 +13,13 @@
 #include "containerd-hosts.h"
 #include "fs.h"
 #include "hash.h"
-#include "plan.h"
+#include "plan-internal.h"
 #include "utf8.h"
 
 /* What containerd does with a loopback registry when we own no hosts.toml. */
 #define LOOPBACK_WITHOUT_HOSTS \
         "containerd talks plain HTTP to a loopback registry without a " HOSTS_FILE "; run with --containerd-hosts-toml always"
 
-/* A ca.crt larger than this is not one we wrote. */
-#define CA_FILE_MAX (4u * 1024 * 1024)
 
 static const char *const action_names[_ACTION_MAX] = {
         [ACTION_CREATE] = "create",     [ACTION_UPDATE] = "update", [ACTION_UNCHANGED] = "unchanged",
@@ -31,25 +29,6 @@ static const char *const action_names[_ACTION_MAX] = {
 
 const char *action_type_to_string(ActionType t) {
         return t >= 0 && t < _ACTION_MAX ? action_names[t] : "unknown";
-}
-
-/* A file modified in the same clock tick as it was looked at keeps its
- * times: only one older than this is known by them (git's racy rule). */
-#define FILE_ID_SETTLE_SEC 2
-
-static FileId file_id_of(const Plan *p, const struct stat *st) {
-        if (!S_ISREG(st->st_mode) || st->st_ctim.tv_sec > p->now.tv_sec - FILE_ID_SETTLE_SEC ||
-            st->st_mtim.tv_sec > p->now.tv_sec - FILE_ID_SETTLE_SEC)
-                return (FileId){};
-        return (FileId){ .valid = true, .dev = st->st_dev, .ino = st->st_ino, .size = st->st_size,
-                         .mtime = st->st_mtim, .ctime = st->st_ctim };
-}
-
-static bool file_id_matches(const FileId *id, const struct stat *st) {
-        return id->valid && S_ISREG(st->st_mode) && id->dev == st->st_dev && id->ino == st->st_ino &&
-               id->size == st->st_size && id->mtime.tv_sec == st->st_mtim.tv_sec &&
-               id->mtime.tv_nsec == st->st_mtim.tv_nsec && id->ctime.tv_sec == st->st_ctim.tv_sec &&
-               id->ctime.tv_nsec == st->st_ctim.tv_nsec;
 }
 
 Plan *plan_free(Plan *p) {
@@ -322,127 +301,6 @@ static int plan_read_first(Plan *p, int rootfd, size_t ca, const Manifest *m, co
         return r < 0 ? r : 0;
 }
 
-static bool action_done(const PlanAction *a) {
-        return a->error == 0 && (a->type == ACTION_CREATE || a->type == ACTION_UPDATE || a->type == ACTION_UNCHANGED);
-}
-
-static int str_compare(const void *a, const void *b) {
-        return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
-static bool is_hosts_of(const PlanAction *h, const PlanAction *a) {
-        return h->target == a->target && streq(h->file, HOSTS_FILE) && streq(h->registry, a->registry);
-}
-
-int plan_memo_new(Plan *p, PlanMemo **ret) {
-        _cleanup_free_ PlanMemoEntry *v = NULL;
-        PlanMemo *m;
-        size_t n = 0;
-
-        assert(p);
-        assert(ret);
-
-        v = calloc(p->n_actions + 1, sizeof *v);
-        m = calloc(1, sizeof *m);
-        if (!v || !m) {
-                free(m);
-                return -ENOMEM;
-        }
-        for (size_t i = 0; i < p->n_actions; i++) {
-                PlanAction *a = &p->actions[i], *h = i + 1 < p->n_actions ? &p->actions[i + 1] : NULL;
-
-                /* The wanted ones: a ca.crt action with its entry. */
-                if (!a->entry || !streq(a->file, CA_FILE))
-                        continue;
-                bool has_hosts = h && is_hosts_of(h, a);
-                v[n++] = (PlanMemoEntry){
-                        .target = a->target,
-                        .registry = TAKE_PTR(a->registry),
-                        .shadowed = TAKE_PTR(a->shadowed),
-                        .done = action_done(a) && (!has_hosts || action_done(h)),
-                        .has_hosts = has_hosts,
-                        .ca_id = a->id,
-                        .hosts_id = has_hosts ? h->id : (FileId){},
-                };
-        }
-        m->entries = realloc(v, (n + 1) * sizeof *v) ?: v; /* no slack kept */
-        v = NULL;
-        m->n = n;
-        *ret = m;
-        return 0;
-}
-
-PlanMemo *plan_memo_free(PlanMemo *m) {
-        if (!m)
-                return NULL;
-        for (size_t i = 0; i < m->n; i++) {
-                free(m->entries[i].registry);
-                free(m->entries[i].shadowed);
-        }
-        free(m->entries);
-        free(m);
-        return NULL;
-}
-
-/* The previous plan's conclusion for (tg, e), or NULL. The memo is in the
- * order this plan goes (target, then registry), so one cursor walks it. */
-static const PlanMemoEntry *memo_find(const PlanOptions *o, size_t *cursor, const Target *tg, const TrustEntry *e) {
-        const PlanMemo *prev = o->previous;
-        const PlanMemoEntry *x;
-
-        if (!prev)
-                return NULL;
-        while (*cursor < prev->n) {
-                x = &prev->entries[*cursor];
-                if (x->target > tg || (x->target == tg && strcmp(x->registry, e->registry) >= 0))
-                        break;
-                (*cursor)++;
-        }
-        if (*cursor >= prev->n)
-                return NULL;
-        x = &prev->entries[*cursor];
-        return x->target == tg && streq(x->registry, e->registry) ? x : NULL;
-}
-
-/* Can x stand for this plan's conclusion, as far as the manifest and the
- * options say: all of it done, the ca.crt recorded with the CA wanted now,
- * hosts.toml as wanted? */
-static bool memo_current(const PlanOptions *o, const PlanMemoEntry *x, const Target *tg, const TrustEntry *e,
-                         const Manifest *m) {
-        const ManifestEntry *me;
-
-        if (!x->done)
-                return false;
-        me = manifest_find(m, tg->name, e->registry);
-        if (!me || !streq(me->sha256, e->fingerprint))
-                return false;
-        return tg->bit != TARGET_CONTAINERD ||
-               (x->has_hosts == o->containerd_hosts_toml && (!x->has_hosts || me->hosts_sha256[0]));
-}
-
-/* Taken over on the events' word: no event named the registry. */
-static bool reusable_by_events(const PlanOptions *o, const TrustEntry *e) {
-        return !o->full &&
-               !(o->n_changed > 0 && bsearch(&e->registry, o->changed, o->n_changed, sizeof *o->changed, str_compare));
-}
-
-/* Taken over on a stat() of each file: the very files the previous plan
- * read and found current. basefd is the target's certs.d directory. */
-static bool reusable_by_identity(int basefd, const PlanMemoEntry *x) {
-        char path[PATH_MAX];
-        struct stat st;
-
-        if (!x->ca_id.valid || (x->has_hosts && !x->hosts_id.valid))
-                return false;
-        if (snprintf(path, sizeof path, "%s/" CA_FILE, x->registry) >= (int) sizeof path ||
-            fstatat(basefd, path, &st, AT_SYMLINK_NOFOLLOW) < 0 || !file_id_matches(&x->ca_id, &st))
-                return false;
-        if (!x->has_hosts)
-                return true;
-        return snprintf(path, sizeof path, "%s/" HOSTS_FILE, x->registry) < (int) sizeof path &&
-               fstatat(basefd, path, &st, AT_SYMLINK_NOFOLLOW) >= 0 && file_id_matches(&x->hosts_id, &st);
-}
-
 /* Take the previous plan's conclusion x over, unchanged; with its reason
  * not to be used (shadowed) when copy_shadowed, else that is judged again
  * (plan_read_first()). */
@@ -456,6 +314,7 @@ static int plan_reuse(Plan *p, const PlanMemoEntry *x, const Target *tg, const T
                 return r;
         a = &p->actions[p->n_actions - 1];
         a->id = x->ca_id;
+        a->reused = true;
         if (copy_shadowed && x->shadowed && !(a->shadowed = strdup(x->shadowed)))
                 return -ENOMEM;
         if (!copy_shadowed && tg->bit == TARGET_CONTAINERD && !o->containerd_hosts_toml &&
@@ -466,6 +325,7 @@ static int plan_reuse(Plan *p, const PlanMemoEntry *x, const Target *tg, const T
                 if (r < 0)
                         return r;
                 p->actions[p->n_actions - 1].id = x->hosts_id;
+                p->actions[p->n_actions - 1].reused = true;
         }
         p->n_reused++;
         return 0;

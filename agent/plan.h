@@ -79,6 +79,7 @@ typedef struct PlanAction {
         char content_sha[65];
         bool noreplace; /* hosts.toml only: there was none; never replace one that appeared since */
         FileId id;      /* unchanged only: the file read and found current, when old enough to trust */
+        bool reused;    /* unchanged, taken over from the previous plan: the manifest already says so */
         int error;      /* set by apply: 0 or negative errno */
 } PlanAction;
 
@@ -112,6 +113,15 @@ typedef struct PlanMemo {
  * is then only good for plan_free(). */
 int plan_memo_new(Plan *p, PlanMemo **ret);
 PlanMemo *plan_memo_free(PlanMemo *m);
+
+/* After events inside these registries' own directories (the agent's own
+ * writes, mostly): is each of their files, read and hashed, what memo
+ * concluded, as m records it, with t's CAs? Then a plan would conclude
+ * nothing else: 1. 0 when something differs or was not done; -ENOMEM. An
+ * event in a target directory itself (a name created or gone) can change
+ * what containerd reads first: that is for a plan, not for this. */
+int plan_memo_confirms(int rootfd, const PlanMemo *memo, const TrustSet *t, const Manifest *m, const PlanOptions *o,
+                       char *const *registries, size_t n);
 
 const char *action_type_to_string(ActionType t);
 

@@ -218,8 +218,10 @@ static void test_missing_directory_is_tried_again(void **state) {
  * event, the name an event in the target directory was about (and the
  * HOST:PORT a HOST_PORT_ directory stands for), everything when the
  * kernel ended a watch; and "complete" only when every watch is up. */
+static bool in_target;
+
 static void take(char ***ret, size_t *n, bool *all) {
-        output_watches_take_changes(&watches, ret, n, all);
+        output_watches_take_changes(&watches, ret, n, all, &in_target);
 }
 
 static void test_changes_name_registries(void **state) {
@@ -237,11 +239,19 @@ static void test_changes_name_registries(void **state) {
         assert_int_equal(n, 0);
 
         touch("etc/docker/certs.d/b.example.com/ca.crt");
+        (void) drain();
+        take(&c1, &n, &all);
+        assert_false(in_target);
+        assert_int_equal(n, 1);
+        c1 = strv_free(c1);
+
+        touch("etc/docker/certs.d/b.example.com/ca.crt");
         touch("etc/docker/certs.d/b.example.com/other");
         assert_int_equal(mkdir(path_of("etc/docker/certs.d/a.example.com_5000_"), 0755), 0);
         (void) drain();
         take(&c2, &n, &all);
         assert_false(all);
+        assert_true(in_target);
         assert_int_equal(n, 3);
         assert_string_equal(c2[0], "a.example.com:5000");
         assert_string_equal(c2[1], "a.example.com_5000_");
