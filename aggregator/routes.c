@@ -108,28 +108,63 @@ static int handle_report(Aggregator *a, HttpdRequest *req) {
         return reply_json(req, 200, body);
 }
 
+/* A 400 naming the query parameter that is wrong. */
+static int bad_parameter(HttpdRequest *req, const char *parameter, const char *message) {
+        _cleanup_free_ char *body = json_dumps_pack("{s:s, s:s}", "error", message, "parameter", parameter);
+
+        if (!body)
+                return -ENOMEM;
+        return httpd_reply_full(req, 400, JSON_TYPE, body, strlen(body), no_store);
+}
+
+/* ?limit=: 1 to max, default when absent. -EINVAL for anything else. */
+static int parse_limit(const char *s, size_t def, size_t max, size_t *ret) {
+        unsigned long long v;
+        char *end;
+
+        if (!s) {
+                *ret = def;
+                return 0;
+        }
+        if (*s < '0' || *s > '9')
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno || *end || v < 1 || v > max)
+                return -EINVAL;
+        *ret = (size_t) v;
+        return 0;
+}
+
 static int handle_nodes(Aggregator *a, HttpdRequest *req) {
         _cleanup_free_ char *body = NULL;
-        const char *filter = httpd_request_query(req, "state"), *limit_str = httpd_request_query(req, "limit");
-        unsigned long limit = 0;
-        int state = -1, r;
+        const char *filter = httpd_request_query(req, "state"), *limit_str = httpd_request_query(req, "limit"),
+                   *token = httpd_request_query(req, "continue"), *why;
+        char after[CONTINUE_TOKEN_MAX_NAME + 1];
+        NodesQuery q = { .state = -1, .key = &a->continue_key };
+        size_t size;
+        int r;
 
         if (filter && *filter) {
-                state = node_state_from_string(filter);
-                if (state < 0)
-                        return reply_error(req, 400, "state must be converged, lagging, failing or stale", NULL);
+                q.state = node_state_from_string(filter);
+                if (q.state < 0)
+                        return bad_parameter(req, "state", "state must be converged, lagging, failing or stale");
         }
-        if (limit_str && *limit_str) {
-                char *end;
-                errno = 0;
-                limit = strtoul(limit_str, &end, 10);
-                if (errno || *end || *limit_str < '0' || *limit_str > '9')
-                        return reply_error(req, 400, "limit must be a number (0 for all)", NULL);
+        if (parse_limit(limit_str, API_NODES_DEFAULT_LIMIT, API_NODES_MAX_LIMIT, &q.limit) < 0) {
+                char m[96];
+                snprintf(m, sizeof m, "limit must be a number from 1 to at most %u (default %u)",
+                         API_NODES_MAX_LIMIT, API_NODES_DEFAULT_LIMIT);
+                return bad_parameter(req, "limit", m);
         }
-        r = api_nodes_json(a->fleet, aggregator_now(a), state, limit, &body);
+        if (token) {
+                if (continue_token_decode(&a->continue_key, token, q.state, after, &why) < 0)
+                        return bad_parameter(req, "continue", why);
+                q.after = after;
+        }
+        r = api_nodes_json(a->fleet, aggregator_now(a), &q, &body, &size);
         if (r < 0)
                 return r;
-        return reply_json(req, 200, body);
+        return httpd_reply_full(req, 200, JSON_TYPE, body, size, no_store);
 }
 
 static int handle_node(Aggregator *a, HttpdRequest *req, const char *name) {
