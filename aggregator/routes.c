@@ -19,10 +19,6 @@
 /* Nothing here may be cached by a proxy: every answer is a moment's view. */
 static const char *const no_store[] = { "Cache-Control", "no-store", NULL };
 
-static int reply_json(HttpdRequest *req, unsigned status, const char *json) {
-        return httpd_reply_full(req, status, JSON_TYPE, json, strlen(json), no_store);
-}
-
 /* json_pack() straight to a string; NULL on failure. */
 static char *json_dumps_pack(const char *fmt, ...) {
         json_auto_t *j = NULL;
@@ -99,13 +95,17 @@ static int handle_report(Aggregator *a, HttpdRequest *req) {
         if (is_new)
                 log_info("New node %s (%zu nodes)", name, a->fleet->n_nodes);
 
+        /* Written by hand, not packed by jansson (a tenth of the cost): a
+         * node name is lowercase letters, digits, '-' and '.', a hash is
+         * hex and the state a word, none of them needs escaping. */
         n = fleet_get(a->fleet, name);
-        body = json_dumps_pack("{s:s, s:s, s:o}", "node", name, "state",
-                               node_state_to_string(fleet_node_state(a->fleet, n, now)), "current_hash",
-                               json_string(a->fleet->current_hash));
-        if (!body)
+        r = asprintf(&body, "{\"node\":\"%s\",\"state\":\"%s\",\"current_hash\":\"%s\"}", name,
+                     node_state_to_string(fleet_node_state(a->fleet, n, now)), a->fleet->current_hash);
+        if (r < 0) {
+                body = NULL;
                 return -ENOMEM;
-        return reply_json(req, 200, body);
+        }
+        return httpd_reply_take(req, 200, JSON_TYPE, &body, (size_t) r, no_store);
 }
 
 /* A 400 naming the query parameter that is wrong. */
@@ -164,7 +164,7 @@ static int handle_nodes(Aggregator *a, HttpdRequest *req) {
         r = api_nodes_json(a->fleet, aggregator_now(a), &q, &body, &size);
         if (r < 0)
                 return r;
-        return httpd_reply_full(req, 200, JSON_TYPE, body, size, no_store);
+        return httpd_reply_take(req, 200, JSON_TYPE, &body, size, no_store);
 }
 
 static int handle_node(Aggregator *a, HttpdRequest *req, const char *name) {
@@ -176,7 +176,7 @@ static int handle_node(Aggregator *a, HttpdRequest *req, const char *name) {
                 return reply_error(req, 404, "no such node", NULL);
         if (r < 0)
                 return r;
-        return reply_json(req, 200, body);
+        return httpd_reply_take(req, 200, JSON_TYPE, &body, strlen(body), no_store);
 }
 
 /* The fleet-wide views: one JSON document of the fleet now. */
@@ -189,7 +189,7 @@ static int handle_view(Aggregator *a, HttpdRequest *req, FleetView view) {
         r = view(a->fleet, aggregator_now(a), &body);
         if (r < 0)
                 return r;
-        return reply_json(req, 200, body);
+        return httpd_reply_take(req, 200, JSON_TYPE, &body, strlen(body), no_store);
 }
 
 static int handle_metrics(Aggregator *a, HttpdRequest *req) {
@@ -200,7 +200,7 @@ static int handle_metrics(Aggregator *a, HttpdRequest *req) {
         r = metrics_render(a->fleet, &a->stats, aggregator_now(a), &body, &size);
         if (r < 0)
                 return r;
-        return httpd_reply_full(req, 200, METRICS_CONTENT_TYPE, body, size, no_store);
+        return httpd_reply_take(req, 200, METRICS_CONTENT_TYPE, &body, size, no_store);
 }
 
 static bool is_get(const HttpdRequest *req) {
