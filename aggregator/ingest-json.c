@@ -57,7 +57,7 @@ static bool has_duplicate_keys(const Jv *o) {
         for (uint32_t i = 0; i < o->n; i++, a += a->skip) {
                 const Jv *b = a + a->skip;
                 for (uint32_t j = i + 1; j < o->n; j++, b += b->skip)
-                        if (strcmp(a->key, b->key) == 0)
+                        if (a->key[0] == b->key[0] && strcmp(a->key, b->key) == 0)
                                 return true;
         }
         return false;
@@ -339,8 +339,9 @@ const Jv *jv_get(const Jv *o, const char *key) {
 
         assert(key);
 
+        /* Most keys differ in their first byte: no call for those. */
         jv_object_foreach(o, k, v, i)
-                if (strcmp(k, key) == 0)
+                if (k[0] == key[0] && strcmp(k, key) == 0)
                         return v;
         return NULL;
 }
