@@ -19,12 +19,12 @@
 
 /* GET /api/v1/nodes is paged as the Kubernetes API pages lists: ?limit=N
  * nodes at most (API_NODES_DEFAULT_LIMIT when not given), and
- * metadata.continue to ask for the next page. A node with every list full
- * is about 23 KiB of JSON (16 errors of 512 bytes, 32 certificates, 8
- * targets with reasons), a usual one 2 KiB: the largest page is then 2 MB
- * usually and 23 MB at worst, rendered in one go on the loop (while it is,
- * no report is taken), where the whole list of 10,000 nodes was 20 MB
- * usually and 230 MB at worst. */
+ * metadata.continue to ask for the next page. A node of 20 registries is
+ * about 2 KB of JSON: the largest page is about 2 MB and takes ~40 ms to
+ * render on the loop (no report is taken meanwhile), where the whole list
+ * of 10,000 nodes was 20 MB and ~700 ms. A node's lists are bounded by
+ * what ingest keeps (16 errors, 32 certificates, 8 targets), so a page of
+ * nodes that fill them all is bounded too, at several times that. */
 #define API_NODES_DEFAULT_LIMIT 500U
 #define API_NODES_MAX_LIMIT 1000U
 

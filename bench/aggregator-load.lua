@@ -42,7 +42,7 @@ local function registries()
 end
 
 local head = '{"schema":1,"node":"'
-local tail = '","agent_version":"0.1.0","timestamp":1795000000,"interval_seconds":30,' ..
+local tail = '","agent_version":"0.1.0","timestamp":1795000000,"interval_seconds":3600,' ..
   '"ready":true,"source":{"kind":"dir","generation":7,"hash":"' .. hash .. '"},' ..
   '"applied_hash":"' .. hash .. '","errors":[],"registries":[' .. registries() .. '],' ..
   '"soonest_expiry":1830086400,"pull_secret":{"state":"absent","hash":null},' ..
