@@ -153,6 +153,10 @@ int aggregator_new(const AggregatorConfig *config, Aggregator **ret) {
         if (r < 0)
                 return log_error_errno(r, "Failed to read token file '%s'", config->token_file);
 
+        r = continue_key_init(&a->continue_key);
+        if (r < 0)
+                return log_error_errno(r, "Failed to draw the key of continue tokens");
+
         r = fleet_new(config->max_nodes, config->interval_seconds, &a->fleet);
         if (r < 0)
                 return log_error_errno(r, "Failed to allocate the fleet");

@@ -14,6 +14,7 @@
 #include "httpd.h"
 #include "prometheus.h"
 #include "bearer.h"
+#include "continue-token.h"
 
 #define AGGREGATOR_DEFAULT_LISTEN "127.0.0.1:9448"
 #define AGGREGATOR_DEFAULT_INTERVAL 30U
@@ -39,6 +40,7 @@ typedef struct Aggregator {
         Httpd *httpd;
         Fleet *fleet;
         TokenFile *tokens;
+        ContinueKey continue_key; /* signs the continue tokens of paged lists */
         AggregatorStats stats;
         int token_error;          /* last token file refresh error, logged once */
         uint64_t log_window_start;/* rate limit for per-request log lines */

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "api.h"
 #include "fleet-registries.h"
@@ -153,35 +154,119 @@ static int dump(const json_t *j, char **ret) {
         return 0;
 }
 
-int api_nodes_json(const Fleet *f, uint64_t now, int state, size_t limit, char **ret) {
-        json_auto_t *nodes = NULL, *j = NULL;
-        _cleanup_free_ NodeView *v = NULL;
-        size_t n, total = 0;
+/* A growing text buffer, for rendering a list one item at a time: the
+ * JSON tree of one node is freed before the next is built, so a page costs
+ * its text and one node's tree, not a tree of the whole page besides. */
+typedef struct TextBuf {
+        char *data;
+        size_t size, alloc;
+} TextBuf;
+
+static int text_append(TextBuf *b, const char *s, size_t n) {
+        if (b->size + n + 1 > b->alloc) {
+                size_t a = b->alloc ? b->alloc : 4096;
+                char *p;
+
+                while (a < b->size + n + 1)
+                        a *= 2;
+                p = realloc(b->data, a);
+                if (!p)
+                        return -ENOMEM;
+                b->data = p;
+                b->alloc = a;
+        }
+        memcpy(b->data + b->size, s, n);
+        b->size += n;
+        b->data[b->size] = 0;
+        return 0;
+}
+
+static int text_dump_cb(const char *s, size_t n, void *userdata) {
+        return text_append(userdata, s, n) < 0 ? -1 : 0;
+}
+
+/* j as compact JSON appended to b; -ENOMEM when j is NULL (a failed pack). */
+static int text_dump(TextBuf *b, const json_t *j) {
+        if (!j || json_dump_callback(j, text_dump_cb, b, JSON_COMPACT) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static bool node_matches(const Fleet *f, const Node *n, int state, uint64_t now) {
+        return state < 0 || (int) fleet_node_state(f, n, now) == state;
+}
+
+int api_nodes_json(const Fleet *f, uint64_t now, const NodesQuery *q, char **ret, size_t *ret_size) {
+        _cleanup_free_ char *token = NULL;
+        json_auto_t *head = NULL, *meta = NULL;
+        TextBuf b = {};
+        size_t start, i, total = 0, listed = 0, remaining = 0;
+        const Node *last = NULL;
         int r;
 
         assert(f);
+        assert(q);
+        assert(q->limit > 0);
         assert(ret);
+        assert(ret_size);
 
-        r = fleet_list(f, now, &v, &n);
-        if (r < 0)
-                return r;
-        nodes = json_array();
-        if (!nodes)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                if (state >= 0 && (int) v[i].state != state)
+        /* The fleet is kept sorted by name: a page is where the token says
+         * it starts, found by binary search, and the nodes after it. A node
+         * added or removed since the last page moves nothing else: each
+         * node is listed once, unless it came or went meanwhile. */
+        for (i = 0; i < f->n_nodes; i++)
+                if (node_matches(f, f->nodes[i], q->state, now))
+                        total++;
+        start = fleet_index_after(f, q->after);
+
+        r = text_append(&b, "{\"nodes\":[", strlen("{\"nodes\":["));
+        for (i = start; r >= 0 && i < f->n_nodes; i++) {
+                const Node *n = f->nodes[i];
+                json_auto_t *j = NULL;
+
+                if (!node_matches(f, n, q->state, now))
                         continue;
-                if (limit > 0 && total++ >= limit)
+                if (listed == q->limit) {
+                        remaining++;
                         continue;
-                if (json_array_append_new(nodes, node_to_json(f, v[i].node, v[i].state, false)) < 0)
-                        return -ENOMEM;
+                }
+                j = node_to_json(f, n, fleet_node_state(f, n, now), false);
+                if (listed > 0)
+                        r = text_append(&b, ",", 1);
+                if (r >= 0)
+                        r = text_dump(&b, j);
+                listed++;
+                last = n;
         }
-        if (limit == 0)
-                total = json_array_size(nodes);
-        j = json_pack("{s:I, s:o, s:I, s:o}", "generated_at", (json_int_t) (now / USEC_PER_SEC),
-                      "current_hash", null_or_string(f->current_hash), "total", (json_int_t) total,
-                      "nodes", TAKE_PTR(nodes));
-        return dump(j, ret);
+        if (r >= 0 && remaining > 0)
+                r = continue_token_encode(q->key, q->state, last->report->node, &token);
+        if (r >= 0) {
+                /* Kubernetes' names: "continue" only when there is more, and
+                 * how many of the nodes matching are after this page. */
+                meta = json_pack("{s:I, s:I}", "limit", (json_int_t) q->limit, "remaining", (json_int_t) remaining);
+                if (!meta || (token && json_object_set_new(meta, "continue", json_string(token)) < 0))
+                        r = -ENOMEM;
+        }
+        if (r >= 0) {
+                head = json_pack("{s:I, s:o, s:I, s:O}", "generated_at", (json_int_t) (now / USEC_PER_SEC),
+                                 "current_hash", null_or_string(f->current_hash), "total", (json_int_t) total,
+                                 "metadata", meta);
+                /* The head's members go after the list: "],", then the head
+                 * without its opening brace. */
+                r = text_append(&b, "],", 2);
+        }
+        if (r >= 0) {
+                _cleanup_free_ char *h = head ? json_dumps(head, JSON_COMPACT) : NULL;
+
+                r = h && h[0] == '{' ? text_append(&b, h + 1, strlen(h + 1)) : -ENOMEM;
+        }
+        if (r < 0) {
+                free(b.data);
+                return r;
+        }
+        *ret = b.data;
+        *ret_size = b.size;
+        return 0;
 }
 
 int api_node_json(Fleet *f, uint64_t now, const char *name, char **ret) {

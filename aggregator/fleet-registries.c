@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "fleet-registries.h"
+#include "random.h"
 
 static const char *const attention_names[_ATTENTION_MAX] = {
         [ATTENTION_MISMATCH] = "mismatch",
@@ -30,19 +31,98 @@ typedef struct EntryRef {
         size_t node;                  /* index in the fleet, which is name order */
 } EntryRef;
 
-static int entry_ref_cmp(const void *a, const void *b) {
-        const EntryRef *x = a, *y = b;
-        int c = strcmp(x->entry->name, y->entry->name);
+/* The distinct registry names of the fleet, each with its entries. */
+typedef struct NameSlot {
+        const char *name;
+        size_t count, offset;
+} NameSlot;
 
-        if (c)
-                return c;
-        return x->node < y->node ? -1 : x->node > y->node;
+/* A word at a time (a byte at a time, the hash was most of a request's
+ * time), seeded per process so a fleet's names cannot be chosen to
+ * collide in every aggregator alike. */
+static uint64_t name_hash(const char *s) {
+        static uint64_t seed;
+        const uint64_t k = UINT64_C(0x9e3779b97f4a7c15);
+        size_t n = strlen(s);
+        uint64_t h, w;
+
+        if (!seed)
+                seed = random_u64() | 1;
+        h = seed ^ (n * k);
+        for (; n >= 8; n -= 8, s += 8) {
+                memcpy(&w, s, 8);
+                h = (h ^ w) * k;
+                h ^= h >> 29;
+        }
+        w = 0;
+        memcpy(&w, s, n);
+        h = (h ^ w) * k;
+        return h ^ (h >> 32);
 }
 
-static int fingerprint_cmp(const void *a, const void *b) {
-        const char *const *x = a, *const *y = b;
+/* The names seen so far, and an open-addressing table of them (slot index
+ * + 1, 0 for empty) that doubles when half full. */
+typedef struct NameTable {
+        NameSlot *slots;
+        size_t n_slots, alloc_slots;
+        uint32_t *table;
+        size_t cap;
+        uint32_t last;        /* the slot found last + 1: runs of one name skip the hash */
+} NameTable;
 
-        return strcmp(*x, *y);
+static int name_table_grow(NameTable *t) {
+        size_t cap = t->cap ? t->cap * 2 : 64;
+        uint32_t *table = calloc(cap, sizeof *table);
+
+        if (!table)
+                return -ENOMEM;
+        for (size_t i = 0; i < t->n_slots; i++) {
+                size_t h = (size_t) name_hash(t->slots[i].name) & (cap - 1);
+                while (table[h])
+                        h = (h + 1) & (cap - 1);
+                table[h] = (uint32_t) (i + 1);
+        }
+        free(t->table);
+        t->table = table;
+        t->cap = cap;
+        return 0;
+}
+
+/* The slot of name, added when new; -ENOMEM. */
+static int name_table_slot(NameTable *t, const char *name, uint32_t *ret) {
+        size_t h;
+
+        if (t->last && streq(t->slots[t->last - 1].name, name)) {
+                *ret = t->last - 1;
+                t->slots[*ret].count++;
+                return 0;
+        }
+        if (2 * (t->n_slots + 1) > t->cap && name_table_grow(t) < 0)
+                return -ENOMEM;
+        h = (size_t) name_hash(name) & (t->cap - 1);
+        while (t->table[h] && !streq(t->slots[t->table[h] - 1].name, name))
+                h = (h + 1) & (t->cap - 1);
+        if (!t->table[h]) {
+                if (greedy_realloc((void **) &t->slots, &t->alloc_slots, t->n_slots + 1, 16, sizeof *t->slots) < 0)
+                        return -ENOMEM;
+                t->slots[t->n_slots] = (NameSlot){ .name = name };
+                t->table[h] = (uint32_t) ++t->n_slots;
+        }
+        *ret = t->table[h] - 1;
+        t->last = *ret + 1;
+        t->slots[*ret].count++;
+        return 0;
+}
+
+static void name_table_done(NameTable *t) {
+        free(t->slots);
+        free(t->table);
+}
+
+static int slot_name_cmp(const void *a, const void *b) {
+        const NameSlot *const *x = a, *const *y = b;
+
+        return strcmp((*x)->name, (*y)->name);
 }
 
 static int fingerprint_count_cmp(const void *a, const void *b) {
@@ -76,32 +156,31 @@ static void min_time(bool *has, int64_t *soonest, bool given, int64_t t) {
         }
 }
 
-/* The distinct fingerprints of refs[0..n), the most held first. fps and
- * counts are scratch space of n each. */
-static void count_fingerprints(FleetRegistry *reg, const EntryRef *refs, size_t n, const char **fps,
-                               RegistryFingerprint *counts) {
-        size_t n_fps = 0, n_counts = 0;
+/* The distinct fingerprints of refs[0..n), the most held first. counts is
+ * scratch space of n. Counted in a hash table, not by sorting all n
+ * (fingerprints are 64 hex digits, mostly equal: a sort compared them
+ * whole, O(n log n) times per registry). */
+static int count_fingerprints(FleetRegistry *reg, const EntryRef *refs, size_t n, RegistryFingerprint *counts) {
+        _cleanup_(name_table_done) NameTable fps = {};
+        uint32_t slot;
 
         for (size_t i = 0; i < n; i++)
-                if (refs[i].entry->fingerprint[0])
-                        fps[n_fps++] = refs[i].entry->fingerprint;
-        qsort(fps, n_fps, sizeof *fps, fingerprint_cmp);
-        for (size_t i = 0; i < n_fps; i++) {
-                if (n_counts > 0 && streq(counts[n_counts - 1].fingerprint, fps[i]))
-                        counts[n_counts - 1].nodes++;
-                else
-                        counts[n_counts++] = (RegistryFingerprint){ fps[i], 1 };
-        }
-        qsort(counts, n_counts, sizeof *counts, fingerprint_count_cmp);
-        reg->fingerprints_total = n_counts;
-        reg->n_fingerprints = n_counts < FLEET_REGISTRY_MAX_FINGERPRINTS ? n_counts : FLEET_REGISTRY_MAX_FINGERPRINTS;
+                if (refs[i].entry->fingerprint[0] &&
+                    name_table_slot(&fps, refs[i].entry->fingerprint, &slot) < 0)
+                        return -ENOMEM;
+        for (size_t i = 0; i < fps.n_slots; i++)
+                counts[i] = (RegistryFingerprint){ fps.slots[i].name, fps.slots[i].count };
+        qsort(counts, fps.n_slots, sizeof *counts, fingerprint_count_cmp);
+        reg->fingerprints_total = fps.n_slots;
+        reg->n_fingerprints = fps.n_slots < FLEET_REGISTRY_MAX_FINGERPRINTS ? fps.n_slots
+                                                                             : FLEET_REGISTRY_MAX_FINGERPRINTS;
         memcpy(reg->fingerprints, counts, reg->n_fingerprints * sizeof *counts);
+        return 0;
 }
 
 /* One registry from the run refs[0..n) of its name. */
-static void summarize_registry(const Fleet *f, FleetRegistry *reg, const EntryRef *refs, size_t n,
-                               const bool *counted, size_t n_complete, const char **fps,
-                               RegistryFingerprint *counts) {
+static int summarize_registry(const Fleet *f, FleetRegistry *reg, const EntryRef *refs, size_t n,
+                              const bool *counted, size_t n_complete, RegistryFingerprint *counts) {
         size_t listed_complete = 0, k = 0;
 
         *reg = (FleetRegistry){ .name = refs[0].entry->name, .nodes = n };
@@ -120,7 +199,8 @@ static void summarize_registry(const Fleet *f, FleetRegistry *reg, const EntryRe
         }
         reg->lacking = n_complete - listed_complete;
         reg->attention_total += reg->lacking;
-        count_fingerprints(reg, refs, n, fps, counts);
+        if (count_fingerprints(reg, refs, n, counts) < 0)
+                return -ENOMEM;
 
         /* The first nodes needing attention in name order: the run is in
          * node order, so walk the nodes and the run side by side. */
@@ -136,6 +216,7 @@ static void summarize_registry(const Fleet *f, FleetRegistry *reg, const EntryRe
                         reg->attention[reg->n_attention++] =
                                 (RegistryAttentionNode){ f->nodes[j]->report->node, why };
         }
+        return 0;
 }
 
 FleetRegistries *fleet_registries_free(FleetRegistries *r) {
@@ -150,8 +231,11 @@ int fleet_registries(const Fleet *f, uint64_t now, FleetRegistries **ret) {
         _cleanup_(fleet_registries_freep) FleetRegistries *out = NULL;
         _cleanup_free_ RegistryFingerprint *counts = NULL;
         _cleanup_free_ EntryRef *refs = NULL;
-        _cleanup_free_ const char **fps = NULL;
         _cleanup_free_ bool *counted = NULL;
+        _cleanup_free_ uint32_t *slot_of = NULL;
+        _cleanup_(name_table_done) NameTable names = {};
+        _cleanup_free_ NameSlot **sorted = NULL;
+        NameSlot *slots;
         size_t n_refs = 0, n_complete = 0, n_names = 0;
 
         assert(f);
@@ -175,25 +259,48 @@ int fleet_registries(const Fleet *f, uint64_t now, FleetRegistries **ret) {
                 n_refs += r->n_entries;
         }
 
+        /* Every entry of the counted nodes, grouped by registry name (names
+         * in order), in node order within a name. A sort of all entries by
+         * (name, node) did that in O(R log R) string compares of names that
+         * are mostly equal (200,000 entries at 10,000 nodes of 20
+         * registries: ~150 ms per request); here each entry is hashed once
+         * into its name's slot, only the distinct names are sorted, and the
+         * entries are placed by counting. */
         refs = calloc(n_refs ? n_refs : 1, sizeof *refs);
-        fps = calloc(n_refs ? n_refs : 1, sizeof *fps);
         counts = calloc(n_refs ? n_refs : 1, sizeof *counts);
-        if (!refs || !fps || !counts)
+        slot_of = calloc(n_refs ? n_refs : 1, sizeof *slot_of);
+        if (!refs || !counts || !slot_of)
                 return -ENOMEM;
-        n_refs = 0;
-        for (size_t i = 0; i < f->n_nodes; i++) {
+        for (size_t i = 0, k = 0; i < f->n_nodes; i++) {
                 const Report *r = f->nodes[i]->report;
 
                 if (!counted[i])
                         continue;
-                for (size_t j = 0; j < r->n_entries; j++)
-                        refs[n_refs++] = (EntryRef){ &r->entries[j], i };
+                for (size_t j = 0; j < r->n_entries; j++, k++)
+                        if (name_table_slot(&names, r->entries[j].name, &slot_of[k]) < 0)
+                                return -ENOMEM;
         }
-        qsort(refs, n_refs, sizeof *refs, entry_ref_cmp);
+        slots = names.slots;
+        n_names = names.n_slots;
+        sorted = calloc(n_names ? n_names : 1, sizeof *sorted);
+        if (!sorted)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_names; i++)
+                sorted[i] = &slots[i];
+        qsort(sorted, n_names, sizeof *sorted, slot_name_cmp);
+        for (size_t i = 0, offset = 0; i < n_names; i++) {
+                sorted[i]->offset = offset;
+                offset += sorted[i]->count;
+        }
+        for (size_t i = 0, k = 0; i < f->n_nodes; i++) {
+                const Report *r = f->nodes[i]->report;
 
-        for (size_t i = 0; i < n_refs; i++)
-                if (i == 0 || !streq(refs[i - 1].entry->name, refs[i].entry->name))
-                        n_names++;
+                if (!counted[i])
+                        continue;
+                for (size_t j = 0; j < r->n_entries; j++, k++)
+                        refs[slots[slot_of[k]].offset++] = (EntryRef){ &r->entries[j], i };
+        }
+
         if (n_names > FLEET_MAX_REGISTRIES)
                 n_names = FLEET_MAX_REGISTRIES;
         out->registries = calloc(n_names ? n_names : 1, sizeof *out->registries);
@@ -207,8 +314,9 @@ int fleet_registries(const Fleet *f, uint64_t now, FleetRegistries **ret) {
                         out->registries_omitted++;
                         continue;
                 }
-                summarize_registry(f, &out->registries[out->n_registries++], refs + i, end - i, counted,
-                                   n_complete, fps, counts);
+                if (summarize_registry(f, &out->registries[out->n_registries++], refs + i, end - i, counted,
+                                       n_complete, counts) < 0)
+                        return -ENOMEM;
         }
         *ret = TAKE_PTR(out);
         return 0;

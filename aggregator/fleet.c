@@ -98,6 +98,18 @@ Node *fleet_get(Fleet *f, const char *name) {
         return found ? f->nodes[i] : NULL;
 }
 
+size_t fleet_index_after(const Fleet *f, const char *name) {
+        bool found;
+        size_t i;
+
+        assert(f);
+
+        if (!name)
+                return 0;
+        i = fleet_find(f, name, &found);
+        return found ? i + 1 : i;
+}
+
 static SeenHash *seen_hash_find(Fleet *f, const char *hash) {
         for (size_t i = 0; i < f->n_hashes; i++)
                 if (streq(f->hashes[i].hash, hash))

@@ -130,6 +130,11 @@ int fleet_update(Fleet *f, Report **report, uint64_t now);
 /* The node named name, or NULL. */
 Node *fleet_get(Fleet *f, const char *name);
 
+/* The index in f->nodes (sorted by name) of the first node named after
+ * name, or 0 for NULL: where a page that continues after name starts,
+ * whether or not that node is still there. */
+size_t fleet_index_after(const Fleet *f, const char *name);
+
 /* The state of node n at now. */
 NodeState fleet_node_state(const Fleet *f, const Node *n, uint64_t now);
 

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The field readers report_parse() and its parts share. */
 #include <errno.h>
-#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,32 +32,32 @@ char *ingest_strdup_truncated(const char *s, size_t max) {
         return strndup(s, n);
 }
 
-int ingest_get_uint(json_t *o, const char *key, bool required, uint64_t max, uint64_t *ret, char **msg) {
-        json_t *v = json_object_get(o, key);
+int ingest_get_uint(const Jv *o, const char *key, bool required, uint64_t max, uint64_t *ret, char **msg) {
+        const Jv *v = jv_get(o, key);
 
         if (!v) {
                 if (required)
                         return ingest_fail(msg, "missing field '%s'", key);
                 return 0;
         }
-        if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t) json_integer_value(v) > max)
+        if (!jv_is_integer(v) || jv_integer(v) < 0 || (uint64_t) jv_integer(v) > max)
                 return ingest_fail(msg, "'%s' must be an integer from 0 to %llu", key,
                             (unsigned long long) max);
-        *ret = (uint64_t) json_integer_value(v);
+        *ret = (uint64_t) jv_integer(v);
         return 1;
 }
 
 /* A string field: 0 when absent (and not required), 1 with *ret set. */
-int ingest_get_string(json_t *o, const char *key, bool required, const char **ret, char **msg) {
-        json_t *v = json_object_get(o, key);
+int ingest_get_string(const Jv *o, const char *key, bool required, const char **ret, char **msg) {
+        const Jv *v = jv_get(o, key);
 
         if (!v) {
                 if (required)
                         return ingest_fail(msg, "missing field '%s'", key);
                 return 0;
         }
-        if (!json_is_string(v))
+        if (!jv_is_string(v))
                 return ingest_fail(msg, "'%s' must be a string", key);
-        *ret = json_string_value(v);
+        *ret = jv_string(v);
         return 1;
 }

@@ -6,7 +6,6 @@
  */
 #include <assert.h>
 #include <errno.h>
-#include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,32 +50,32 @@ static int keep_cert(Report *r, const char *name, int64_t not_after) {
 }
 
 /* An optional integer (or null) member of a registry: 0 absent or null, 1 set. */
-static int get_registry_time(json_t *o, const char *key, size_t i, const char *where, int64_t *ret, char **msg) {
-        json_t *v = json_object_get(o, key);
+static int get_registry_time(const Jv *o, const char *key, size_t i, const char *where, int64_t *ret, char **msg) {
+        const Jv *v = jv_get(o, key);
 
-        if (!v || json_is_null(v))
+        if (!v || jv_is_null(v))
                 return 0;
-        if (!json_is_integer(v))
+        if (!jv_is_integer(v))
                 return ingest_fail(msg, "registries[%zu].%s%s must be an integer or null", i, where, key);
-        *ret = json_integer_value(v);
+        *ret = jv_integer(v);
         return 1;
 }
 
 /* registries[i].verification: the agent's TLS check of the registry with
  * the bundle it wrote. Only the state and the server's notAfter are kept;
  * reason, issuer and checked_at are checked for their type. */
-static int parse_verification(RegistryEntry *e, json_t *v, size_t i, char **msg) {
+static int parse_verification(RegistryEntry *e, const Jv *v, size_t i, char **msg) {
         static const char *const strings[] = { "reason", "issuer" };
         VerificationState vs;
         const char *state;
         int64_t checked_at;
         int k;
 
-        if (!v || json_is_null(v))
+        if (!v || jv_is_null(v))
                 return 0;
-        if (!json_is_object(v))
+        if (!jv_is_object(v))
                 return ingest_fail(msg, "registries[%zu].verification must be an object or null", i);
-        state = json_string_value(json_object_get(v, "state"));
+        state = jv_string(jv_get(v, "state"));
         for (k = VERIFICATION_VERIFIED; state && k < _VERIFICATION_STATE_MAX; k++)
                 if (streq(state, verification_state_to_string((VerificationState) k)))
                         break;
@@ -84,8 +83,8 @@ static int parse_verification(RegistryEntry *e, json_t *v, size_t i, char **msg)
                 return ingest_fail(msg, "registries[%zu].verification.state must be verified, mismatch or unreachable", i);
         vs = (VerificationState) k;
         for (size_t j = 0; j < ELEMENTSOF(strings); j++) {
-                json_t *s = json_object_get(v, strings[j]);
-                if (s && !json_is_null(s) && !json_is_string(s))
+                const Jv *s = jv_get(v, strings[j]);
+                if (s && !jv_is_null(s) && !jv_is_string(s))
                         return ingest_fail(msg, "registries[%zu].verification.%s must be a string or null", i, strings[j]);
         }
         k = get_registry_time(v, "server_not_after", i, "verification.", &e->server_not_after, msg);
@@ -102,23 +101,23 @@ static int parse_verification(RegistryEntry *e, json_t *v, size_t i, char **msg)
 /* Keep what the per-registry view needs of registry i, while there is room
  * (REPORT_MAX_REGISTRIES); the rest only marks the list as cut. Everything is
  * checked before anything is kept. */
-static int keep_registry(Report *r, size_t *alloc, const char *name, RegistryState s, json_t *e, size_t i,
+static int keep_registry(Report *r, size_t *alloc, const char *name, RegistryState s, const Jv *e, size_t i,
                          char **msg) {
         RegistryEntry entry = { .state = s };
-        json_t *fp;
+        const Jv *fp;
         int k;
 
-        fp = json_object_get(e, "fingerprint");
-        if (fp && !json_is_null(fp)) {
-                if (!json_is_string(fp) || !sha256_hex_is_valid(json_string_value(fp)))
+        fp = jv_get(e, "fingerprint");
+        if (fp && !jv_is_null(fp)) {
+                if (!jv_is_string(fp) || !sha256_hex_is_valid(jv_string(fp)))
                         return ingest_fail(msg, "registries[%zu].fingerprint must be 64 lowercase hex digits or null", i);
-                memcpy(entry.fingerprint, json_string_value(fp), 65);
+                memcpy(entry.fingerprint, jv_string(fp), 65);
         }
         k = get_registry_time(e, "not_after", i, "", &entry.not_after, msg);
         if (k < 0)
                 return k;
         entry.has_not_after = k > 0;
-        k = parse_verification(&entry, json_object_get(e, "verification"), i, msg);
+        k = parse_verification(&entry, jv_get(e, "verification"), i, msg);
         if (k < 0)
                 return k;
 
@@ -176,28 +175,28 @@ static void sort_and_dedup_entries(Report *r) {
         r->n_entries = kept;
 }
 
-int ingest_parse_registries(Report *r, json_t *regs, char **msg) {
+int ingest_parse_registries(Report *r, const Jv *regs, char **msg) {
         size_t alloc = 0;
         size_t i;
-        json_t *e;
+        const Jv *e;
 
-        if (!json_is_array(regs))
+        if (!jv_is_array(regs))
                 return ingest_fail(msg, "'registries' must be an array");
 
         r->certs = calloc(REPORT_MAX_CERTS, sizeof *r->certs);
         if (!r->certs)
                 return -ENOMEM;
 
-        json_array_foreach(regs, i, e) {
+        jv_array_foreach(regs, i, e) {
                 const char *name, *state;
                 RegistryState s;
-                json_t *na, *targets;
+                const Jv *na, *targets;
                 int k;
 
-                if (!json_is_object(e))
+                if (!jv_is_object(e))
                         return ingest_fail(msg, "registries[%zu] must be an object", i);
-                name = json_string_value(json_object_get(e, "name"));
-                state = json_string_value(json_object_get(e, "state"));
+                name = jv_string(jv_get(e, "name"));
+                state = jv_string(jv_get(e, "state"));
                 if (!name || !*name || strlen(name) > REPORT_MAX_REGISTRY_NAME)
                         return ingest_fail(msg, "registries[%zu].name must be a string of 1 to %u bytes",
                                     i, REPORT_MAX_REGISTRY_NAME);
@@ -215,17 +214,17 @@ int ingest_parse_registries(Report *r, json_t *regs, char **msg) {
 
                 /* Which runtime shadows it is the agent's business; the fleet
                  * view needs the registry's state only. */
-                targets = json_object_get(e, "targets");
-                if (targets && !json_is_object(targets))
+                targets = jv_get(e, "targets");
+                if (targets && !jv_is_object(targets))
                         return ingest_fail(msg, "registries[%zu].targets must be an object", i);
 
                 k = keep_registry(r, &alloc, name, s, e, i, msg);
                 if (k < 0)
                         return k;
 
-                na = json_object_get(e, "not_after");
-                if (na && !json_is_null(na)) {
-                        k = keep_cert(r, name, json_integer_value(na));
+                na = jv_get(e, "not_after");
+                if (na && !jv_is_null(na)) {
+                        k = keep_cert(r, name, jv_integer(na));
                         if (k < 0)
                                 return k;
                 }
@@ -238,20 +237,20 @@ int ingest_parse_registries(Report *r, json_t *regs, char **msg) {
 /* The agent's own counts by registry state. Only shadowed is taken from
  * here (the others are counted from 'registries'), but every count given
  * must be one. */
-int ingest_parse_registry_counts(Report *r, json_t *counts, char **msg) {
+int ingest_parse_registry_counts(Report *r, const Jv *counts, char **msg) {
         static const char *const keys[] = { "applied", "refused", "conflict", "failed", "shadowed", "ignored" };
 
-        if (!json_is_object(counts))
+        if (!jv_is_object(counts))
                 return ingest_fail(msg, "'registry_counts' must be an object");
         for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
-                json_t *v = json_object_get(counts, keys[i]);
+                const Jv *v = jv_get(counts, keys[i]);
 
                 if (!v)
                         continue;
-                if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > UINT_MAX)
+                if (!jv_is_integer(v) || jv_integer(v) < 0 || jv_integer(v) > UINT_MAX)
                         return ingest_fail(msg, "registry_counts.%s must be an integer from 0 to %u", keys[i], UINT_MAX);
                 if (streq(keys[i], "shadowed"))
-                        r->registries[REGISTRY_SHADOWED] = (unsigned) json_integer_value(v);
+                        r->registries[REGISTRY_SHADOWED] = (unsigned) jv_integer(v);
         }
         return 0;
 }

@@ -8,7 +8,6 @@
  */
 #include <assert.h>
 #include <errno.h>
-#include <jansson.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +15,7 @@
 #include <string.h>
 
 #include "ingest-internal.h"
+#include "ingest-json.h"
 #include "ingest.h"
 #include "strv.h"
 
@@ -25,61 +25,62 @@ static int target_cmp(const void *a, const void *b) {
         return strcmp(x->name, y->name);
 }
 
-static int parse_targets(Report *r, json_t *targets, char **msg) {
+static int parse_targets(Report *r, const Jv *targets, char **msg) {
         const char *name;
-        json_t *t;
+        const Jv *t;
+        uint32_t idx;
 
-        if (!json_is_object(targets))
+        if (!jv_is_object(targets))
                 return ingest_fail(msg, "'targets' must be an object");
-        if (json_object_size(targets) > REPORT_MAX_TARGETS)
+        if (jv_size(targets) > REPORT_MAX_TARGETS)
                 return ingest_fail(msg, "'targets' must have at most %u entries", REPORT_MAX_TARGETS);
 
-        json_object_foreach(targets, name, t) {
+        jv_object_foreach(targets, name, t, idx) {
                 TargetStatus *ts = &r->targets[r->n_targets];
                 const char *state;
-                json_t *reason;
+                const Jv *reason;
                 int k;
 
                 /* Checked first: only a valid name is echoed in a message. */
                 if (!target_name_is_valid(name))
                         return ingest_fail(msg, "'targets' names must be 1 to %u characters of a-z, 0-9, '_' and '-'",
                                     REPORT_MAX_TARGET_NAME);
-                if (!json_is_object(t))
+                if (!jv_is_object(t))
                         return ingest_fail(msg, "targets.%s must be an object", name);
-                state = json_string_value(json_object_get(t, "state"));
+                state = jv_string(jv_get(t, "state"));
                 for (k = 0; state && k < _TARGET_STATE_MAX; k++)
                         if (streq(state, target_state_to_string((TargetState) k)))
                                 break;
                 if (!state || k == _TARGET_STATE_MAX)
                         return ingest_fail(msg, "targets.%s.state must be active, not_installed or inactive", name);
-                reason = json_object_get(t, "reason");
-                if (reason && !json_is_null(reason) && !json_is_string(reason))
+                reason = jv_get(t, "reason");
+                if (reason && !jv_is_null(reason) && !jv_is_string(reason))
                         return ingest_fail(msg, "targets.%s.reason must be a string", name);
 
                 memcpy(ts->name, name, strlen(name) + 1);
                 ts->state = (TargetState) k;
                 ts->reason = NULL;
                 r->n_targets++;
-                if (json_is_string(reason) &&
-                    !(ts->reason = ingest_strdup_truncated(json_string_value(reason), REPORT_MAX_REASON_LEN)))
+                if (jv_is_string(reason) &&
+                    !(ts->reason = ingest_strdup_truncated(jv_string(reason), REPORT_MAX_REASON_LEN)))
                         return -ENOMEM;
         }
         qsort(r->targets, r->n_targets, sizeof *r->targets, target_cmp);
         return 0;
 }
 
-static int parse_errors(Report *r, json_t *errs, char **msg) {
+static int parse_errors(Report *r, const Jv *errs, char **msg) {
         size_t i;
-        json_t *e;
+        const Jv *e;
 
-        if (!json_is_array(errs))
+        if (!jv_is_array(errs))
                 return ingest_fail(msg, "'errors' must be an array of strings");
-        json_array_foreach(errs, i, e) {
-                if (!json_is_string(e))
+        jv_array_foreach(errs, i, e) {
+                if (!jv_is_string(e))
                         return ingest_fail(msg, "errors[%zu] must be a string", i);
                 r->n_errors++;
                 if (i < REPORT_MAX_ERRORS) {
-                        _cleanup_free_ char *s = ingest_strdup_truncated(json_string_value(e), REPORT_MAX_ERROR_LEN);
+                        _cleanup_free_ char *s = ingest_strdup_truncated(jv_string(e), REPORT_MAX_ERROR_LEN);
                         if (!s || strv_extend(&r->errors, s) < 0)
                                 return -ENOMEM;
                 }
@@ -87,11 +88,11 @@ static int parse_errors(Report *r, json_t *errs, char **msg) {
         return 0;
 }
 
-static int parse_source(Report *r, json_t *src, char **msg) {
+static int parse_source(Report *r, const Jv *src, char **msg) {
         const char *s;
         int k;
 
-        if (!json_is_object(src))
+        if (!jv_is_object(src))
                 return ingest_fail(msg, "'source' must be an object");
         k = ingest_get_string(src, "hash", true, &s, msg);
         if (k < 0)
@@ -111,18 +112,18 @@ static int parse_source(Report *r, json_t *src, char **msg) {
         return 0;
 }
 
-static int parse_report(Report *r, json_t *root, RejectReason *why, char **msg) {
+static int parse_report(Report *r, const Jv *root, RejectReason *why, char **msg) {
         const char *s;
         uint64_t u;
-        json_t *v;
+        const Jv *v;
         int k;
 
         *why = REJECT_BAD_SCHEMA;
-        if (!json_is_object(root))
+        if (!jv_is_object(root))
                 return ingest_fail(msg, "the report must be a JSON object");
 
-        v = json_object_get(root, "schema");
-        if (!json_is_integer(v) || json_integer_value(v) != 1)
+        v = jv_get(root, "schema");
+        if (!jv_is_integer(v) || jv_integer(v) != 1)
                 return ingest_fail(msg, "'schema' must be 1");
 
         k = ingest_get_string(root, "node", true, &s, msg);
@@ -155,59 +156,59 @@ static int parse_report(Report *r, json_t *root, RejectReason *why, char **msg) 
         r->interval_seconds = k > 0 ? (unsigned) u : 0;
 
         r->ready = true;
-        v = json_object_get(root, "ready");
+        v = jv_get(root, "ready");
         if (v) {
-                if (!json_is_boolean(v))
+                if (!jv_is_boolean(v))
                         return ingest_fail(msg, "'ready' must be a boolean");
-                r->ready = json_is_true(v);
+                r->ready = jv_is_true(v);
         }
 
-        v = json_object_get(root, "source");
+        v = jv_get(root, "source");
         if (!v)
                 return ingest_fail(msg, "missing field 'source'");
         k = parse_source(r, v, msg);
         if (k < 0)
                 return k;
 
-        v = json_object_get(root, "applied_hash");
-        if (v && !json_is_null(v)) {
-                if (!json_is_string(v) || !sha256_hex_is_valid(json_string_value(v)))
+        v = jv_get(root, "applied_hash");
+        if (v && !jv_is_null(v)) {
+                if (!jv_is_string(v) || !sha256_hex_is_valid(jv_string(v)))
                         return ingest_fail(msg, "'applied_hash' must be 64 lowercase hex digits or null");
-                memcpy(r->applied_hash, json_string_value(v), 65);
+                memcpy(r->applied_hash, jv_string(v), 65);
         }
 
-        v = json_object_get(root, "errors");
+        v = jv_get(root, "errors");
         if (v && (k = parse_errors(r, v, msg)) < 0)
                 return k;
 
-        v = json_object_get(root, "registries");
+        v = jv_get(root, "registries");
         if (v && (k = ingest_parse_registries(r, v, msg)) < 0)
                 return k;
 
         /* After the registries: its shadowed count wins over theirs. */
-        v = json_object_get(root, "registry_counts");
+        v = jv_get(root, "registry_counts");
         if (v && (k = ingest_parse_registry_counts(r, v, msg)) < 0)
                 return k;
 
-        v = json_object_get(root, "targets");
+        v = jv_get(root, "targets");
         if (v && (k = parse_targets(r, v, msg)) < 0)
                 return k;
 
-        v = json_object_get(root, "soonest_expiry");
-        if (v && !json_is_null(v)) {
-                if (!json_is_integer(v))
+        v = jv_get(root, "soonest_expiry");
+        if (v && !jv_is_null(v)) {
+                if (!jv_is_integer(v))
                         return ingest_fail(msg, "'soonest_expiry' must be an integer or null");
                 r->has_soonest_expiry = true;
-                r->soonest_expiry = json_integer_value(v);
+                r->soonest_expiry = jv_integer(v);
         } else if (r->n_certs > 0) {
                 /* An older agent may leave it out; the registries tell. */
                 r->has_soonest_expiry = true;
                 r->soonest_expiry = r->certs[0].not_after;
         }
 
-        v = json_object_get(root, "pull_secret");
-        if (v && !json_is_null(v)) {
-                if (!json_is_object(v))
+        v = jv_get(root, "pull_secret");
+        if (v && !jv_is_null(v)) {
+                if (!jv_is_object(v))
                         return ingest_fail(msg, "'pull_secret' must be an object");
                 k = ingest_get_string(v, "state", false, &s, msg);
                 if (k < 0)
@@ -223,10 +224,9 @@ static int parse_report(Report *r, json_t *root, RejectReason *why, char **msg) 
 }
 
 int report_parse(const char *data, size_t size, Report **ret, RejectReason *ret_why, char **ret_message) {
-        json_auto_t *root = NULL;
+        _cleanup_(jv_doc_done) JvDoc doc = {};
         _cleanup_(report_freep) Report *r = NULL;
         RejectReason why = REJECT_BAD_JSON;
-        json_error_t err;
         int k;
 
         /* A request without a body has "" (httpd.h). NULL is let through
@@ -237,17 +237,18 @@ int report_parse(const char *data, size_t size, Report **ret, RejectReason *ret_
         assert(ret_message);
 
         *ret_message = NULL;
-        root = json_loadb(data, size, JSON_REJECT_DUPLICATES, &err);
-        if (!root) {
+        k = jv_parse(data, size, &doc, ret_message);
+        if (k == -EBADMSG) {
                 *ret_why = REJECT_BAD_JSON;
-                return ingest_fail(ret_message, "invalid JSON at line %d column %d: %s", err.line,
-                            err.column, err.text);
+                return -EINVAL;
         }
+        if (k < 0)
+                return k;
 
         r = calloc(1, sizeof *r);
         if (!r)
                 return -ENOMEM;
-        k = parse_report(r, root, &why, ret_message);
+        k = parse_report(r, jv_root(&doc), &why, ret_message);
         if (k < 0) {
                 *ret_why = why;
                 return k == -ENOMEM ? k : -EINVAL;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +162,15 @@ int main(int argc, char *argv[]) {
                 log_error("--token-file is required: agents must authenticate their reports");
                 return 2;
         }
+
+        /* Answers of a megabyte or two (a page of nodes, /metrics of many
+         * registries) are built and freed many times a minute. With glibc's
+         * sliding threshold the first such free raises the mmap threshold,
+         * later ones come from the heap, and the heap cannot shrink past the
+         * reports that live above them: RSS kept what the largest answers
+         * ever took. A fixed threshold (which also stops the sliding) gives
+         * every big buffer its own mapping, returned when it is freed. */
+        (void) mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
         if (aggregator_new(&config, &a) < 0)
                 return 1;

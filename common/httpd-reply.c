@@ -20,15 +20,11 @@ const char *httpd_request_header(HttpdRequest *req, const char *name) {
         return MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, name);
 }
 
-int httpd_queue_reply(void *connection, unsigned status, const char *content_type, const void *body, size_t len,
-                      const char *const *extra_headers) {
-        struct MHD_Connection *c = connection;
-        struct MHD_Response *resp;
+/* Queue resp with its headers; takes resp (MHD keeps its own reference). */
+static int queue_response(struct MHD_Connection *c, struct MHD_Response *resp, unsigned status,
+                          const char *content_type, const char *const *extra_headers) {
         enum MHD_Result ok;
 
-        resp = MHD_create_response_from_buffer(len, (void *) (body ? body : ""), MHD_RESPMEM_MUST_COPY);
-        if (!resp)
-                return -ENOMEM;
         if (content_type && MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) != MHD_YES)
                 goto fail;
         for (size_t i = 0; extra_headers && extra_headers[i] && extra_headers[i + 1]; i += 2)
@@ -40,6 +36,39 @@ int httpd_queue_reply(void *connection, unsigned status, const char *content_typ
 fail:
         MHD_destroy_response(resp);
         return -ENOMEM;
+}
+
+int httpd_queue_reply(void *connection, unsigned status, const char *content_type, const void *body, size_t len,
+                      const char *const *extra_headers) {
+        struct MHD_Response *resp;
+
+        resp = MHD_create_response_from_buffer(len, (void *) (body ? body : ""), MHD_RESPMEM_MUST_COPY);
+        if (!resp)
+                return -ENOMEM;
+        return queue_response(connection, resp, status, content_type, extra_headers);
+}
+
+int httpd_reply_take(HttpdRequest *req, unsigned status, const char *content_type, char **body, size_t len,
+                     const char *const *extra_headers) {
+        struct MHD_Response *resp;
+        int r;
+
+        assert(req);
+        assert(body);
+        assert(*body);
+
+        if (req->replied)
+                return -EALREADY;
+        /* MHD frees the buffer once the answer is sent (or the connection
+         * dies): a big answer is held once, not copied. */
+        resp = MHD_create_response_from_buffer(len, *body, MHD_RESPMEM_MUST_FREE);
+        if (!resp)
+                return -ENOMEM;
+        *body = NULL;
+        r = queue_response(req->connection, resp, status, content_type, extra_headers);
+        if (r >= 0)
+                req->replied = true;
+        return r;
 }
 
 int httpd_reply_full(HttpdRequest *req, unsigned status, const char *content_type,

@@ -33,6 +33,11 @@ const char *httpd_request_header(HttpdRequest *req, const char *name);
 int httpd_reply_full(HttpdRequest *req, unsigned status, const char *content_type,
                      const void *body, size_t len, const char *const *extra_headers);
 
+/* httpd_reply_full() with a malloc()ed body that the answer takes over
+ * (*body becomes NULL once it did; MHD frees it when sent), not copied. */
+int httpd_reply_take(HttpdRequest *req, unsigned status, const char *content_type, char **body, size_t len,
+                     const char *const *extra_headers);
+
 /* httpd_reply_full() without extra headers. */
 int httpd_reply(HttpdRequest *req, unsigned status, const char *content_type, const void *body, size_t len);
 

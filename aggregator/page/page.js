@@ -291,8 +291,26 @@
     }).join(", ") : "No earlier rollout since the aggregator started.";
   }
 
+  // The first MAX_ROWS nodes, those needing attention first. The API lists
+  // nodes in name order (the order that pages stably), so ask state by
+  // state, each the first page of its own list, until the rows are full;
+  // each state's total is asked for even then, so the note counts all.
+  function getNodes() {
+    var out = { nodes: [], total: 0, generated_at: 0 };
+    return STATES.reduce(function (p, st) {
+      return p.then(function () {
+        var want = MAX_ROWS - out.nodes.length;
+        return getJSON("/api/v1/nodes?state=" + st + "&limit=" + Math.max(1, want)).then(function (d) {
+          out.generated_at = d.generated_at;
+          out.total += d.total;
+          if (want > 0) out.nodes = out.nodes.concat(d.nodes.slice(0, want));
+        });
+      });
+    }, Promise.resolve()).then(function () { return out; });
+  }
+
   function refresh() {
-    Promise.all([getJSON("/api/v1/summary"), getJSON("/api/v1/nodes?limit=" + MAX_ROWS),
+    Promise.all([getJSON("/api/v1/summary"), getNodes(),
                  getJSON("/api/v1/registries"), getJSON("/api/v1/rollout")]).then(function (r) {
       renderSummary(r[0]);
       renderNodes(r[1]);

@@ -11,6 +11,10 @@
 
 #include <cmocka.h>
 
+#include <jansson.h>
+
+#include "api.h"
+#include "continue-token.h"
 #include "fleet.h"
 #include "ingest.h"
 #include "strv.h"
@@ -207,6 +211,82 @@ static void test_node_limit_and_prune(void **state) {
         assert_non_null(fleet_get(f, "a"));
         post(f, mk("c", HASH_A, HASH_A, NULL, 30), T0 + SEC(150));
         assert_int_equal(f->n_nodes, 2);
+}
+
+/* One page of api_nodes_json() after `after`: the names listed, joined by
+ * spaces, into buf; *token the next page's (NULL on the last). */
+static void nodes_page(Fleet *f, const ContinueKey *k, const char *token, size_t limit, uint64_t now, char *buf,
+                       size_t size, char **ret_token) {
+        char after[CONTINUE_TOKEN_MAX_NAME + 1];
+        NodesQuery q = { .state = -1, .limit = limit, .key = k };
+        _cleanup_free_ char *text = NULL;
+        json_auto_t *j = NULL;
+        const char *why = NULL, *t;
+        json_t *n;
+        size_t len, i;
+
+        if (token) {
+                assert_int_equal(continue_token_decode(k, token, -1, after, &why), 0);
+                q.after = after;
+        }
+        assert_int_equal(api_nodes_json(f, now, &q, &text, &len), 0);
+        assert_int_equal(strlen(text), len);
+        j = json_loads(text, 0, NULL);
+        assert_non_null(j);
+        buf[0] = 0;
+        json_array_foreach(json_object_get(j, "nodes"), i, n) {
+                if (i > 0)
+                        strncat(buf, " ", size - strlen(buf) - 1);
+                strncat(buf, json_string_value(json_object_get(n, "name")), size - strlen(buf) - 1);
+        }
+        t = json_string_value(json_object_get(json_object_get(j, "metadata"), "continue"));
+        *ret_token = t ? strdup(t) : NULL;
+}
+
+/* A node removed between two pages, the very one the token names among
+ * them: the next page starts after its name all the same, and no node is
+ * repeated or skipped. */
+static void test_pages_survive_removal(void **state) {
+        _cleanup_(fleet_freep) Fleet *f = NULL;
+        _cleanup_free_ char *t1 = NULL, *t2 = NULL, *t3 = NULL;
+        const char *why = NULL;
+        char after[CONTINUE_TOKEN_MAX_NAME + 1], buf[CONTINUE_TOKEN_MAX_NAME + 1];
+        ContinueKey k, other;
+
+        (void) state;
+        assert_int_equal(continue_key_init(&k), 0);
+        assert_int_equal(fleet_new(0, 30, &f), 0);
+        /* a, c, e report long ago (stale, forgettable); b, d, f now. */
+        post(f, mk("a", HASH_A, HASH_A, NULL, 30), T0);
+        post(f, mk("c", HASH_A, HASH_A, NULL, 30), T0);
+        post(f, mk("e", HASH_A, HASH_A, NULL, 30), T0);
+        post(f, mk("b", HASH_A, HASH_A, NULL, 30), T0 + SEC(1000));
+        post(f, mk("d", HASH_A, HASH_A, NULL, 30), T0 + SEC(1000));
+        post(f, mk("f", HASH_A, HASH_A, NULL, 30), T0 + SEC(1000));
+
+        nodes_page(f, &k, NULL, 3, T0 + SEC(1000), buf, sizeof buf, &t1);
+        assert_string_equal(buf, "a b c");
+        assert_non_null(t1);
+        /* a (before the place) and c (the place itself) and e go. */
+        assert_int_equal(fleet_prune(f, T0 + SEC(1000), SEC(500)), 3);
+        nodes_page(f, &k, t1, 3, T0 + SEC(1000), buf, sizeof buf, &t2);
+        assert_string_equal(buf, "d f");
+        assert_null(t2);
+
+        /* The token names the node and the filter; another key refuses it. */
+        assert_int_equal(continue_token_decode(&k, t1, -1, after, &why), 0);
+        assert_string_equal(after, "c");
+        assert_int_equal(continue_token_decode(&k, t1, NODE_FAILING, after, &why), -EINVAL);
+        assert_non_null(strstr(why, "another filter"));
+        assert_int_equal(continue_key_init(&other), 0);
+        assert_int_equal(continue_token_decode(&other, t1, -1, after, &why), -EINVAL);
+        assert_non_null(strstr(why, "forged"));
+        /* Names up to the longest a token carries round-trip. */
+        memset(buf, 'x', CONTINUE_TOKEN_MAX_NAME);
+        buf[CONTINUE_TOKEN_MAX_NAME] = 0;
+        assert_int_equal(continue_token_encode(&k, 3, buf, &t3), 0);
+        assert_int_equal(continue_token_decode(&k, t3, 3, after, &why), 0);
+        assert_string_equal(after, buf);
 }
 
 static void test_prune_only_stale(void **state) {
@@ -543,6 +623,7 @@ int main(void) {
                 cmocka_unit_test(test_hash_history_bounded),
                 cmocka_unit_test(test_node_limit_and_prune),
                 cmocka_unit_test(test_prune_only_stale),
+                cmocka_unit_test(test_pages_survive_removal),
                 cmocka_unit_test(test_list_attention_order),
                 cmocka_unit_test(test_expiry),
                 cmocka_unit_test(test_certs_capped_soonest_kept),
