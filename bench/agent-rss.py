@@ -22,14 +22,10 @@ a temporary directory; only 127.0.0.1 is used.
 """
 
 import argparse
-import ctypes
-import ctypes.util
 import os
-import select
 import shutil
 import signal
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -40,57 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 import peers  # noqa: E402  (the e2e helpers: CAs, kubelet volume, agent runner)
 
-TARGETS = ("docker", "containers", "containerd")
-IN_MOVED_TO = 0x80
-IN_CLOSE_WRITE = 0x8
-
-
-class Inotify:
-    """Just enough inotify (ctypes) to timestamp renames into directories."""
-
-    def __init__(self):
-        self.libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        self.fd = self.libc.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK)
-        if self.fd < 0:
-            raise OSError(ctypes.get_errno(), "inotify_init1")
-        self.wds = {}
-
-    def watch(self, path, mask=IN_MOVED_TO | IN_CLOSE_WRITE):
-        wd = self.libc.inotify_add_watch(self.fd, str(path).encode(), mask)
-        if wd < 0:
-            raise OSError(ctypes.get_errno(), f"inotify_add_watch {path}")
-        self.wds[wd] = Path(path)
-
-    def events(self, timeout):
-        """[(monotonic time, directory, name)] read within timeout seconds."""
-        out = []
-        r, _, _ = select.select([self.fd], [], [], timeout)
-        if not r:
-            return out
-        now = time.monotonic()
-        data = os.read(self.fd, 65536)
-        i = 0
-        while i < len(data):
-            wd, mask, _, n = struct.unpack_from("iIII", data, i)
-            name = data[i + 16:i + 16 + n].rstrip(b"\0").decode()
-            out.append((now, self.wds.get(wd), name, mask))
-            i += 16 + n
-        return out
-
-    def close(self):
-        os.close(self.fd)
-
-
-def rss_kb(pid):
-    """(VmRSS, VmHWM, RssAnon) in kB. RssAnon is the agent's own heap and
-    stacks; the rest of VmRSS is shared library pages (libcrypto, libcurl,
-    libsystemd...) that every process using them shares."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        k, _, v = line.partition(":")
-        if k in ("VmRSS", "VmHWM", "RssAnon"):
-            fields[k] = int(v.split()[0])
-    return fields["VmRSS"], fields["VmHWM"], fields["RssAnon"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import IN_MOVED_TO, TARGETS, Inotify, cpu_seconds, pct, rss_kb  # noqa: E402
 
 
 def counters(agent):
@@ -103,16 +50,6 @@ def counters(agent):
         fams = promparse.parse(r.read().decode())
     return (promparse.value(fams, "nodetrust_syncs_total"),
             promparse.value(fams, "nodetrust_files_written_total"))
-
-
-def cpu_seconds(pid):
-    parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def pct(values, p):
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
 
 
 def start_aggregator(workdir):
