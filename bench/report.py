@@ -24,6 +24,12 @@ def sh(*argv):
         return ""
 
 
+def git_state():
+    """(describe, full hash, `git status --porcelain` of tracked files)."""
+    return (sh("git", "describe", "--always", "--dirty", "--tags"), sh("git", "rev-parse", "HEAD"),
+            sh("git", "status", "--porcelain", "--untracked-files=no"))
+
+
 def fs_info(path):
     src = sh("findmnt", "-n", "-o", "SOURCE,FSTYPE,OPTIONS", "-T", str(path))
     return src or sh("stat", "-f", "-c", "%T", str(path))
@@ -245,9 +251,7 @@ def render(h, fs):
                      if nt_cpu_h is not None else ""))
 
     # The document ---------------------------------------------------------------
-    commit = sh("git", "describe", "--always", "--dirty", "--tags")
-    full = sh("git", "rev-parse", "HEAD")
-    dirty = sh("git", "status", "--porcelain", "--untracked-files=no")
+    commit, full, dirty = h.git
     mem = next((l.split()[1] for l in Path("/proc/meminfo").read_text().splitlines()
                 if l.startswith("MemTotal")), "?")
     cpu_model = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()

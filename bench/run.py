@@ -622,6 +622,7 @@ class Harness:
     def run(self):
         t0 = time.monotonic()
         self.load_start = os.getloadavg()
+        self.git = report.git_state()  # the tree measured, before anyone edits it
         self.prepare()
         if "swap" in self.only or "idle" in self.only:
             for n in self.cfg["sizes"]:
