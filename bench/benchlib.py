@@ -261,8 +261,9 @@ class AgentDaemon:
     def wait_ready(self, timeout):
         t = self.wait_note(lambda l: l == "READY=1", 0, timeout)
         if t is None:
-            raise RuntimeError(f"nodetrustd not ready within {timeout} s (exit {self.proc.poll()}):\n"
-                               f"{self.log()[-3000:]}")
+            rc = self.proc.poll()
+            why = f"exited {rc} before READY=1" if rc is not None else f"not ready within {timeout} s"
+            raise RuntimeError(f"nodetrustd {why}:\n{self.log()[-3000:]}")
         return t
 
     def wait_status_after(self, after, timeout=60):

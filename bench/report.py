@@ -292,8 +292,9 @@ def render(h, fs):
         out.append("QUICK: fewer registries (no 4,000 row but the ones named), fewer swaps and resyncs, shorter "
                    "idle and baseline windows; node-ca's 60 s latency is derived, not measured.")
     out.append("")
-    if h.notes:
+    if h.notes or h.errors:
         out.append("## Notes\n")
+        out.extend(f"- harness error in {e}" for e in h.errors)
         out.extend(f"- {n}" for n in h.notes)
         out.append("")
     out.append("## Time per section\n")

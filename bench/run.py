@@ -164,7 +164,6 @@ class Harness:
 
     # ---- (1) (3) (4) (5): one running agent per size ------------------------
     def agent_at(self, n):
-        cfg = self.cfg
         t_section = time.monotonic()
         vol = bl.KubeletVolume(self.vtmp / f"volume-{n}", self.data(n))
         root = self.agent_root(f"root-{n}")
@@ -172,6 +171,16 @@ class Harness:
         self.agents.append(agent)
         self.command(agent.argv, f"the agent at {n} registries (kubelet-layout volume, health on, "
                                  "reporting off, verification off)")
+        try:
+            self.agent_measures(n, vol, root, agent)
+        finally:
+            agent.stop()
+            shutil.rmtree(root, ignore_errors=True)
+            shutil.rmtree(vol.path, ignore_errors=True)
+        self.timings.append((f"agent at {n} registries", time.monotonic() - t_section))
+
+    def agent_measures(self, n, vol, root, agent):
+        cfg = self.cfg
         t0 = time.monotonic()
         agent.start()
         ready = agent.wait_ready(timeout=900)
@@ -267,10 +276,6 @@ class Harness:
         if n in cfg["strace_sizes"]:
             self.strace_resync(agent, n)
         self.r[f"rss_end_{n}"] = bl.rss_anon_kb(pid)
-        agent.stop()
-        shutil.rmtree(root, ignore_errors=True)
-        shutil.rmtree(vol.path, ignore_errors=True)
-        self.timings.append((f"agent at {n} registries", time.monotonic() - t_section))
 
     def strace_attach(self, argv, pid):
         """Start strace on pid; return once it says it is attached."""
@@ -621,8 +626,20 @@ class Harness:
         self.timings.append(("aggregator", time.monotonic() - t_section))
 
     # ---- everything -----------------------------------------------------
+    def section(self, what, fn, *a):
+        """Run one measure; a harness error there is noted (and fails the
+        run at the end) without losing the other measures."""
+        self.say(what)
+        try:
+            fn(*a)
+        except Exception as e:  # noqa: BLE001 - recorded, re-raised as the exit status
+            import traceback
+            traceback.print_exc()
+            self.errors.append(f"{what}: {type(e).__name__}: {str(e)[-1500:]}")
+
     def run(self):
         t0 = time.monotonic()
+        self.errors = []
         self.load_start = os.getloadavg()
         self.git = report.git_state()  # the tree measured, before anyone edits it
         self.prepare()
@@ -630,21 +647,18 @@ class Harness:
             for n in self.cfg["sizes"]:
                 if "swap" not in self.only and n != min(self.cfg["sizes"]):
                     continue
-                self.say(f"agent at {n} registries")
-                self.agent_at(n)
+                self.section(f"agent at {n} registries", self.agent_at, n)
         if "cold" in self.only:
-            self.say(f"cold apply of {self.cfg['cold_n']} registries")
-            self.cold()
+            self.section(f"cold apply of {self.cfg['cold_n']} registries", self.cold)
         if "nodeca" in self.only:
             for n in self.cfg["nodeca_sizes"]:
-                self.say(f"node-ca loop at {n} keys, 1 s")
-                self.nodeca(n, 1, self.cfg["nodeca_window"][n], self.cfg["nodeca_swaps"][n])
+                self.section(f"node-ca loop at {n} keys, 1 s", self.nodeca, n, 1, self.cfg["nodeca_window"][n],
+                             self.cfg["nodeca_swaps"][n])
             if self.cfg["nodeca60_measured"] and "nodeca60_100" not in self.r:
-                self.say("node-ca loop at 100 keys, 60 s (staggered swaps over one interval)")
-                self.nodeca60(100)
+                self.section("node-ca loop at 100 keys, 60 s (staggered swaps over one interval)",
+                             self.nodeca60, 100)
         if "aggregator" in self.only:
-            self.say("aggregator")
-            self.aggregator()
+            self.section("aggregator", self.aggregator)
         self.load_end = os.getloadavg()
         self.elapsed = time.monotonic() - t0
 
@@ -724,6 +738,8 @@ def main():
     if args.out != "-":
         Path(args.out).write_text(text)
         print(f"bench: written to {args.out}")
+    if h.errors:
+        raise SystemExit("bench: harness error(s), their rows are missing:\n" + "\n".join(h.errors))
 
 
 if __name__ == "__main__":
