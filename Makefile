@@ -186,11 +186,6 @@ check: deps-test
 unit: $(TEST_BIN)
 	@set -e; for t in $(TEST_BIN); do echo "== $$t"; $$t; done
 
-# Benchmarks record numbers (bench/README.md); they assert nothing.
-bench: all
-	scripts/deps.sh test
-	@set -e; for b in bench/*.sh; do [ -x "$$b" ] || continue; echo "== $$b"; $$b; done
-
 deps-test:
 	scripts/deps.sh test
 
@@ -209,7 +204,7 @@ install: all
 clean:
 	rm -rf build build-san
 
-.PHONY: all check unit bench deps deps-test demo install clean
+.PHONY: all check unit deps deps-test demo install clean
 
 -include $(wildcard mk/*.mk)
 -include $(shell find $(B) -name '*.d' -type f 2>/dev/null)

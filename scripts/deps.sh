@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Install the Debian packages nodetrust builds and tests with, when missing.
-# Usage: scripts/deps.sh [build|test|all]   (default: all)
+# Usage: scripts/deps.sh [build|test|bench|all]   (default: all)
+# bench: the test packages and what make bench needs (strace, wrk, python3-cryptography).
 # Runs apt-get update at most once per invocation, non-interactively.
 set -eu
 
@@ -11,11 +12,13 @@ test_pkgs="python3 python3-pytest python3-yaml docker-registry skopeo openssl
 inotify-tools systemd groff-base man-db rpm checkpolicy semodule-utils
 selinux-policy-dev chromium strace containerd podman debootstrap
 systemd-container python3-kubernetes rpmlint prometheus valgrind clang"
+bench_pkgs="strace wrk python3-cryptography"
 
 case "${1:-all}" in
 build) want="$build_pkgs" ;;
-test|all) want="$build_pkgs $test_pkgs" ;;
-*) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+test) want="$build_pkgs $test_pkgs" ;;
+bench|all) want="$build_pkgs $test_pkgs $bench_pkgs" ;;
+*) echo "usage: $0 [build|test|bench|all]" >&2; exit 2 ;;
 esac
 
 missing=""
