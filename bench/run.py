@@ -603,7 +603,7 @@ class Harness:
             return
         t_section = time.monotonic()
         argv = [sys.executable, script] + (["--quick"] if self.args.quick else []) + \
-            ["--seconds", self.cfg["agg_seconds"]]
+            ["--seconds", self.cfg["agg_seconds"], "--binary", self.agg_bin]
         self.command(argv, "aggregator load (bench/aggregator-load.py)")
         env = dict(os.environ, AGGREGATOR=str(self.agg_bin))
         try:
