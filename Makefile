@@ -182,6 +182,7 @@ check: deps-test
 	$(MAKE) SANITIZE=1 unit
 	$(MAKE) fuzz-smoke
 	$(PYTEST) -q tests/e2e
+	$(PYTEST) -q bench/test_bench.py
 
 unit: $(TEST_BIN)
 	@set -e; for t in $(TEST_BIN); do echo "== $$t"; $$t; done

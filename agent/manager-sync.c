@@ -141,12 +141,7 @@ static bool strv_equal(char *const *a, char *const *b) {
         return !(a && *a) && !(b && *b);
 }
 
-/* The plan the next one may take over from (plan.h), with the registries
- * touched on disk since; NULL when there is none, or it was made with
- * other options. *ret_full when the events cannot say all that changed:
- * asked for (full_check: resync, SIGHUP, a retry), or a watch missing,
- * ended or overflowed; then only a stat() of each file can. What the
- * watches saw is taken either way: from now on is the next plan's. */
+/* What may have changed on disk since the last plan. */
 typedef struct Changes {
         char **registries; /* sorted */
         size_t n;
@@ -226,12 +221,16 @@ static int manager_apply_trust(Manager *m, const TrustSet *t, bool content_chang
 
         if (!m->config->dry_run && !m->config->once)
                 manager_take_changes(m, &c);
+        /* The changes are taken: until this plan is kept (or the repair
+         * confirmed), the next one reads everything. */
+        m->full_check = true;
         if (repair) {
                 r = manager_repair_confirmed(m, t, &c);
                 if (r < 0)
                         return r;
                 if (r > 0) {
                         log_debug("Drift check: the %zu registries touched are as the last plan left them", c.n);
+                        m->full_check = false; /* it was, or c.full would have said so */
                         return 1;
                 }
         }
@@ -254,8 +253,6 @@ static int manager_apply_trust(Manager *m, const TrustSet *t, bool content_chang
                 o.n_changed = c.n;
                 o.full = c.full;
         }
-        /* Until this plan is kept, the next one reads everything. */
-        m->full_check = true;
         r = plan_compute(m->root_fd, t, m->manifest, &o, &p);
         if (r < 0)
                 return r;
