@@ -17,6 +17,19 @@
 #define FUZZ_STRICT 0
 #endif
 
+/* The first END line at or after p: one that starts a line, as OpenSSL's
+ * PEM reader reads it ("-----END" inside a data line is data to it). */
+static const uint8_t *end_line(const uint8_t *p, const uint8_t *stop, const char *end) {
+        const uint8_t *start = p;
+
+        while ((p = memmem(p, (size_t) (stop - p), end, strlen(end)))) {
+                if (p > start && p[-1] == '\n')
+                        return p;
+                p++;
+        }
+        return NULL;
+}
+
 /* Whether every BEGIN CERTIFICATE ... END CERTIFICATE block of the value
  * parses by itself. */
 static bool every_block_parses(const uint8_t *data, size_t size) {
@@ -24,7 +37,7 @@ static bool every_block_parses(const uint8_t *data, size_t size) {
         const uint8_t *p = data, *stop = data + size;
 
         while ((p = memmem(p, (size_t) (stop - p), begin, strlen(begin)))) {
-                const uint8_t *e = memmem(p, (size_t) (stop - p), end, strlen(end));
+                const uint8_t *e = end_line(p, stop, end);
                 CertBundle *one = NULL;
                 const char *why = NULL;
 
