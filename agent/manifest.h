@@ -53,11 +53,11 @@ static inline void manifest_freep(Manifest **m) {
  * field of the wrong type, a hash that is not hex, a duplicate) is dropped
  * with a warning naming it, and so are entries past MANIFEST_ENTRIES_MAX. */
 int manifest_load(int rootfd, const char *state_dir, Manifest **ret);
-/* Save atomically, creating state_dir (0700) if needed; -ENOMEM rather
- * than a manifest missing an entry. */
 /* The manifest's text, as manifest_save() writes it. */
 int manifest_render(const Manifest *m, char **ret, size_t *ret_size);
 
+/* Save atomically, creating state_dir (0700) if needed; -ENOMEM rather
+ * than a manifest missing an entry. */
 int manifest_save(int rootfd, const char *state_dir, Manifest *m);
 
 /* manifest_save(), unless defer_hashes is set and what the manifest says

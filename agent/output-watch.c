@@ -15,9 +15,11 @@
 #include "output-watch.h"
 #include "target.h"
 
-#define WATCH_MASK                                                                                          \
-        (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF | \
-         IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW)
+/* IN_MODIFY too: a truncate(2), or a write through a descriptor kept open,
+ * says nothing else, and the plan takes over what no event named. */
+#define WATCH_MASK                                                                                      \
+        (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | \
+         IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW)
 
 /* A directory to watch, relative to --root: dir, or dir/registry. */
 typedef struct WatchKey {

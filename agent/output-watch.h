@@ -59,11 +59,11 @@ typedef struct OutputWatches {
         char **refresh;
         size_t n_refresh;
         bool overflow; /* events were lost: check every watch again */
+        bool full;     /* the watch limit was hit (logged once) */
         /* The manifest (keys_changed) and target mask the watches were set for. */
         uint64_t manifest_keys;
         const Manifest *manifest;
         unsigned target_mask;
-        bool full;     /* the watch limit was hit (logged once) */
         /* What may have changed since output_watches_take_changes(): the
          * registries named (in no order, maybe twice), or everything. */
         char **changed;

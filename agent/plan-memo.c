@@ -123,7 +123,7 @@ const PlanMemoEntry *memo_find(const PlanOptions *o, size_t *cursor, const Targe
  * options say: all of it done, the ca.crt recorded with the CA wanted now,
  * hosts.toml as wanted? */
 bool memo_current(const PlanOptions *o, const PlanMemoEntry *x, const Target *tg, const TrustEntry *e,
-                         const Manifest *m) {
+                  const Manifest *m) {
         const ManifestEntry *me;
 
         if (!x->done)
@@ -141,23 +141,30 @@ bool reusable_by_events(const PlanOptions *o, const TrustEntry *e) {
                !(o->n_changed > 0 && bsearch(&e->registry, o->changed, o->n_changed, sizeof *o->changed, str_compare));
 }
 
+/* No hosts.toml where the memo says we own none: one an admin put there
+ * since says how containerd reads the directory (a plan judges it). */
+static bool hosts_absent(int dfd) {
+        struct stat st;
+        return fstatat(dfd, HOSTS_FILE, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT;
+}
+
 /* Taken over on a stat() of each file: the very files the previous plan
- * read and found current. basefd is the target's certs.d directory. */
+ * read and found current, in the registry's own directory (opened as one
+ * plain component: a directory swapped for a symlink is not followed).
+ * basefd is the target's certs.d directory. */
 bool reusable_by_identity(int basefd, const PlanMemoEntry *x) {
-        char path[PATH_MAX];
+        _cleanup_close_ int dfd = -1;
         struct stat st;
 
         if (!x->ca_id.valid || (x->has_hosts && !x->hosts_id.valid))
                 return false;
-        if (snprintf(path, sizeof path, "%s/" CA_FILE, x->registry) >= (int) sizeof path ||
-            fstatat(basefd, path, &st, AT_SYMLINK_NOFOLLOW) < 0 || !file_id_matches(&x->ca_id, &st))
+        dfd = open_child_dir(basefd, x->registry);
+        if (dfd < 0 || fstatat(dfd, CA_FILE, &st, AT_SYMLINK_NOFOLLOW) < 0 || !file_id_matches(&x->ca_id, &st))
                 return false;
         if (!x->has_hosts)
-                return true;
-        return snprintf(path, sizeof path, "%s/" HOSTS_FILE, x->registry) < (int) sizeof path &&
-               fstatat(basefd, path, &st, AT_SYMLINK_NOFOLLOW) >= 0 && file_id_matches(&x->hosts_id, &st);
+                return x->target->bit != TARGET_CONTAINERD || hosts_absent(dfd);
+        return fstatat(dfd, HOSTS_FILE, &st, AT_SYMLINK_NOFOLLOW) >= 0 && file_id_matches(&x->hosts_id, &st);
 }
-
 
 /* The memo's entry for (tg, registry), by binary search. */
 static const PlanMemoEntry *memo_lookup(const PlanMemo *memo, const Target *tg, const char *registry) {
@@ -233,7 +240,8 @@ int plan_memo_confirms(int rootfd, const PlanMemo *memo, const TrustSet *t, cons
                                                   manifest_find(m, tg->name, e->registry)->hosts_sha256);
                                 if (r <= 0)
                                         return r;
-                        }
+                        } else if (tg->bit == TARGET_CONTAINERD && !hosts_absent(dfd))
+                                return 0;
                 }
         }
         return 1;

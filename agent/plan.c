@@ -4,10 +4,10 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
-#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "cleanup.h"
 #include "containerd-hosts.h"
@@ -19,7 +19,6 @@
 /* What containerd does with a loopback registry when we own no hosts.toml. */
 #define LOOPBACK_WITHOUT_HOSTS \
         "containerd talks plain HTTP to a loopback registry without a " HOSTS_FILE "; run with --containerd-hosts-toml always"
-
 
 static const char *const action_names[_ACTION_MAX] = {
         [ACTION_CREATE] = "create",     [ACTION_UPDATE] = "update", [ACTION_UNCHANGED] = "unchanged",
@@ -79,9 +78,8 @@ static int plan_hosts(Plan *p, int rootfd, size_t ca, int dfd, const TrustEntry 
         const Target *tg = p->actions[ca].target;
         size_t size = 0, want_size = 0;
         int kind = HOSTS_ABSENT, error = 0, r;
-
-        struct stat hst;
         bool have_hst = false;
+        struct stat hst;
 
         if (dfd >= 0) {
                 /* Looked at before it is read: a change after the read
@@ -148,7 +146,8 @@ static int plan_wanted(Plan *p, int rootfd, int basefd, const Target *tg, const 
         _cleanup_close_ int dfd = -1;
         _cleanup_free_ char *old = NULL;
         const ManifestEntry *me;
-        struct stat st;
+        struct stat st, cst;
+        bool have_cst;
         size_t size;
         char sha[65];
         int r;
@@ -177,8 +176,7 @@ static int plan_wanted(Plan *p, int rootfd, int basefd, const Target *tg, const 
                 return plan_add(p, ACTION_CONFLICT, tg, e->registry, e, strerror(errno));
         /* Looked at before it is read: a change after the read then
          * shows in its times. */
-        struct stat cst;
-        bool have_cst = fstatat(dfd, CA_FILE, &cst, AT_SYMLINK_NOFOLLOW) >= 0;
+        have_cst = fstatat(dfd, CA_FILE, &cst, AT_SYMLINK_NOFOLLOW) >= 0;
         r = read_file_at(dfd, CA_FILE, false, CA_FILE_MAX, &old, &size);
         if (r == -ENOMEM)
                 return r;
@@ -333,6 +331,7 @@ static int plan_reuse(Plan *p, const PlanMemoEntry *x, const Target *tg, const T
 
 int plan_compute(int rootfd, const TrustSet *t, const Manifest *m, const PlanOptions *o, Plan **ret) {
         _cleanup_(plan_freep) Plan *p = NULL;
+        size_t cursor = 0; /* into o->previous, for every target in turn */
         int r;
 
         assert(rootfd >= 0);
@@ -347,8 +346,6 @@ int plan_compute(int rootfd, const TrustSet *t, const Manifest *m, const PlanOpt
         p->now = o->now;
         if (p->now.tv_sec == 0)
                 (void) clock_gettime(CLOCK_REALTIME, &p->now);
-
-        size_t cursor = 0;
         for (size_t ti = 0; ti < ELEMENTSOF(targets); ti++) {
                 const Target *tg = &targets[ti];
                 _cleanup_close_ int basefd = -1;

@@ -117,8 +117,10 @@ static void log_emit(int level, const char *msg, char **fields, size_t n_fields)
         FILE *f = open_memstream(&line, &size);
         bool whole = f != NULL;
 
-        if (!f)
+        if (!f) {
                 f = stderr; /* out of memory: piece by piece, but said */
+                flockfile(f);
+        }
         fprintf(f, "%s.%03ldZ %s %s: ", when, ts.tv_nsec / 1000000, level_names[level & 7], log_ident);
         put_line_safe(f, msg);
         for (size_t i = 0; i < n_fields; i++) {
@@ -126,7 +128,9 @@ static void log_emit(int level, const char *msg, char **fields, size_t n_fields)
                 put_line_safe(f, fields[i]);
         }
         fputc('\n', f);
-        if (whole && fclose(f) == 0)
+        if (!whole)
+                funlockfile(f);
+        else if (fclose(f) == 0)
                 (void) fwrite(line, 1, size, stderr);
 }
 
