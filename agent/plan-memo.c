@@ -143,27 +143,33 @@ bool reusable_by_events(const PlanOptions *o, const TrustEntry *e) {
 
 /* No hosts.toml where the memo says we own none: one an admin put there
  * since says how containerd reads the directory (a plan judges it). */
-static bool hosts_absent(int dfd) {
+static bool hosts_absent_at(int dfd, const char *path) {
         struct stat st;
-        return fstatat(dfd, HOSTS_FILE, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT;
+        return fstatat(dfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT;
 }
 
 /* Taken over on a stat() of each file: the very files the previous plan
- * read and found current, in the registry's own directory (opened as one
- * plain component: a directory swapped for a symlink is not followed).
- * basefd is the target's certs.d directory. */
+ * read and found current, in the registry's own directory, which must be
+ * a directory and no symlink (one swapped in by RENAME_EXCHANGE keeps the
+ * files' inodes and times; the swap is also an event, so one done between
+ * the two stats is seen by the next plan). basefd is the target's
+ * certs.d directory. */
 bool reusable_by_identity(int basefd, const PlanMemoEntry *x) {
-        _cleanup_close_ int dfd = -1;
+        char path[PATH_MAX];
         struct stat st;
 
         if (!x->ca_id.valid || (x->has_hosts && !x->hosts_id.valid))
                 return false;
-        dfd = open_child_dir(basefd, x->registry);
-        if (dfd < 0 || fstatat(dfd, CA_FILE, &st, AT_SYMLINK_NOFOLLOW) < 0 || !file_id_matches(&x->ca_id, &st))
+        if (fstatat(basefd, x->registry, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+                return false;
+        if (snprintf(path, sizeof path, "%s/" CA_FILE, x->registry) >= (int) sizeof path ||
+            fstatat(basefd, path, &st, AT_SYMLINK_NOFOLLOW) < 0 || !file_id_matches(&x->ca_id, &st))
+                return false;
+        if (snprintf(path, sizeof path, "%s/" HOSTS_FILE, x->registry) >= (int) sizeof path)
                 return false;
         if (!x->has_hosts)
-                return x->target->bit != TARGET_CONTAINERD || hosts_absent(dfd);
-        return fstatat(dfd, HOSTS_FILE, &st, AT_SYMLINK_NOFOLLOW) >= 0 && file_id_matches(&x->hosts_id, &st);
+                return x->target->bit != TARGET_CONTAINERD || hosts_absent_at(basefd, path);
+        return fstatat(basefd, path, &st, AT_SYMLINK_NOFOLLOW) >= 0 && file_id_matches(&x->hosts_id, &st);
 }
 
 /* The memo's entry for (tg, registry), by binary search. */
@@ -240,7 +246,7 @@ int plan_memo_confirms(int rootfd, const PlanMemo *memo, const TrustSet *t, cons
                                                   manifest_find(m, tg->name, e->registry)->hosts_sha256);
                                 if (r <= 0)
                                         return r;
-                        } else if (tg->bit == TARGET_CONTAINERD && !hosts_absent(dfd))
+                        } else if (tg->bit == TARGET_CONTAINERD && !hosts_absent_at(dfd, HOSTS_FILE))
                                 return 0;
                 }
         }
