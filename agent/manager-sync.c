@@ -134,13 +134,6 @@ static void manager_exit_if_read_only(Manager *m, const Plan *p) {
         }
 }
 
-static bool strv_equal(char *const *a, char *const *b) {
-        for (; a && *a && b && *b; a++, b++)
-                if (!streq(*a, *b))
-                        return false;
-        return !(a && *a) && !(b && *b);
-}
-
 /* What may have changed on disk since the last plan. */
 typedef struct Changes {
         char **registries; /* sorted */

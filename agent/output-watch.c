@@ -13,6 +13,7 @@
 #include "fs.h"
 #include "log.h"
 #include "output-watch.h"
+#include "strv.h"
 #include "target.h"
 
 /* IN_MODIFY too: a truncate(2), or a write through a descriptor kept open,
@@ -269,12 +270,8 @@ static int watch_rel_compare(const void *a, const void *b) {
         return strcmp(((const OutputWatch *) a)->rel, ((const OutputWatch *) b)->rel);
 }
 
-static int str_compare_qsort(const void *a, const void *b) {
-        return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
 static bool refresh_contains(const OutputWatches *w, const char *rel) {
-        return w->n_refresh > 0 && bsearch(&rel, w->refresh, w->n_refresh, sizeof *w->refresh, str_compare_qsort);
+        return w->n_refresh > 0 && bsearch(&rel, w->refresh, w->n_refresh, sizeof *w->refresh, strv_compare);
 }
 
 static void refresh_clear(OutputWatches *w) {
@@ -358,7 +355,7 @@ int output_watches_update(OutputWatches *w, const OutputWatchSet *set, const Man
         }
 
         if (w->n_refresh > 0)
-                qsort(w->refresh, w->n_refresh, sizeof *w->refresh, str_compare_qsort);
+                qsort(w->refresh, w->n_refresh, sizeof *w->refresh, strv_compare);
         /* Ended watches are watched again, by path. */
         if (w->n_ended > 0) {
                 qsort(w->ended, w->n_ended, sizeof *w->ended, int_compare);
@@ -476,7 +473,7 @@ void output_watches_take_changes(OutputWatches *w, char ***ret, size_t *ret_n, b
         if (ret_in_target)
                 *ret_in_target = w->changed_in_target;
         if (!w->changed_all && w->n_changed > 0) {
-                qsort(w->changed, w->n_changed, sizeof *w->changed, str_compare_qsort);
+                qsort(w->changed, w->n_changed, sizeof *w->changed, strv_compare);
                 for (size_t i = 0; i < w->n_changed; i++)
                         if (u > 0 && streq(w->changed[u - 1], w->changed[i]))
                                 free(w->changed[i]);

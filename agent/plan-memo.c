@@ -17,6 +17,7 @@
 #include "fs.h"
 #include "hash.h"
 #include "plan-internal.h"
+#include "strv.h"
 
 /* A file modified in the same clock tick as it was looked at keeps its
  * times: only one older than this is known by them (git's racy rule). */
@@ -39,10 +40,6 @@ bool file_id_matches(const FileId *id, const struct stat *st) {
 
 bool action_done(const PlanAction *a) {
         return a->error == 0 && (a->type == ACTION_CREATE || a->type == ACTION_UPDATE || a->type == ACTION_UNCHANGED);
-}
-
-static int str_compare(const void *a, const void *b) {
-        return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
 static bool is_hosts_of(const PlanAction *h, const PlanAction *a) {
@@ -138,7 +135,7 @@ bool memo_current(const PlanOptions *o, const PlanMemoEntry *x, const Target *tg
 /* Taken over on the events' word: no event named the registry. */
 bool reusable_by_events(const PlanOptions *o, const TrustEntry *e) {
         return !o->full &&
-               !(o->n_changed > 0 && bsearch(&e->registry, o->changed, o->n_changed, sizeof *o->changed, str_compare));
+               !(o->n_changed > 0 && bsearch(&e->registry, o->changed, o->n_changed, sizeof *o->changed, strv_compare));
 }
 
 /* No hosts.toml where the memo says we own none: one an admin put there

@@ -305,12 +305,8 @@ int pull_secret_parse(const void *data, size_t size, json_t **ret, char **ret_re
         return 0;
 }
 
-static int strv_cmp(const void *a, const void *b) {
-        return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
 void pull_secret_registries_sort(char **l) {
-        qsort(l, strv_length(l), sizeof *l, strv_cmp);
+        qsort(l, strv_length(l), sizeof *l, strv_compare);
 }
 
 int pull_secret_registries(const json_t *secret, char ***ret) {

@@ -146,10 +146,6 @@ static int config_load_one(int rootfd, const char *path, ConfigSet *cs, char **r
         return 0;
 }
 
-static int path_cmp(const void *a, const void *b) {
-        return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
 /* The matches of a pattern whose wildcards are all in its last component,
  * read inside the root; at most CONFIG_FILES_MAX, at most DIR_SCAN_MAX
  * entries looked at, so one hostile pattern costs one bounded readdir. */
@@ -201,7 +197,7 @@ static int glob_in_root(int rootfd, const char *pattern, char ***ret) {
         if (r < 0)
                 return r;
         if (out)
-                qsort(out, strv_length(out), sizeof *out, path_cmp);
+                qsort(out, strv_length(out), sizeof *out, strv_compare);
         *ret = TAKE_PTR(out);
         return 0;
 }

@@ -104,3 +104,14 @@ char *strv_join(char *const *l, const char *sep) {
         }
         return r;
 }
+
+bool strv_equal(char *const *a, char *const *b) {
+        for (; a && *a && b && *b; a++, b++)
+                if (strcmp(*a, *b) != 0)
+                        return false;
+        return !(a && *a) && !(b && *b);
+}
+
+int strv_compare(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}

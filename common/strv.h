@@ -21,3 +21,7 @@ int strv_extend(char ***l, const char *s);
 int strv_split_comma(const char *s, char ***ret);
 /* Join with sep into a new string (NULL on allocation failure). */
 char *strv_join(char *const *l, const char *sep);
+/* The same strings in the same order (NULL is the empty list). */
+bool strv_equal(char *const *a, char *const *b);
+/* strcmp() of two char * elements, for qsort() and bsearch() of a string array. */
+int strv_compare(const void *a, const void *b);
