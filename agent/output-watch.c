@@ -12,7 +12,7 @@
 #include "cleanup.h"
 #include "fs.h"
 #include "log.h"
-#include "output-watch.h"
+#include "output-watch-internal.h"
 #include "strv.h"
 #include "target.h"
 
@@ -71,80 +71,6 @@ static void watch_ended(OutputWatches *w, int wd) {
         w->ended = p;
 }
 
-static int ref_compare(const void *a, const void *b) {
-        const OutputWatchRef *x = a, *y = b;
-        return (x->wd > y->wd) - (x->wd < y->wd);
-}
-
-static void changed_add(OutputWatches *w, const char *name, size_t len) {
-        char *copy;
-
-        if (w->changed_all)
-                return;
-        if (greedy_realloc((void **) &w->changed, &w->n_changed_allocated, w->n_changed + 2, 16,
-                           sizeof *w->changed) < 0 ||
-            !(copy = strndup(name, len))) {
-                w->changed_all = true; /* check them all instead */
-                return;
-        }
-        w->changed[w->n_changed++] = copy;
-}
-
-/* What an event in the watched directory rel, about name (NULL: the
- * directory itself), may have changed. In a target directory the name is
- * a registry's directory, or containerd's HOST_PORT_ spelling of one
- * (read before ours); _default is read for every registry. In a registry
- * directory, it is that registry. Anywhere else, anything. */
-static void note_change(OutputWatches *w, const char *rel, const char *name) {
-        for (size_t i = 0; i < N_TARGETS; i++) {
-                size_t l = strlen(targets[i].dir);
-                const char *u;
-
-                if (strncmp(rel, targets[i].dir, l) != 0)
-                        continue;
-                if (rel[l] == '/') {
-                        changed_add(w, rel + l + 1, strlen(rel + l + 1));
-                        return;
-                }
-                if (rel[l] != 0)
-                        continue;
-                if (!name || !*name || streq(name, "_default"))
-                        break;
-                w->changed_in_target = true;
-                changed_add(w, name, strlen(name));
-                /* HOST_PORT_ is HOST:PORT's directory too. */
-                l = strlen(name);
-                if (l > 2 && name[l - 1] == '_' && (u = memrchr(name, '_', l - 1))) {
-                        _cleanup_free_ char *hp = strndup(name, l - 1);
-                        if (!hp) {
-                                w->changed_all = true;
-                                return;
-                        }
-                        hp[u - name] = ':';
-                        changed_add(w, hp, l - 1);
-                }
-                return;
-        }
-        w->changed_all = true;
-}
-
-/* Every watch the event's descriptor stands for (two paths may be one
- * directory). */
-static void note_event(OutputWatches *w, const struct inotify_event *ev) {
-        OutputWatchRef key = { .wd = ev->wd }, *f;
-        const char *name = ev->len > 0 ? ev->name : NULL;
-
-        f = w->n_by_wd > 0 ? bsearch(&key, w->by_wd, w->n_by_wd, sizeof *w->by_wd, ref_compare) : NULL;
-        if (!f) {
-                w->changed_all = true;
-                return;
-        }
-        while (f > w->by_wd && f[-1].wd == ev->wd)
-                f--;
-        for (; f < w->by_wd + w->n_by_wd && f->wd == ev->wd; f++)
-                note_change(w, w->watches[f->index].rel, name);
-}
-
 static int on_inotify(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         OutputWatches *w = userdata;
         bool news = false;
@@ -185,7 +111,7 @@ static int on_inotify(sd_event_source *s, int fd, uint32_t revents, void *userda
                                         watch_ended(w, ev->wd);
                                         w->changed_all = true;
                                 } else
-                                        note_event(w, ev);
+                                        output_watches_note_event(w, ev);
                                 news = true;
                         }
                 }
@@ -422,7 +348,7 @@ int output_watches_update(OutputWatches *w, const OutputWatchSet *set, const Man
                         by_wd[w->n_by_wd++] = (OutputWatchRef){ w->watches[k].wd, k };
                 else
                         w->n_unwatched++;
-        qsort(by_wd, w->n_by_wd, sizeof *by_wd, ref_compare);
+        qsort(by_wd, w->n_by_wd, sizeof *by_wd, output_watch_ref_compare);
         w->n_ended = 0;
         refresh_clear(w);
         w->overflow = incomplete;
@@ -457,38 +383,6 @@ bool output_watches_need_update(const OutputWatches *w) {
 bool output_watches_complete(const OutputWatches *w) {
         assert(w);
         return w->io && !w->full && !output_watches_need_update(w) && w->n_unwatched == 0;
-}
-
-void output_watches_take_changes(OutputWatches *w, char ***ret, size_t *ret_n, bool *ret_all, bool *ret_in_target) {
-        size_t u = 0;
-
-        assert(w);
-        assert(ret);
-        assert(ret_n);
-        assert(ret_all);
-
-        *ret = NULL;
-        *ret_n = 0;
-        *ret_all = w->changed_all;
-        if (ret_in_target)
-                *ret_in_target = w->changed_in_target;
-        if (!w->changed_all && w->n_changed > 0) {
-                qsort(w->changed, w->n_changed, sizeof *w->changed, strv_compare);
-                for (size_t i = 0; i < w->n_changed; i++)
-                        if (u > 0 && streq(w->changed[u - 1], w->changed[i]))
-                                free(w->changed[i]);
-                        else
-                                w->changed[u++] = w->changed[i];
-                w->changed[u] = NULL;
-                *ret = TAKE_PTR(w->changed);
-                *ret_n = u;
-                w->n_changed_allocated = 0;
-        }
-        for (size_t i = 0; w->changed && i < w->n_changed; i++)
-                free(w->changed[i]);
-        w->changed = mfree(w->changed);
-        w->n_changed = w->n_changed_allocated = 0;
-        w->changed_all = w->changed_in_target = false;
 }
 
 size_t output_watches_active(const OutputWatches *w) {
