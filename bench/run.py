@@ -453,11 +453,10 @@ class Harness:
         self.timings.append(("cold apply", time.monotonic() - t_section))
 
     # ---- baseline: node-ca's loop --------------------------------------
-    def nodeca(self, n, interval, window, swaps):
-        """Run bench/node-ca-loop.sh on an n-key volume at `interval`: CPU and
-        files written over `window` s with nothing changing, then `swaps`
-        one-key swaps timed to the copy (IN_CLOSE_WRITE of ca.crt)."""
-        t_section = time.monotonic()
+    def nodeca_start(self, n, interval):
+        """bench/node-ca-loop.sh running on an n-key volume at `interval`, past
+        its first pass: (volume, certs.d, process, pass end times, inotify on
+        every key's directory for IN_CLOSE_WRITE). The caller stops it."""
         vol = bl.KubeletVolume(self.vtmp / f"nodeca-volume-{n}-{interval}", self.data(n))
         certs = self.tmp / f"nodeca-root-{n}-{interval}" / "etc/docker/certs.d"
         certs.mkdir(parents=True)
@@ -476,6 +475,18 @@ class Harness:
             ino = bl.Inotify()
             for i in range(n):
                 ino.watch(certs / host_name(i), bl.IN_CLOSE_WRITE)
+        except BaseException:
+            self.stop_proc(p)
+            raise
+        return vol, certs, p, passes, ino
+
+    def nodeca(self, n, interval, window, swaps):
+        """Run bench/node-ca-loop.sh on an n-key volume at `interval`: CPU and
+        files written over `window` s with nothing changing, then `swaps`
+        one-key swaps timed to the copy (IN_CLOSE_WRITE of ca.crt)."""
+        t_section = time.monotonic()
+        vol, certs, p, passes, ino = self.nodeca_start(n, interval)
+        try:
             time.sleep(0.2)
             ino.events(0)
             # Steady state: nothing changes. At least one whole steady pass
@@ -545,24 +556,8 @@ class Harness:
         uniform over the cycle, as real changes are."""
         t_section = time.monotonic()
         interval = 60
-        vol = bl.KubeletVolume(self.vtmp / f"nodeca-volume-{n}-60", self.data(n))
-        certs = self.tmp / f"nodeca-root-{n}-60" / "etc/docker/certs.d"
-        certs.mkdir(parents=True)
-        argv = ["/bin/sh", REPO / "bench/node-ca-loop.sh", vol.path, certs, interval]
-        self.command(argv, f"baseline: node-ca's loop, {n} keys, every 60 s")
-        passes = []
-        p = self.popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-        def read():
-            for line in p.stderr:
-                if line.startswith(b"pass "):
-                    passes.append(time.monotonic())
-        threading.Thread(target=read, daemon=True).start()
+        vol, certs, p, passes, ino = self.nodeca_start(n, interval)
         try:
-            bl_wait(lambda: passes, 600, "node-ca's first pass")
-            ino = bl.Inotify()
-            for i in range(n):
-                ino.watch(certs / host_name(i), bl.IN_CLOSE_WRITE)
             start = passes[0]
             swapped = {}
             j = 1
