@@ -127,30 +127,13 @@ uint64_t manifest_ownership_signature(const Manifest *m) {
         return sum;
 }
 
-int manifest_save_changes(int rootfd, const char *state_dir, Manifest *m) {
-        assert(m);
-
-        if (m->defer_hashes && manifest_ownership_signature(m) == m->saved_ownership) {
-                m->hashes_unsaved = true;
-                return 0;
-        }
-        return manifest_save(rootfd, state_dir, m);
-}
-
-int manifest_flush(int rootfd, const char *state_dir, Manifest *m) {
-        assert(m);
-        return m->hashes_unsaved ? manifest_save(rootfd, state_dir, m) : 0;
-}
-
-int manifest_save(int rootfd, const char *state_dir, Manifest *m) {
+/* Write m's text; on success, sig (its ownership_signature()) is what is
+ * on disk. */
+static int save(int rootfd, const char *state_dir, Manifest *m, uint64_t sig) {
         _cleanup_free_ char *text = NULL;
         _cleanup_close_ int dfd = -1;
         size_t size;
         int r;
-
-        assert(rootfd >= 0);
-        assert(state_dir);
-        assert(m);
 
         r = manifest_render(m, &text, &size);
         if (r < 0)
@@ -161,8 +144,36 @@ int manifest_save(int rootfd, const char *state_dir, Manifest *m) {
                 return r;
         r = write_file_atomic_at(dfd, MANIFEST_FILE, text, size, 0600, (uid_t) -1, (gid_t) -1);
         if (r >= 0) {
-                m->saved_ownership = manifest_ownership_signature(m);
+                m->saved_ownership = sig;
                 m->hashes_unsaved = false;
         }
         return r;
+}
+
+int manifest_save_changes(int rootfd, const char *state_dir, Manifest *m) {
+        uint64_t sig;
+
+        assert(rootfd >= 0);
+        assert(state_dir);
+        assert(m);
+
+        sig = manifest_ownership_signature(m);
+        if (m->defer_hashes && sig == m->saved_ownership) {
+                m->hashes_unsaved = true;
+                return 0;
+        }
+        return save(rootfd, state_dir, m, sig);
+}
+
+int manifest_flush(int rootfd, const char *state_dir, Manifest *m) {
+        assert(m);
+        return m->hashes_unsaved ? manifest_save(rootfd, state_dir, m) : 0;
+}
+
+int manifest_save(int rootfd, const char *state_dir, Manifest *m) {
+        assert(rootfd >= 0);
+        assert(state_dir);
+        assert(m);
+
+        return save(rootfd, state_dir, m, manifest_ownership_signature(m));
 }
