@@ -13,19 +13,8 @@ static const char *const node_state_names[_NODE_STATE_MAX] = {
         [NODE_STALE] = "stale",
 };
 
-static const int node_state_ranks[_NODE_STATE_MAX] = {
-        [NODE_FAILING] = 0,
-        [NODE_STALE] = 1,
-        [NODE_LAGGING] = 2,
-        [NODE_CONVERGED] = 3,
-};
-
 const char *node_state_to_string(NodeState s) {
         return s >= 0 && s < _NODE_STATE_MAX ? node_state_names[s] : NULL;
-}
-
-int node_state_attention_rank(NodeState s) {
-        return s >= 0 && s < _NODE_STATE_MAX ? node_state_ranks[s] : _NODE_STATE_MAX;
 }
 
 int node_state_from_string(const char *s) {
@@ -238,33 +227,6 @@ size_t fleet_prune(Fleet *f, uint64_t now, uint64_t forget_usec) {
         }
         f->n_nodes = kept;
         return n - kept;
-}
-
-static int node_view_cmp(const void *a, const void *b) {
-        const NodeView *x = a, *y = b;
-        int rx = node_state_attention_rank(x->state), ry = node_state_attention_rank(y->state);
-
-        if (rx != ry)
-                return rx < ry ? -1 : 1;
-        return strcmp(x->node->report->node, y->node->report->node);
-}
-
-int fleet_list(const Fleet *f, uint64_t now, NodeView **ret, size_t *ret_n) {
-        NodeView *v;
-
-        assert(f);
-        assert(ret);
-        assert(ret_n);
-
-        v = calloc(f->n_nodes ? f->n_nodes : 1, sizeof *v);
-        if (!v)
-                return -ENOMEM;
-        for (size_t i = 0; i < f->n_nodes; i++)
-                v[i] = (NodeView){ f->nodes[i], fleet_node_state(f, f->nodes[i], now) };
-        qsort(v, f->n_nodes, sizeof *v, node_view_cmp);
-        *ret = v;
-        *ret_n = f->n_nodes;
-        return 0;
 }
 
 /* The counts of target name in s, added when there is room; NULL when not. */

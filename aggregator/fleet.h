@@ -76,12 +76,6 @@ typedef struct Fleet {
         Rollouts rollouts;     /* when nodes first applied the current hash, and the last ones */
 } Fleet;
 
-/* A node with its state at some moment, for listings. */
-typedef struct NodeView {
-        const Node *node;
-        NodeState state;
-} NodeView;
-
 /* One certificate of one node, for the expiry listing. */
 typedef struct ExpiringCert {
         const char *node;
@@ -112,8 +106,6 @@ typedef struct FleetSummary {
 } FleetSummary;
 
 const char *node_state_to_string(NodeState s);
-/* 0 for failing .. 3 for converged: the order an operator looks at nodes in. */
-int node_state_attention_rank(NodeState s);
 /* Parse "converged" etc.; -EINVAL for anything else. */
 int node_state_from_string(const char *s);
 
@@ -140,10 +132,6 @@ NodeState fleet_node_state(const Fleet *f, const Node *n, uint64_t now);
 
 /* Forget stale nodes not heard from in forget_usec; returns how many. */
 size_t fleet_prune(Fleet *f, uint64_t now, uint64_t forget_usec);
-
-/* Every node with its state, the ones needing attention first (failing,
- * stale, lagging, converged; by name within a state). Free *ret only. */
-int fleet_list(const Fleet *f, uint64_t now, NodeView **ret, size_t *ret_n);
 
 /* Counts by state, the warnings, nodes by target state and the soonest
  * certificate expiry of the fleet. */
